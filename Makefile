@@ -1,0 +1,35 @@
+# make demo: set up .venv, then run the demo study on built-in synthetic faces.
+# make test: set up .venv, then lint and run the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip's notes about this machine's local package folders are noise; failures still fail.
+QUIET := { grep -v 'is ignored' || true; }
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1 2>&1 | $(QUIET)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(QUIET)
+	$(BIN)/python -c "import saliency, torch, torchvision, cv2"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/saliency demo --out $(DEMO_OUT)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check saliency tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from saliency.cli import main
+
+sys.exit(main())

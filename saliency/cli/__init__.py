@@ -1,0 +1,47 @@
+"""The ``saliency`` command line: thin commands mapping onto library functions.
+
+Library code never prints; the commands here do the talking. ``main(argv)`` returns the
+exit code, so tests call it in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from saliency.cli import data, demo, synth
+from saliency.data.imageio import ImageReadError
+from saliency.data.manifest import ManifestError
+
+COMMANDS = (synth, data, demo)
+# Exceptions that carry a message fit for the user: printed as one line, exit code 2.
+USER_ERRORS = (ValueError, ManifestError, FileNotFoundError, ImageReadError, NotADirectoryError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saliency",
+        description="Explain face gender classifiers: maps, average faces, region analyses.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        print(f"saliency {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"saliency {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""``saliency data import`` and ``saliency data check``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from saliency.cli.progress import bar
+from saliency.data.atomic import atomic_write_text
+from saliency.data.check import check_manifest, summarize
+from saliency.data.importers import FORMATS, ImportOptions, import_dataset
+from saliency.data.importers.common import parse_map
+from saliency.data.manifest import write_manifest
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="import data sets into manifests and check manifests")
+    data_sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    imp = data_sub.add_parser(
+        "import",
+        help="write a manifest from a data set's own layout",
+        description="Formats: " + ", ".join(FORMATS) + ". Rows that cannot be used are "
+        "skipped and listed with a reason in <manifest>_skipped.csv.",
+    )
+    imp.add_argument("src", type=Path, help="data set folder (or CSV file for csv/morph)")
+    imp.add_argument("--format", required=True, choices=list(FORMATS))
+    imp.add_argument("--out", required=True, type=Path, help="manifest CSV to write")
+    imp.add_argument("--images", type=Path, help="folder image paths are relative to")
+    for col in ("path", "label", "group", "split"):
+        imp.add_argument(f"--{col}-col", help=f"source column holding the {col}")
+    imp.add_argument("--label-map", help="e.g. 0=male,1=female")
+    imp.add_argument("--group-map", help="e.g. B=AA,W=C (unmapped values are skipped)")
+    imp.add_argument("--split-map", help="e.g. val=test,Training=train")
+    imp.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="move this seeded fraction of each train cell to val",
+    )
+    imp.add_argument("--seed", type=int, default=0)
+    imp.set_defaults(func=run_import)
+
+    chk = data_sub.add_parser(
+        "check",
+        help="validate a manifest: files, labels, duplicates, landmarks",
+        description="Exits 1 when it finds errors, 0 otherwise.",
+    )
+    chk.add_argument("manifest", type=Path)
+    chk.add_argument("--classes", help="the expected class names, comma separated")
+    chk.add_argument("--decode", action="store_true", help="decode every image fully (slower)")
+    chk.add_argument("--report", type=Path, help="write every problem to this CSV")
+    chk.set_defaults(func=run_check)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    opts = ImportOptions(
+        path_col=args.path_col,
+        label_col=args.label_col,
+        group_col=args.group_col,
+        split_col=args.split_col,
+        label_map=parse_map(args.label_map),
+        group_map=parse_map(args.group_map),
+        split_map=parse_map(args.split_map),
+        images=args.images,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+    )
+    result = import_dataset(args.format, args.src, args.out, opts)
+    if result.df.empty:
+        raise ValueError(
+            f"no usable rows in {args.src}"
+            + (f"; first reason: {result.skipped.iloc[0]['reason']}" if len(result.skipped) else "")
+        )
+    write_manifest(result.df, args.out)
+    print(f"wrote {len(result.df)} rows to {args.out}")
+    df = result.df
+    table = df.groupby(["split", "group", "label"], dropna=False).size().rename("n")
+    print(table.to_string())
+    if len(result.skipped):
+        skipped_path = args.out.with_name(args.out.stem + "_skipped.csv")
+        atomic_write_text(skipped_path, result.skipped.to_csv(index=False))
+        reasons = result.skipped["reason"].str.replace(r"'.*?'", "'…'", regex=True).value_counts()
+        print(f"skipped {len(result.skipped)} rows (listed in {skipped_path}):")
+        for reason, n in reasons.head(10).items():
+            print(f"  {n:6d}  {reason}")
+    return 0
+
+
+def check_and_report(
+    manifest: Path, classes: list[str] | None, decode: bool, report: Path | None
+) -> int:
+    with bar(0, "check", unit="row") as progress:
+        result = check_manifest(manifest, classes=classes, decode=decode, progress=progress.update)
+    summary = summarize(result)
+    if report is not None:
+        atomic_write_text(report, result.frame().to_csv(index=False))
+    n_err, n_warn = len(result.errors), len(result.problems) - len(result.errors)
+    print(
+        f"{manifest}: {result.n_rows} rows, classes {result.classes}, "
+        f"{n_err} error(s), {n_warn} warning(s)"
+    )
+    for _, row in summary.iterrows():
+        print(f"  {row['severity']:7s} {row['kind']:10s} {row['count']:6d}  e.g. {row['example']}")
+    return 0 if result.ok else 1
+
+
+def run_check(args: argparse.Namespace) -> int:
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    return check_and_report(args.manifest, classes, args.decode, args.report)

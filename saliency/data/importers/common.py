@@ -1,0 +1,135 @@
+"""What every importer shares: options, skipped rows, and turning rows into a manifest."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saliency.data.manifest import SPLITS, normalize_frame, relative_path
+
+
+def parse_map(text: str | None) -> dict[str, str] | None:
+    """``"0=male,1=female"`` -> ``{"0": "male", "1": "female"}``; None stays None."""
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"map entry {item!r} must look like FROM=TO, e.g. 0=male")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass
+class ImportOptions:
+    """Options shared by the importers; ``None`` means the format's default."""
+
+    path_col: str | None = None
+    label_col: str | None = None
+    group_col: str | None = None
+    split_col: str | None = None
+    label_map: dict[str, str] | None = None
+    group_map: dict[str, str] | None = None
+    split_map: dict[str, str] | None = None
+    images: Path | None = None  # folder that image paths are relative to
+    val_fraction: float = 0.0  # carve a stratified validation split out of train
+    seed: int = 0
+
+
+@dataclass
+class ImportResult:
+    """Rows that made it (manifest form) and rows that did not, each with a reason."""
+
+    df: pd.DataFrame
+    skipped: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["source", "reason"])
+    )
+
+
+class Skips:
+    """Collects skipped rows: never drop a row without saying why."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    def add(self, source: str | os.PathLike, reason: str) -> None:
+        self.rows.append((str(source), reason))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["source", "reason"])
+
+
+def apply_map(
+    df: pd.DataFrame, col: str, mapping: dict[str, str] | None, what: str, skips: Skips
+) -> pd.DataFrame:
+    """Map ``df[col]`` through ``mapping``; rows with unmapped values are skipped."""
+    if mapping is None:
+        return df
+    values = df[col].astype(str).str.strip()
+    known = values.isin(list(mapping))
+    for i in np.flatnonzero(~known.to_numpy()):
+        skips.add(
+            df["path"].iloc[i],
+            f"{what} {values.iloc[i]!r} not in the {what} map ({', '.join(mapping)})",
+        )
+    df = df[known.to_numpy()].copy()
+    df[col] = values[known].map(mapping)
+    return df
+
+
+def drop_missing_files(df: pd.DataFrame, skips: Skips) -> pd.DataFrame:
+    """Skip rows whose image file does not exist (``df['path']`` absolute)."""
+    exists = np.array([Path(p).is_file() for p in df["path"]], dtype=bool)
+    for p in df.loc[~exists, "path"]:
+        skips.add(p, "image file not found")
+    return df[exists]
+
+
+def drop_empty(df: pd.DataFrame, col: str, what: str, skips: Skips) -> pd.DataFrame:
+    empty = df[col].fillna("").astype(str).str.strip() == ""
+    for p in df.loc[empty, "path"]:
+        skips.add(p, f"empty {what}")
+    return df[~empty.to_numpy()]
+
+
+def carve_validation(df: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
+    """Move a seeded ``fraction`` of each (group, label) cell of ``train`` into ``val``."""
+    if fraction <= 0:
+        return df
+    if not 0 < fraction < 1:
+        raise ValueError("--val-fraction must lie in (0, 1)")
+    df = df.copy()
+    rng = np.random.default_rng(seed)
+    train = df[df["split"] == "train"]
+    for _, cell in train.groupby(["group", "label"], sort=True):
+        k = int(round(fraction * len(cell)))
+        pick = rng.choice(cell.index.to_numpy(), size=k, replace=False)
+        df.loc[pick, "split"] = "val"
+    return df
+
+
+def finalize(
+    df: pd.DataFrame, out: str | os.PathLike, opts: ImportOptions, skips: Skips
+) -> ImportResult:
+    """Absolute ``path`` rows -> manifest rows relative to the manifest written at ``out``."""
+    df = drop_empty(df, "path", "path", skips)
+    df = drop_empty(df, "label", "label", skips)
+    df = drop_missing_files(df, skips)
+    if opts.split_map:
+        df = df.copy()
+        df["split"] = df["split"].map(lambda s: opts.split_map.get(s, s))
+    if "split" in df.columns:
+        bad = ~df["split"].fillna("").isin((*SPLITS, ""))
+        for p, s in zip(df.loc[bad, "path"], df.loc[bad, "split"], strict=True):
+            skips.add(p, f"split {s!r} is not one of {', '.join(SPLITS)} (use --split-map)")
+        df = df[~bad.to_numpy()]
+    df = normalize_frame(df)
+    df = carve_validation(df, opts.val_fraction, opts.seed)
+    folder = Path(out).resolve().parent
+    df["path"] = [relative_path(p, folder) for p in df["path"]]
+    return ImportResult(df.reset_index(drop=True), skips.frame())

@@ -1,0 +1,143 @@
+"""Configuration of the planted-cue face generator, and parsing of its command-line values."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from saliency.data.regions import REGIONS, check_region
+
+CLASSES: tuple[str, str] = ("female", "male")
+
+# Skin tone is a position on a light-to-dark palette (see face.SKIN_PALETTE). Subgroups
+# differ only in their tone range; tone carries no class information.
+DEFAULT_GROUPS: dict[str, tuple[float, float]] = {"A": (0.0, 0.45), "B": (0.55, 1.0)}
+
+# What each region's cue changes (shape or texture inside that region only; never color),
+# and the class-conditional shift at strength 1, in units of the canonical 128 px face.
+# sign +1: larger for male. The individual spread (sd) is the same for both classes.
+CUE_PARAMETERS: dict[str, dict[str, float | str]] = {
+    "eyes": {"param": "eye_height", "base": 5.6, "shift": -1.9, "sd": 0.4},
+    "brows": {"param": "brow_thickness", "base": 4.0, "shift": 1.7, "sd": 0.4},
+    "nose": {"param": "nose_width", "base": 17.0, "shift": 4.2, "sd": 0.9},
+    "mouth": {"param": "lip_thickness", "base": 1.0, "shift": -0.3, "sd": 0.08},
+    "skin": {"param": "stubble", "base": 0.0, "shift": 1.0, "sd": 0.0},
+    "hair": {"param": "hair_length", "base": 0.5, "shift": -0.36, "sd": 0.09},
+}
+
+
+def parse_cue(text: str) -> tuple[str, float]:
+    """``"brows=1"`` -> ``("brows", 1.0)``; strength must lie in [0, 1]."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"cue {text!r} must look like REGION=STRENGTH, e.g. brows=1")
+    name = check_region(name.strip())
+    try:
+        strength = float(value)
+    except ValueError as exc:
+        raise ValueError(f"cue strength in {text!r} is not a number") from exc
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"cue strength in {text!r} must lie in [0, 1]")
+    return name, strength
+
+
+def parse_cue_cell(text: str) -> tuple[str, float]:
+    """``"B_F=0.5"`` -> ``("B_F", 0.5)``: probability of carrying the own class's cue."""
+    cell, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"cue cell {text!r} must look like CELL=P, e.g. B_F=0.5")
+    try:
+        p = float(value)
+    except ValueError as exc:
+        raise ValueError(f"probability in {text!r} is not a number") from exc
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"probability in {text!r} must lie in [0, 1]")
+    return cell.strip(), p
+
+
+def parse_group_tone(text: str) -> tuple[str, tuple[float, float]]:
+    """``"A=0:0.45"`` -> ``("A", (0.0, 0.45))``; a bare name takes an even share of tones."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        return name.strip(), (float("nan"), float("nan"))
+    lo, _, hi = value.partition(":")
+    rng = (float(lo), float(hi))
+    if not 0.0 <= rng[0] <= rng[1] <= 1.0:
+        raise ValueError(f"tone range in {text!r} must satisfy 0 <= lo <= hi <= 1")
+    return name.strip(), rng
+
+
+@dataclass
+class SynthConfig:
+    """Everything that determines a synthetic data set (with ``seed``, it is reproducible).
+
+    Geometry is given for a canonical 128 px face and scaled to ``size``.
+    """
+
+    n: int = 2000
+    size: int = 128
+    seed: int = 0
+    cues: dict[str, float] = field(default_factory=dict)
+    cue_cells: dict[str, float] = field(default_factory=dict)
+    groups: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    max_rotation_deg: float = 8.0
+    scale_range: tuple[float, float] = (0.92, 1.08)
+    max_shift: float = 0.03  # fraction of the image size
+    noise_sd: tuple[float, float] = (2.0, 6.0)  # pixel noise, 0-255 units
+    light_gradient: float = 0.3  # max relative brightness change across the face
+    image_format: str = "png"
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError("--n must be at least 1")
+        if self.size < 32:
+            raise ValueError("--size must be at least 32 px")
+        for name in self.cues:
+            check_region(name)
+        names = list(self.groups)
+        if not names:
+            raise ValueError("at least one group is needed")
+        # bare group names share the tone axis evenly, with a gap between neighbours
+        if any(lo != lo for lo, _ in self.groups.values()):  # NaN check
+            k = len(names)
+            width = 1.0 / k
+            self.groups = {
+                g: (i * width + 0.05 * (i > 0), (i + 1) * width - 0.05 * (i < k - 1))
+                for i, g in enumerate(names)
+            }
+        valid_cells = {f"{g}_{c[0].upper()}" for g in names for c in CLASSES}
+        for cell in self.cue_cells:
+            if cell not in valid_cells:
+                raise ValueError(
+                    f"unknown cue cell {cell!r}; valid cells: {', '.join(sorted(valid_cells))}"
+                )
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6:
+            raise ValueError("split fractions must sum to 1")
+        if self.image_format not in ("png", "jpg"):
+            raise ValueError("image format must be png or jpg")
+
+    @property
+    def classes(self) -> tuple[str, str]:
+        return CLASSES
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def ground_truth(self) -> dict:
+        """What was planted, in a form later stages (validate, share) can check against."""
+        ranked = sorted(self.cues.items(), key=lambda kv: -kv[1])
+        return {
+            "cues": dict(self.cues),
+            "cued_regions": [r for r, s in ranked if s > 0],
+            "uncued_regions": [r for r in REGIONS if self.cues.get(r, 0.0) == 0.0],
+            "cue_cells": dict(self.cue_cells),
+            "cue_parameters": {
+                r: {**CUE_PARAMETERS[r], "strength": self.cues.get(r, 0.0)} for r in REGIONS
+            },
+            "note": (
+                "An image's cue class equals its label, except in cue cells where it equals "
+                "the label with probability P. Cue parameter = base + sign * strength * shift "
+                "+ sd * z, sign +1 for a male cue class, -1 for female; skin: stubble = "
+                "strength for a male cue class, 0 for female."
+            ),
+        }
