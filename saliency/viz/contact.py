@@ -19,7 +19,8 @@ def synth_preview(dataset: str | os.PathLike, out: str | os.PathLike, n: int = 1
     m = read_manifest(Path(dataset) / MANIFEST)
     df = m.df
     per_cell = max(1, n // max(1, df.groupby(["group", "label"]).ngroups))
-    picks = df.groupby(["group", "label"], sort=True).head(per_cell).head(n)
+    picks = df.groupby(["group", "label"], sort=True).head(per_cell)
+    picks = picks.sort_values(["group", "label"], kind="stable").head(n)
     lms = m.landmarks()[picks.index.to_numpy()]
     images = [read_rgb(m.abspath(p)) for p in picks["path"]]
     labels = [read_label_map(m.abspath(p)) for p in picks["mask"]]
@@ -28,4 +29,4 @@ def synth_preview(dataset: str | os.PathLike, out: str | os.PathLike, n: int = 1
         for g, lab, c in zip(picks["group"], picks["label"], picks["cue_class"], strict=True)
     ]
     fig = region_sheet(images, labels, list(np.asarray(lms)), titles)
-    return save_figure(fig, out)
+    return save_figure(fig, out, dpi=110)

@@ -10,7 +10,7 @@ from saliency.data.regions import CODE_NAMES, REGION_CODES
 from saliency.viz.style import new_figure
 
 REGION_COLORS: dict[str, tuple[int, int, int]] = {
-    "skin": (255, 190, 120),
+    "skin": (0, 200, 210),
     "brows": (230, 30, 30),
     "eyes": (30, 90, 255),
     "nose": (20, 200, 60),

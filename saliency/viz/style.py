@@ -32,11 +32,13 @@ def new_figure(width: float, height: float) -> Figure:
         return plt.figure(figsize=(width, height))
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, pdf: bool = False) -> Path:
+def save_figure(
+    fig: Figure, path: str | os.PathLike, pdf: bool = False, dpi: int | None = None
+) -> Path:
     """Save ``fig`` atomically as PNG (and PDF beside it when ``pdf``), then close it."""
     path = Path(path)
     with plt.rc_context(RC):
-        atomic_write(path, lambda tmp: fig.savefig(tmp))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi or RC["savefig.dpi"]))
         if pdf:
             atomic_write(path.with_suffix(".pdf"), lambda tmp: fig.savefig(tmp))
     plt.close(fig)

@@ -1,0 +1,85 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from saliency.data.cells import cell_column, cell_name, class_keys, parse_group
+from saliency.data.manifest import (
+    LANDMARK_COLUMNS,
+    ManifestError,
+    landmark_frame,
+    read_manifest,
+    write_manifest,
+)
+
+
+def test_roundtrip_keeps_core_metadata_and_landmarks(tmp_path):
+    pts = np.random.default_rng(0).uniform(0, 60, (3, 68, 2))
+    df = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "path": ["a.png", "b.png", "c.png"],
+                    "label": ["male", "female", "male"],
+                    "group": ["AA", "C", ""],
+                    "age": [31, 40, 22],
+                }
+            ),
+            landmark_frame(pts),
+        ],
+        axis=1,
+    )
+    path = write_manifest(df, tmp_path / "m.csv")
+    m = read_manifest(path)
+    assert list(m.df.columns[:4]) == ["path", "label", "group", "split"]
+    assert m.classes == ["female", "male"]  # alphabetical
+    assert list(m.label_index()) == [1, 0, 1]
+    assert m.df["age"].tolist() == ["31", "40", "22"]  # metadata kept
+    np.testing.assert_allclose(m.landmarks(), pts, atol=1e-3)
+    assert m.abspath("a.png") == tmp_path / "a.png"
+
+
+def test_partial_landmark_columns_and_missing_required_are_errors(tmp_path):
+    (tmp_path / "a.csv").write_text("path,label,x0,y0\na.png,male,1,2\n")
+    with pytest.raises(ManifestError, match="landmark columns"):
+        read_manifest(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text("file,label\na.png,male\n")
+    with pytest.raises(ManifestError, match="'path'"):
+        read_manifest(tmp_path / "b.csv")
+
+
+def test_given_class_order_is_kept_and_unknown_labels_rejected(tmp_path):
+    write_manifest(pd.DataFrame({"path": ["a", "b"], "label": ["m", "f"]}), tmp_path / "m.csv")
+    assert read_manifest(tmp_path / "m.csv", classes=["m", "f"]).classes == ["m", "f"]
+    with pytest.raises(ManifestError, match="not among"):
+        read_manifest(tmp_path / "m.csv", classes=["m", "x"])
+
+
+def test_cell_keys_use_initials_and_full_names_on_a_clash():
+    assert class_keys(["female", "male"]) == {"female": "F", "male": "M"}
+    assert class_keys(["man", "male"]) == {"man": "man", "male": "male"}
+    assert cell_name("AA", "female", ["female", "male"]) == "AA_F"
+    assert cell_name("", "male", ["female", "male"]) == "M"
+    df = pd.DataFrame({"group": ["AA", "C", ""], "label": ["female", "male", "male"]})
+    assert list(cell_column(df, ["female", "male"])) == ["AA_F", "C_M", "M"]
+
+
+def test_group_specs_select_the_reference_cells():
+    classes, groups = ["female", "male"], ["AA", "C", "Latino_Hispanic"]
+    df = pd.DataFrame(
+        {
+            "group": ["AA", "AA", "C", "Latino_Hispanic"],
+            "label": ["female", "male", "female", "female"],
+        }
+    )
+    assert parse_group("all", groups, classes).mask(df).tolist() == [True] * 4
+    assert parse_group("AA", groups, classes).mask(df).tolist() == [True, True, False, False]
+    assert parse_group("AA_F", groups, classes).mask(df).tolist() == [True, False, False, False]
+    spec = parse_group("Latino_Hispanic_F", groups, classes)
+    assert (spec.group, spec.label) == ("Latino_Hispanic", "female")
+    with pytest.raises(ValueError, match="valid values: all, AA, C, Latino_Hispanic, AA_F"):
+        parse_group("XX_F", groups, classes)
+
+
+def test_landmark_columns_are_in_ibug_order():
+    assert LANDMARK_COLUMNS[:4] == ("x0", "y0", "x1", "y1")
+    assert LANDMARK_COLUMNS[-2:] == ("x67", "y67")
