@@ -71,14 +71,16 @@ def _celeba(tmp_path, tiny_image, as_csv, nested):
         lm.to_csv(src / "list_landmarks_align_celeba.csv", index=False)
     else:
         lines = ["5", " ".join(CELEBA_ATTRS)]
-        lines += [f"{n} " + " ".join(f"{v:2d}" for v in row) for n, row in zip(names, attrs)]
+        lines += [
+            f"{n} " + " ".join(f"{v:2d}" for v in row) for n, row in zip(names, attrs, strict=True)
+        ]
         lines.append("000006.jpg 1 -1")  # malformed: too few values
         (src / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
         (src / "list_eval_partition.txt").write_text(
-            "".join(f"{n} {p}\n" for n, p in zip(names, part))
+            "".join(f"{n} {p}\n" for n, p in zip(names, part, strict=True))
         )
         lm_lines = ["5", "  ".join(FIVE)]
-        lm_lines += [f"{n}    " + "   ".join(map(str, r)) for n, r in zip(names, lms)]
+        lm_lines += [f"{n}    " + "   ".join(map(str, r)) for n, r in zip(names, lms, strict=True)]
         (src / "list_landmarks_align_celeba.txt").write_text("\n".join(lm_lines) + "\n")
     return src
 
