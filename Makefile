@@ -26,7 +26,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check saliency tests benchmarks
+	$(BIN)/ruff format --check .
 
 test: lint
 	$(BIN)/python -m pytest -q
