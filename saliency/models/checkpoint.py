@@ -1,0 +1,72 @@
+"""Checkpoints: weights plus everything later stages must not re-specify.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(..., weights_only=True)``:
+
+    format          "saliency-checkpoint/1"
+    model           ModelSpec fields (arch, n_outputs, loss, output_stride, se, dropout, ...)
+    classes         class names in order (one logit: log-odds of classes[1])
+    preprocessing   Preprocessing fields (size, mean, std, resize, interpolation)
+    state_dict      model weights
+    train_config    the resolved training options
+    data            manifest path and sha256, image counts per split
+    epoch, val_loss, val_accuracy
+    resume          (last.pt only) optimizer, scheduler, early stopping, RNG states
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from saliency.data.atomic import atomic_write
+from saliency.models.camnet import CamNet
+from saliency.models.preprocess import Preprocessing
+from saliency.models.zoo import ModelSpec, build_model
+
+FORMAT = "saliency-checkpoint/1"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> Path:
+    """Write a checkpoint dict atomically."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **ckpt}, buf)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict (weights_only) and check its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found; train first with `saliency train`")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a saliency checkpoint")
+    return ckpt
+
+
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[CamNet, Preprocessing, list[str], dict]:
+    """Rebuild the model of a checkpoint in eval mode on ``device``.
+
+    Returns (model, preprocessing, classes, the checkpoint dict).
+    """
+    ckpt = read_checkpoint(path)
+    spec = ModelSpec(**ckpt["model"])
+    model = build_model(spec)
+    model.load_state_dict(ckpt["state_dict"])
+    model.to(device).eval()
+    return model, Preprocessing.from_dict(ckpt["preprocessing"]), list(ckpt["classes"]), ckpt

@@ -1,0 +1,87 @@
+"""The one preprocessing contract: image file -> the exact tensor the model classifies.
+
+The checkpoint stores a :class:`Preprocessing`; training, evaluation, explanation, ablation
+and figures all build their tensors with :func:`load_resized` then :func:`normalize`, so the
+tensor that is explained or ablated is the tensor that was classified.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from saliency.data.imageio import read_rgb
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a stored (aligned) image becomes the model's input.
+
+    size: input side in px; the whole image is resized to ``size x size`` (no crop: aligned
+        faces are already cropped, and region masks must map onto the input exactly).
+    mean, std: per-channel normalization of RGB values in [0, 1].
+    interpolation: ``area`` (cv2.INTER_AREA when shrinking, linear when enlarging).
+    """
+
+    size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resize: str = "stretch"
+    interpolation: str = "area"
+    color: str = "RGB"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessing:
+        return cls(
+            size=int(d["size"]), mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]), resize=d.get("resize", "stretch"),
+            interpolation=d.get("interpolation", "area"), color=d.get("color", "RGB"),
+        )
+
+
+def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` -> ``uint8 [size, size, 3]`` by the contract's rule."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    shrink = size < max(h, w)
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink
+                      else cv2.INTER_LINEAR)
+
+
+def load_resized(path: str | os.PathLike, pre: Preprocessing) -> np.ndarray:
+    """Read an image file and resize it: ``uint8 [size, size, 3]`` RGB."""
+    return resize_rgb(read_rgb(path), pre.size)
+
+
+def to_unit(batch: torch.Tensor) -> torch.Tensor:
+    """``uint8 [N, H, W, 3]`` or ``[N, 3, H, W]`` -> float ``[N, 3, H, W]`` in [0, 1]."""
+    if batch.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images, got {batch.dtype}")
+    if batch.shape[-1] == 3 and batch.shape[1] != 3:
+        batch = batch.permute(0, 3, 1, 2)
+    return batch.float().div_(255.0)
+
+
+def normalize(x: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """Float ``[N, 3, H, W]`` in [0, 1] -> the model's input (mean/std normalized)."""
+    mean = torch.tensor(pre.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def model_input(batch: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """``uint8`` images (already resized) -> normalized float input ``[N, 3, S, S]``."""
+    return normalize(to_unit(batch), pre)
