@@ -39,7 +39,7 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
                 rgba = np.asarray(im, dtype=np.float32)
                 rgb = rgba[..., :3] * (rgba[..., 3:] / 255.0)
                 return np.ascontiguousarray(np.rint(rgb).astype(np.uint8))
-            return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            return np.array(im.convert("RGB"), dtype=np.uint8)  # writable copy
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"not a readable image ({exc.__class__.__name__}): {path}") from exc
 

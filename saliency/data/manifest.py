@@ -67,7 +67,7 @@ class Manifest:
     def label_index(self) -> np.ndarray:
         """Class index of each row, ``[N]`` int64, in the order of ``classes``."""
         lookup = {c: i for i, c in enumerate(self.classes)}
-        return self.df["label"].map(lookup).to_numpy(dtype=np.int64)
+        return np.array(self.df["label"].map(lookup), dtype=np.int64)
 
 
 def landmark_frame(points: np.ndarray) -> pd.DataFrame:

@@ -51,20 +51,38 @@ def resnet_features(arch: str, output_stride: int = 16, se: bool = False) -> tup
         first.downsample[0].stride = (1, 1)
     if se:
         _add_se(net)
-    features = nn.Sequential(OrderedDict(
-        (name, getattr(net, name))
-        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-    ))
+    features = nn.Sequential(
+        OrderedDict(
+            (name, getattr(net, name))
+            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        )
+    )
     return features, net.fc.in_features
 
 
 def inception_features() -> tuple[nn.Module, int]:
     """Inception v3 up to Mixed_7c (it pools globally before its classifier already)."""
-    net = tvm.inception_v3(weights=None, aux_logits=False, init_weights=True,
-                           transform_input=False)
-    names = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
-             "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a",
-             "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"]
+    net = tvm.inception_v3(weights=None, aux_logits=False, init_weights=True, transform_input=False)
+    names = [
+        "Conv2d_1a_3x3",
+        "Conv2d_2a_3x3",
+        "Conv2d_2b_3x3",
+        "maxpool1",
+        "Conv2d_3b_1x1",
+        "Conv2d_4a_3x3",
+        "maxpool2",
+        "Mixed_5b",
+        "Mixed_5c",
+        "Mixed_5d",
+        "Mixed_6a",
+        "Mixed_6b",
+        "Mixed_6c",
+        "Mixed_6d",
+        "Mixed_6e",
+        "Mixed_7a",
+        "Mixed_7b",
+        "Mixed_7c",
+    ]
     return nn.Sequential(OrderedDict((n, getattr(net, n)) for n in names)), 2048
 
 

@@ -76,8 +76,11 @@ class ImageSource:
                 yield torch.from_numpy(self.memory[rows]), torch.from_numpy(rows)
             return
         loader = DataLoader(
-            _Files(self.paths, self.pre), batch_size=batch_size, sampler=order.tolist(),
-            num_workers=self.workers, persistent_workers=False,
+            _Files(self.paths, self.pre),
+            batch_size=batch_size,
+            sampler=order.tolist(),
+            num_workers=self.workers,
+            persistent_workers=False,
             pin_memory=torch.cuda.is_available(),
         )
         for images, rows in loader:

@@ -45,9 +45,12 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
         return cls(
-            size=int(d["size"]), mean=tuple(float(v) for v in d["mean"]),
-            std=tuple(float(v) for v in d["std"]), resize=d.get("resize", "stretch"),
-            interpolation=d.get("interpolation", "area"), color=d.get("color", "RGB"),
+            size=int(d["size"]),
+            mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]),
+            resize=d.get("resize", "stretch"),
+            interpolation=d.get("interpolation", "area"),
+            color=d.get("color", "RGB"),
         )
 
 
@@ -57,8 +60,9 @@ def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
     if (h, w) == (size, size):
         return image
     shrink = size < max(h, w)
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink
-                      else cv2.INTER_LINEAR)
+    return cv2.resize(
+        image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
 def load_resized(path: str | os.PathLike, pre: Preprocessing) -> np.ndarray:

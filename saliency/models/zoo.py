@@ -76,7 +76,7 @@ def _map_backbone_keys(arch: str, state: dict, se: bool) -> dict:
         if arch == "vgg16":
             if not key.startswith("features."):
                 continue
-            key = "body." + key[len("features."):]
+            key = "body." + key[len("features.") :]
         if se:
             for bn in (".bn2.", ".bn3."):
                 key = key.replace(bn, bn[:-1] + ".0.")
@@ -104,12 +104,16 @@ def load_backbone(model: CamNet, spec: ModelSpec, source: str | os.PathLike) -> 
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-        state = {k[len("features."):] if k.startswith("features.") else k: v
-                 for k, v in state.items()}
+        state = {
+            k[len("features.") :] if k.startswith("features.") else k: v for k, v in state.items()
+        }
     mapped = _map_backbone_keys(spec.arch, state, spec.se)
     missing, unexpected = model.load_state_dict(mapped, strict=False)
-    missing = [k for k in missing if not k.startswith("fc.")
-               and ".fc1." not in k and ".fc2." not in k and "cam_conv" not in k]
+    missing = [
+        k
+        for k in missing
+        if not k.startswith("fc.") and ".fc1." not in k and ".fc2." not in k and "cam_conv" not in k
+    ]
     if missing or unexpected:
         raise ValueError(
             f"{path} does not fit {spec.arch}: {len(missing)} missing keys (e.g. {missing[:3]}),"

@@ -1,0 +1,162 @@
+"""``saliency evaluate`` and ``saliency compare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from saliency.analysis.metrics import evaluation_metrics, group_table
+from saliency.cli.progress import bar
+from saliency.data.atomic import atomic_write_json, atomic_write_text
+from saliency.models.checkpoint import load_model
+from saliency.models.evaluate import count_parameters, evaluation_rows, relative_to
+from saliency.models.predict import predict_logits, predictions_frame
+from saliency.models.train import resolve_device
+from saliency.rundir import best_checkpoint, eval_dir, record, require_run
+from saliency.viz import evaluation as plots
+from saliency.viz.style import new_figure, save_figure
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="predictions and metrics per class, subgroup and cell")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--split", default="test", help="train, val, test or all (default test)")
+    p.add_argument("--manifest", type=Path, help="evaluate another manifest (default: training)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=run_evaluate)
+
+    c = sub.add_parser("compare", help="one table across runs and architectures")
+    c.add_argument("runs", nargs="+", type=Path)
+    c.add_argument("--split", default="test")
+    c.add_argument("--out", type=Path, help="CSV to write (default: print only)")
+    c.set_defaults(func=run_compare)
+
+
+def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], run: Path) -> None:
+    fig = new_figure(3.4, 3.0)
+    plots.confusion_plot(fig.add_subplot(), metrics["confusion"]["rows_true_cols_pred"], classes)
+    save_figure(fig, out / "confusion.png")
+    fig = new_figure(3.6, 3.4)
+    plots.roc_plot(fig.add_subplot(), pred, classes, metrics["roc_auc"])
+    save_figure(fig, out / "roc.png")
+    fig = new_figure(3.4, 3.2)
+    plots.reliability_plot(fig.add_subplot(), metrics["calibration"])
+    save_figure(fig, out / "reliability.png")
+    log_path = run / "train_log.csv"
+    if log_path.is_file():
+        fig = new_figure(7.0, 2.8)
+        plots.training_curves(
+            fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2), pd.read_csv(log_path)
+        )
+        save_figure(fig, out / "curves.png")
+
+
+def print_table(table: pd.DataFrame, metrics: dict) -> None:
+    print(f"{'selection':>14s} {'n':>6s} {'accuracy':>9s}   95% CI")
+    for r in table.itertuples():
+        acc = "-" if r.accuracy is None or pd.isna(r.accuracy) else f"{r.accuracy:.1%}"
+        ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:.1%}, {r.ci_high:.1%}]"
+        print(f"{r.selection:>14s} {r.n:6d} {acc:>9s}   {ci}")
+    hard = metrics["hardest_cell"]
+    if hard:
+        gap = next(g for g in metrics["gaps"] if g["a"] == hard and g["b"] == "rest")
+        if gap["difference"] is not None:
+            verdict = "excludes 0: the gap is real" if gap["excludes_zero"] else "includes 0"
+            print(
+                f"hardest cell {hard}: {gap['difference']:+.1%} vs the rest, 95% CI "
+                f"[{gap['ci'][0]:+.1%}, {gap['ci'][1]:+.1%}] ({verdict})"
+            )
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    run = require_run(args.run)
+    device = resolve_device(args.device)
+    model, pre, classes, ckpt = load_model(best_checkpoint(run), device)
+    rows, manifest = evaluation_rows(ckpt, args.split, args.manifest)
+    with bar(len(rows), f"evaluate {args.split}") as progress:
+        logits = predict_logits(
+            model, pre, rows["path"], args.batch_size, args.workers, progress.update
+        )
+    pred = predictions_frame(rows, logits, classes)
+    pred["path"] = relative_to(pred["path"], manifest.parent)
+    metrics = evaluation_metrics(pred, classes)
+    metrics["checkpoint"] = {"epoch": ckpt["epoch"], "arch": ckpt["model"]["arch"]}
+    metrics["manifest"] = str(manifest)
+    out = eval_dir(run, args.split)
+    atomic_write_text(out / "predictions.csv", pred.to_csv(index=False))
+    atomic_write_json(out / "metrics.json", metrics)
+    table = group_table(pred, classes)
+    atomic_write_text(out / "group_accuracy.csv", table.to_csv(index=False))
+    _figures(out, pred, metrics, classes, run)
+    record(
+        run,
+        f"evaluate:{args.split}",
+        {"split": args.split, "manifest": str(manifest), "batch_size": args.batch_size},
+    )
+    print(
+        f"{args.split}: {len(pred)} images, loss {metrics['loss']:.4f}, ROC AUC "
+        f"{metrics['roc_auc']['all'] or float('nan'):.3f}, ECE "
+        f"{metrics['calibration']['ece']:.3f} -> {out}"
+    )
+    print_table(table, metrics)
+    return 0
+
+
+def inference_ms(model, size: int, batch: int = 32, repeats: int = 3) -> float:
+    """Median milliseconds per image of a forward pass on random input (CPU or the model's)."""
+    device = next(model.parameters()).device
+    x = torch.randn(batch, 3, size, size, device=device)
+    times = []
+    with torch.inference_mode():
+        model(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) * 1000 / batch)
+    return sorted(times)[len(times) // 2]
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    rows = []
+    for run in args.runs:
+        require_run(run)
+        model, pre, _, ckpt = load_model(best_checkpoint(run))
+        metrics_path = eval_dir(run, args.split) / "metrics.json"
+        if not metrics_path.is_file():
+            raise FileNotFoundError(
+                f"{metrics_path} missing; run `saliency evaluate --run {run}"
+                f" --split {args.split}` first"
+            )
+        metrics = json.loads(metrics_path.read_text())
+        with torch.inference_mode():
+            grid = model.forward_features(torch.zeros(1, 3, pre.size, pre.size)).shape[2:]
+        row = {
+            "run": str(run),
+            "arch": ckpt["model"]["arch"],
+            "output_stride": ckpt["model"]["output_stride"],
+            "parameters": count_parameters(model),
+            "size": pre.size,
+            "grid": f"{grid[0]}x{grid[1]}",
+            "accuracy": metrics["accuracy"]["all"]["value"],
+            "loss": metrics["loss"],
+            "ms_per_image": round(inference_ms(model, pre.size), 3),
+        }
+        for name, v in metrics["accuracy"].items():
+            if v["kind"] == "cell":
+                row[name] = v["value"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if args.out:
+        atomic_write_text(args.out, table.to_csv(index=False))
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0

@@ -1,0 +1,126 @@
+"""``saliency train``: train the CAM-ready net on a manifest."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from saliency.cli.progress import bar
+from saliency.models.augment import Augmentation
+from saliency.models.backbones import ARCHS
+from saliency.models.train import EpochEvent, TrainConfig, Trainer, config_from_checkpoint
+from saliency.rundir import last_checkpoint, record
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the CAM-ready ResNet (or Inception v3, VGG16-GAP)")
+    p.add_argument("--manifest", type=Path, help="manifest CSV (required unless --resume)")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
+    d = TrainConfig(manifest="", out="")
+    p.add_argument("--arch", choices=ARCHS, default=d.arch)
+    p.add_argument("--size", type=int, default=d.size, help="input side in px (default 128)")
+    p.add_argument(
+        "--loss",
+        choices=("bce", "ce"),
+        default=d.loss,
+        help="bce: one logit; ce: one logit per class",
+    )
+    p.add_argument("--output-stride", type=int, choices=(16, 32), default=d.output_stride)
+    p.add_argument("--se", action="store_true", help="squeeze-and-excitation blocks (ResNets)")
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--pretrained", help="'imagenet' (from the local torch hub cache) or a file")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--plateau-patience", type=int, default=d.plateau_patience)
+    p.add_argument("--plateau-factor", type=float, default=d.plateau_factor)
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        default=d.early_stopping,
+        help="stop after this many epochs without a better validation loss",
+    )
+    p.add_argument("--balanced", action="store_true", help="sample classes equally")
+    p.add_argument("--classes", help="class names in order, comma separated")
+    p.add_argument("--seed", type=int, default=d.seed)
+    a = Augmentation()
+    p.add_argument("--hflip", type=float, default=a.hflip, help="flip probability")
+    p.add_argument("--rotation", type=float, default=a.rotation_deg, help="max degrees")
+    p.add_argument("--brightness", type=float, default=a.brightness)
+    p.add_argument("--contrast", type=float, default=a.contrast)
+    p.add_argument("--workers", type=int, default=d.workers, help="image decoding workers")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    if args.manifest is None:
+        raise ValueError("--manifest is required (or --resume an existing run)")
+    return TrainConfig(
+        manifest=str(args.manifest),
+        out=str(args.out),
+        arch=args.arch,
+        size=args.size,
+        loss=args.loss,
+        output_stride=args.output_stride,
+        se=args.se,
+        dropout=args.dropout,
+        pretrained=args.pretrained,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        plateau_factor=args.plateau_factor,
+        plateau_patience=args.plateau_patience,
+        early_stopping=args.early_stopping,
+        balanced=args.balanced,
+        seed=args.seed,
+        classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
+        augmentation=Augmentation(args.hflip, args.rotation, args.brightness, args.contrast),
+        workers=args.workers,
+        device=args.device,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        if not last_checkpoint(args.out).is_file():
+            raise FileNotFoundError(f"nothing to resume: {last_checkpoint(args.out)} not found")
+        cfg = config_from_checkpoint(args.out, out=str(args.out), device=args.device)
+    else:
+        cfg = config_from_args(args)
+        if last_checkpoint(args.out).is_file():
+            raise ValueError(f"{args.out} already holds a run; use --resume, or another --out")
+    with bar(0, "decode", unit="img") as decode:
+        trainer = Trainer(cfg, resume=args.resume, progress=decode.update)
+    record(args.out, "train", cfg.to_dict())
+    d = trainer.data_record
+    print(
+        f"{cfg.arch} (output stride {cfg.output_stride}, {trainer.spec.n_outputs} logit(s)) on "
+        f"{trainer.device}: {d['n_train']} train / {d['n_val']} val images at {cfg.size} px, "
+        f"classes {trainer.classes}" + (" (seeded split)" if d["seeded_split"] else "")
+    )
+    if trainer.epoch:
+        print(f"resuming after epoch {trainer.epoch}")
+    n_train = d["n_train"]
+
+    def report(e: EpochEvent) -> None:
+        r = e.row
+        mark = " *" if e.improved else ""
+        print(
+            f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f} acc {r['train_accuracy']:.3f}"
+            f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.3f}  lr {r['lr']:.1e}"
+            f"  {r['seconds']:.0f}s{mark}",
+            flush=True,
+        )
+
+    with bar(n_train * (cfg.epochs - trainer.epoch), "train") as progress:
+        log = trainer.fit(on_epoch=report, step=progress.update)
+    best = min(log, key=lambda r: r["val_loss"])
+    print(
+        f"best epoch {best['epoch']}: val loss {best['val_loss']:.4f}, val accuracy "
+        f"{best['val_accuracy']:.3f} -> {args.out / 'checkpoints' / 'best.pt'}"
+    )
+    return 0

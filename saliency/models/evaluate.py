@@ -1,0 +1,54 @@
+"""Which rows a run is evaluated on, under the checkpoint's class order and split."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saliency.data.manifest import SPLITS, read_manifest
+from saliency.data.splits import stratified_split
+from saliency.models.checkpoint import file_sha256
+
+
+def evaluation_rows(
+    ckpt: dict, split: str, manifest: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, Path]:
+    """Rows of ``split`` (or ``all``) from the training manifest or another one.
+
+    When training drew a seeded split (no split column), the same split is drawn again
+    from the same manifest (its hash is checked) so ``test`` means the same images.
+    Returns the rows (with absolute ``path``) and the manifest path.
+    """
+    if split not in (*SPLITS, "all"):
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join((*SPLITS, 'all'))}")
+    data = ckpt["data"]
+    path = Path(manifest or data["manifest"])
+    m = read_manifest(path, list(ckpt["classes"]))
+    df = m.df.copy()
+    if (df["split"] == "").all() and path.resolve() == Path(data["manifest"]).resolve():
+        if file_sha256(path) != data["sha256"]:
+            raise ValueError(f"{path} changed since training; its seeded split cannot be redrawn")
+        df["split"] = stratified_split(df, seed=int(ckpt["train_config"]["seed"]))
+    if split != "all":
+        df = df[df["split"] == split]
+        if df.empty:
+            raise ValueError(f"{path} has no {split!r} rows; choose --split or --manifest")
+    df["path"] = [str(m.abspath(p)) for p in df["path"]]
+    return df.reset_index(drop=True), path
+
+
+def relative_to(paths: pd.Series, root: Path) -> list[str]:
+    out = []
+    for p in paths:
+        try:
+            out.append(Path(p).relative_to(root.resolve()).as_posix())
+        except ValueError:
+            out.append(p)
+    return out
+
+
+def count_parameters(model) -> int:
+    return int(sum(np.prod(p.shape) for p in model.parameters()))

@@ -1,0 +1,222 @@
+"""CAM-ready nets, checkpoints, training resume, and the preprocessing contract."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torchvision import models as tvm
+
+from saliency.cli import main
+from saliency.data.manifest import read_manifest, write_manifest
+from saliency.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from saliency.models.preprocess import load_resized, model_input
+from saliency.models.train import TrainConfig, Trainer
+from saliency.models.zoo import ModelSpec, build_model, hub_weights_path, load_backbone
+
+
+@pytest.mark.parametrize(
+    ("arch", "stride", "size", "grid"),
+    [
+        ("resnet18", 16, 128, 8),
+        ("resnet18", 32, 128, 4),
+        ("resnet34", 16, 64, 4),
+        ("resnet50", 16, 64, 4),
+        ("vgg16", 16, 64, 4),
+        ("inception_v3", 16, 128, 2),
+    ],
+)
+def test_feature_grid_and_gap_fc_head(arch, stride, size, grid):
+    model = build_model(ModelSpec(arch=arch, output_stride=stride)).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        maps = model.forward_features(x)
+        assert maps.shape[2:] == (grid, grid) and maps.shape[1] == model.channels
+        expected = maps.mean(dim=(2, 3)) @ model.fc.weight.T + model.fc.bias
+        torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_resnet50_output_stride_16_uses_dilation_not_stride():
+    model = build_model(ModelSpec(arch="resnet50"))
+    block = model.features.layer4[0]
+    assert block.conv2.stride == (1, 1) and model.features.layer4[1].conv2.dilation == (2, 2)
+
+
+def test_squeeze_excitation_and_two_logit_head():
+    spec = ModelSpec(arch="resnet18", se=True, n_outputs=2, loss="ce")
+    model = build_model(spec)
+    plain = build_model(ModelSpec(arch="resnet18"))
+    assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in plain.parameters())
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 2)
+
+
+def test_imagenet_weights_are_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    spec = ModelSpec(arch="resnet18", pretrained="imagenet")
+    with pytest.raises(FileNotFoundError, match="never downloads them.*resnet18-f37072fd.pth"):
+        load_backbone(build_model(spec), spec, "imagenet")
+    # once the file is where the message says, it loads (torchvision's own key layout)
+    path, _ = hub_weights_path("resnet18")
+    path.parent.mkdir(parents=True)
+    reference = tvm.resnet18(weights=None)
+    torch.save(reference.state_dict(), path)
+    for se in (False, True):
+        spec = ModelSpec(arch="resnet18", pretrained="imagenet", se=se)
+        model = build_model(spec)
+        load_backbone(model, spec, "imagenet")
+        w = model.features.layer1[0].bn2[0].weight if se else model.features.layer1[0].bn2.weight
+        torch.testing.assert_close(w, reference.layer1[0].bn2.weight)
+        torch.testing.assert_close(model.features.conv1.weight, reference.conv1.weight)
+
+
+def test_inception_needs_75_px_and_imagenet_inception_uses_its_own_normalization(tmp_path):
+    from saliency.models.zoo import default_preprocessing
+
+    with pytest.raises(ValueError, match="at least 75"):
+        default_preprocessing(ModelSpec(arch="inception_v3"), 64)
+    pre = default_preprocessing(ModelSpec(arch="inception_v3", pretrained="imagenet"), 128)
+    assert pre.mean == (0.5, 0.5, 0.5) and pre.std == (0.5, 0.5, 0.5)
+
+
+def test_checkpoint_loads_with_weights_only_and_records_the_contract(tiny_run):
+    ckpt = torch.load(tiny_run / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["model"]["arch"] == "resnet18" and ckpt["model"]["output_stride"] == 16
+    assert ckpt["classes"] == ["female", "male"]
+    assert ckpt["preprocessing"]["size"] == 32
+    assert len(ckpt["data"]["sha256"]) == 64
+    assert set(ckpt["resume"]) >= {"optimizer", "scheduler", "generator", "torch_rng"}
+    log = pd.read_csv(tiny_run / "train_log.csv")
+    assert log.columns.tolist() == [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+    ]
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert {"train", "evaluate:test"} <= set(config["commands"])
+
+
+def test_evaluate_uses_the_checkpoints_preprocessing(tiny_run, tmp_path):
+    pred = pd.read_csv(tiny_run / "eval" / "test" / "predictions.csv")
+    model, pre, classes, ckpt = load_model(tiny_run / "checkpoints" / "best.pt")
+    manifest = read_manifest(ckpt["data"]["manifest"])
+    images = np.stack([load_resized(manifest.abspath(p), pre) for p in pred["path"][:8]])
+    with torch.no_grad():
+        logits = model(model_input(torch.from_numpy(images), pre))[:, 0].numpy()
+    np.testing.assert_allclose(pred["logit"][:8], logits, rtol=1e-4, atol=1e-4)
+    # a checkpoint with another normalization gives other logits in evaluate
+    run2 = tmp_path / "run2"
+    (run2 / "checkpoints").mkdir(parents=True)
+    tampered = read_checkpoint(tiny_run / "checkpoints" / "best.pt")
+    tampered["preprocessing"]["mean"] = [0.0, 0.0, 0.0]
+    tampered.pop("format")
+    save_checkpoint(run2 / "checkpoints" / "best.pt", tampered)
+    assert main(["evaluate", "--run", str(run2), "--workers", "0"]) == 0
+    pred2 = pd.read_csv(run2 / "eval" / "test" / "predictions.csv")
+    assert not np.allclose(pred2["logit"], pred["logit"], atol=1e-3)
+
+
+def test_evaluate_writes_tables_and_figures(tiny_run):
+    out = tiny_run / "eval" / "test"
+    for name in (
+        "predictions.csv",
+        "metrics.json",
+        "group_accuracy.csv",
+        "confusion.png",
+        "roc.png",
+        "reliability.png",
+        "curves.png",
+    ):
+        assert (out / name).is_file(), name
+    pred = pd.read_csv(out / "predictions.csv")
+    assert {"prob_female", "prob_male", "pred", "correct", "logit"} <= set(pred.columns)
+    np.testing.assert_allclose(pred["prob_male"], 1 / (1 + np.exp(-pred["logit"])), atol=1e-5)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (
+        metrics["n"] == len(pred) and metrics["accuracy"]["all"]["value"] == pred["correct"].mean()
+    )
+    table = pd.read_csv(out / "group_accuracy.csv")
+    assert table["selection"].tolist()[:3] == ["all", "female", "male"]
+
+
+def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, tmp_path):
+    def cfg(out):
+        return TrainConfig(
+            manifest=str(synth_tiny / "manifest.csv"),
+            out=str(out),
+            size=32,
+            epochs=3,
+            batch_size=32,
+            early_stopping=10,
+            workers=0,
+            seed=11,
+        )
+
+    full = Trainer(cfg(tmp_path / "a"))
+    full.fit()
+
+    class Killed(Exception):
+        pass
+
+    def kill(event):
+        if event.epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(cfg(tmp_path / "b")).fit(on_epoch=kill)
+    resumed = Trainer(cfg(tmp_path / "b"), resume=True)
+    assert resumed.epoch == 1
+    resumed.fit()
+    a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert [r["val_loss"] for r in a["resume"]["log"]] == [
+        r["val_loss"] for r in b["resume"]["log"]
+    ]
+
+
+@pytest.mark.parametrize("problem", ["missing", "three_classes", "no_val"])
+def test_bad_manifest_fails_before_training(synth_tiny, tmp_path, capsys, problem):
+    df = read_manifest(synth_tiny / "manifest.csv").df.copy()
+    df["path"] = [str(synth_tiny / p) for p in df["path"]]
+    if problem == "missing":
+        df.loc[0, ["path", "split"]] = [str(tmp_path / "gone.png"), "train"]
+    elif problem == "three_classes":
+        df.loc[0, "label"] = "child"
+    else:
+        df.loc[df["split"] == "val", "split"] = "train"
+    write_manifest(df, tmp_path / "m.csv")
+    code = main(
+        [
+            "train",
+            "--manifest",
+            str(tmp_path / "m.csv"),
+            "--out",
+            str(tmp_path / "r"),
+            "--size",
+            "32",
+            "--workers",
+            "0",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    expected = {
+        "missing": "1 train/val image(s) missing",
+        "three_classes": "exactly two classes",
+        "no_val": "no validation images",
+    }[problem]
+    assert expected in err
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_compare_writes_one_table(tiny_run, tmp_path, capsys):
+    assert main(["compare", str(tiny_run), str(tiny_run), "--out", str(tmp_path / "c.csv")]) == 0
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert table.loc[0, "grid"] == "2x2" and table.loc[0, "parameters"] > 1e7
+    assert {"A_F", "B_M", "accuracy", "loss", "ms_per_image"} <= set(table.columns)

@@ -1,0 +1,90 @@
+"""Interval statistics and evaluation metrics against hand-computed and published values."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from saliency.analysis.metrics import calibration, evaluation_metrics, group_table, roc_auc
+from saliency.analysis.stats import newcombe_difference, wilson
+
+
+def test_wilson_matches_published_values():
+    # Newcombe (1998), Table I: 81/263 -> 0.2553 to 0.3662; 15/148 -> 0.0624 to 0.1605;
+    # 0/10 -> 0 to 0.2775
+    lo, hi = wilson(81, 263)
+    assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
+    lo, hi = wilson(15, 148)
+    assert (round(lo, 4), round(hi, 4)) == (0.0624, 0.1605)
+    lo, hi = wilson(0, 10)
+    assert lo == 0.0 and round(hi, 4) == 0.2775
+    assert all(math.isnan(v) for v in wilson(0, 0))
+
+
+def test_newcombe_hybrid_score_matches_published_example():
+    # Newcombe (1998), difference 56/70 - 48/80, method 10: 0.0524 to 0.3339
+    d, lo, hi = newcombe_difference(56, 70, 48, 80)
+    assert round(d, 4) == 0.2 and (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
+
+
+def _pred(rows):
+    df = pd.DataFrame(rows, columns=["label", "group", "prob_male"])
+    df["prob_female"] = 1 - df["prob_male"]
+    df["pred"] = np.where(df["prob_male"] > 0.5, "male", "female")
+    df["correct"] = df["pred"] == df["label"]
+    return df
+
+
+def test_metrics_by_hand_with_an_empty_cell_and_a_one_class_subgroup():
+    classes = ["female", "male"]
+    df = _pred(
+        [
+            ("female", "AA", 0.9),  # wrong
+            ("female", "AA", 0.2),
+            ("male", "AA", 0.8),
+            ("male", "AA", 0.4),  # wrong
+            ("male", "AA", 0.7),
+            ("male", "C", 0.6),  # group C has males only: C_F is empty
+            ("male", "C", 0.3),  # wrong
+        ]
+    )
+    m = evaluation_metrics(df, classes)
+    assert m["accuracy"]["all"]["value"] == pytest.approx(4 / 7)
+    assert m["accuracy"]["AA_F"]["value"] == pytest.approx(0.5)
+    assert m["accuracy"]["C_F"]["n"] == 0 and m["accuracy"]["C_F"]["value"] is None
+    assert m["accuracy"]["C_F"]["ci"] == [None, None]
+    # AA_F: 1 of 2 females missed; 1 of 3 AA males predicted female
+    assert m["cells"]["AA_F"]["fnr"]["value"] == pytest.approx(0.5)
+    assert m["cells"]["AA_F"]["fpr"]["value"] == pytest.approx(1 / 3)
+    assert m["roc_auc"]["by_group"]["C"] is None  # one class only
+    # AA: positives (male) 0.8, 0.4, 0.7 vs negatives 0.9, 0.2: 3 of 6 pairs ordered
+    assert m["roc_auc"]["by_group"]["AA"] == pytest.approx(3 / 6)
+    assert m["per_class"]["male"]["precision"] == pytest.approx(3 / 4)
+    assert m["per_class"]["male"]["recall"] == pytest.approx(3 / 5)
+    assert m["confusion"]["rows_true_cols_pred"] == [[1, 1], [2, 3]]
+    assert m["hardest_cell"] in ("AA_F", "C_M")
+    gap = next(g for g in m["gaps"] if g["a"] == "AA_F" and g["b"] == "AA_M")
+    assert gap["difference"] == pytest.approx(0.5 - 2 / 3)
+    assert not any(g["a"] == "C_F" or g["b"] == "C_F" for g in m["gaps"])
+    expected_loss = -np.mean(np.log([0.1, 0.8, 0.8, 0.4, 0.7, 0.6, 0.3]))
+    assert m["loss"] == pytest.approx(expected_loss)
+
+
+def test_group_table_uses_the_reference_order():
+    df = _pred([("female", "C", 0.2), ("male", "AA", 0.9), ("female", "AA", 0.6)])
+    names = group_table(df, ["female", "male"])["selection"].tolist()
+    assert names == ["all", "female", "male", "AA", "C", "AA_F", "AA_M", "C_F", "C_M"]
+
+
+def test_calibration_error_by_hand():
+    conf = np.array([0.95, 0.95, 0.65, 0.65])
+    correct = np.array([True, True, True, False])
+    cal = calibration(conf, correct, n_bins=10)
+    # bins: 0.95 -> acc 1.0 (gap 0.05), 0.65 -> acc 0.5 (gap 0.15); ECE = 0.5*0.05 + 0.5*0.15
+    assert cal["ece"] == pytest.approx(0.10)
+    assert [b["n"] for b in cal["bins"]] == [2, 2]
+
+
+def test_auc_with_ties():
+    assert roc_auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
