@@ -25,33 +25,29 @@ CUE_PARAMETERS: dict[str, dict[str, float | str]] = {
 }
 
 
-def parse_cue(text: str) -> tuple[str, float]:
-    """``"brows=1"`` -> ``("brows", 1.0)``; strength must lie in [0, 1]."""
+def _unit_assignment(text: str, form: str, what: str) -> tuple[str, float]:
+    """``"NAME=V"`` with V in [0, 1] -> ``(NAME, V)``; ``form`` is shown on errors."""
     name, sep, value = text.partition("=")
     if not sep:
-        raise ValueError(f"cue {text!r} must look like REGION=STRENGTH, e.g. brows=1")
-    name = check_region(name.strip())
+        raise ValueError(f"{text!r} must look like {form}")
     try:
-        strength = float(value)
+        number = float(value)
     except ValueError as exc:
-        raise ValueError(f"cue strength in {text!r} is not a number") from exc
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"cue strength in {text!r} must lie in [0, 1]")
-    return name, strength
+        raise ValueError(f"{what} in {text!r} is not a number") from exc
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{what} in {text!r} must lie in [0, 1]")
+    return name.strip(), number
+
+
+def parse_cue(text: str) -> tuple[str, float]:
+    """``"brows=1"`` -> ``("brows", 1.0)``; strength must lie in [0, 1]."""
+    name, strength = _unit_assignment(text, "REGION=STRENGTH, e.g. brows=1", "cue strength")
+    return check_region(name), strength
 
 
 def parse_cue_cell(text: str) -> tuple[str, float]:
     """``"B_F=0.5"`` -> ``("B_F", 0.5)``: probability of carrying the own class's cue."""
-    cell, sep, value = text.partition("=")
-    if not sep:
-        raise ValueError(f"cue cell {text!r} must look like CELL=P, e.g. B_F=0.5")
-    try:
-        p = float(value)
-    except ValueError as exc:
-        raise ValueError(f"probability in {text!r} is not a number") from exc
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"probability in {text!r} must lie in [0, 1]")
-    return cell.strip(), p
+    return _unit_assignment(text, "CELL=P, e.g. B_F=0.5", "probability")
 
 
 def parse_group_tone(text: str) -> tuple[str, tuple[float, float]]:
