@@ -1,0 +1,25 @@
+"""CAM (Zhou et al. 2016): the target class's FC weights times the last block's maps.
+
+For a GAP -> FC net, ``mean_hw(cam) + bias`` equals the target score, so CAM is the exact
+spatial decomposition of the logit. Signed; one forward pass, no backward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from saliency.methods.base import target_weights, upsample
+from saliency.models.camnet import CamNet
+
+
+@torch.no_grad()
+def cam_grid(model: CamNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CAM on the last block's grid ``[N, h, w]`` (logit units per cell, before the mean)."""
+    maps = model.forward_features(x)
+    w = target_weights(model.fc, target).to(maps.dtype)
+    return torch.einsum("nc,nchw->nhw", w, maps)
+
+
+def cam(model: CamNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CAM at input resolution ``[N, H, W]``, signed, in logit units."""
+    return upsample(cam_grid(model, x, target), tuple(x.shape[-2:]))

@@ -1,0 +1,125 @@
+"""Attribution methods: exact values, equivalences and the reference implementation."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from saliency.methods.cam import cam, cam_grid
+from saliency.methods.gradcam import COMBINE, grad_cam, grad_cam_grid
+from saliency.models.camnet import CamNet
+from saliency.models.zoo import ModelSpec, build_model
+
+
+def hand_model() -> CamNet:
+    """conv 1x1 (3 -> 2 channels, hand weights) -> ReLU -> GAP -> fc (one logit)."""
+    conv = nn.Conv2d(3, 2, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 2.0, 0]]).view(2, 3, 1, 1))
+    model = CamNet(nn.Sequential(conv, nn.ReLU()), channels=2, n_outputs=1, dropout=0.0)
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.tensor([[3.0, -1.0]]))
+        model.fc.bias.fill_(0.5)
+    return model.eval()
+
+
+def test_cam_exact_values_on_a_hand_weighted_model():
+    x = torch.zeros(1, 3, 2, 2)
+    x[0, 0] = torch.tensor([[1.0, 0], [0, 2]])  # channel 0 -> feature 0 (x1)
+    x[0, 1] = torch.tensor([[0.0, 1], [0, 0]])  # channel 1 -> feature 1 (x2)
+    model = hand_model()
+    expected_male = torch.tensor([[[3.0, -2.0], [0.0, 6.0]]])  # 3*f0 - 1*f1
+    torch.testing.assert_close(cam(model, x, torch.tensor([1])), expected_male)
+    torch.testing.assert_close(cam(model, x, torch.tensor([0])), -expected_male)
+    # the map's mean plus the bias is the logit
+    logit = model(x)[0, 0]
+    torch.testing.assert_close(expected_male.mean() + 0.5, logit)
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(arch="resnet18", dropout=0.0)).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _minmax(m: torch.Tensor) -> torch.Tensor:
+    m = m.clamp(min=0)
+    lo = m.amin(dim=(-2, -1), keepdim=True)
+    hi = m.amax(dim=(-2, -1), keepdim=True)
+    return (m - lo) / (hi - lo + 1e-7)
+
+
+def test_normalized_cam_equals_normalized_gradcam_on_gap_fc(resnet):
+    x = torch.randn(4, 3, 128, 128)
+    t = torch.tensor([0, 1, 1, 0])
+    a = _minmax(cam(resnet, x, t))
+    b = _minmax(grad_cam(resnet, x, t))
+    assert (a - b).abs().max() < 1e-4
+
+
+def test_one_logit_maps_for_the_two_classes_are_negations(resnet):
+    x = torch.randn(2, 3, 64, 64)
+    for fn in (
+        cam,
+        lambda m, x, t: grad_cam(m, x, t, "gradcam"),
+        lambda m, x, t: grad_cam(m, x, t, "hirescam"),
+    ):
+        torch.testing.assert_close(
+            fn(resnet, x, torch.tensor([0, 0])), -fn(resnet, x, torch.tensor([1, 1]))
+        )
+
+
+@pytest.mark.parametrize("variant", list(COMBINE))
+def test_gradcam_variants_equal_pytorch_grad_cam(resnet, variant):
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.utils.image import scale_cam_image
+    from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
+
+    cls = {
+        "gradcam": pgc.GradCAM,
+        "gradcam++": pgc.GradCAMPlusPlus,
+        "xgradcam": pgc.XGradCAM,
+        "layercam": pgc.LayerCAM,
+        "hirescam": pgc.HiResCAM,
+    }[variant]
+    torch.manual_seed(1)
+    x = torch.randn(3, 3, 128, 128)
+    target = torch.tensor([1, 0, 1])
+    for p in resnet.parameters():  # the library backpropagates from the output
+        p.requires_grad_(True)
+    with cls(model=resnet, target_layers=[resnet.features.layer4[-1]]) as ref:
+        expected = ref(
+            input_tensor=x, targets=[BinaryClassifierOutputTarget(int(t)) for t in target]
+        )
+    for p in resnet.parameters():
+        p.requires_grad_(False)
+    ours = grad_cam_grid(resnet, x, target, variant).clamp(min=0).numpy()  # library's ReLU
+    # the library's min-max and resize per layer, then min-max again across layers
+    ours = scale_cam_image(scale_cam_image(ours, target_size=(128, 128)))
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_one_hot_feature_cell_lands_at_the_right_image_location():
+    """A single active cell of an 8x8 grid maps to the matching 16x16 block of a 128 px map."""
+
+    class OneCell(nn.Module):
+        def forward(self, x):
+            out = torch.zeros(x.shape[0], 1, 8, 8)
+            out[:, 0, 2, 5] = 1.0  # row 2, column 5
+            return out
+
+    model = CamNet(OneCell(), channels=1, n_outputs=1, dropout=0.0).eval()
+    with torch.no_grad():
+        model.fc.weight.fill_(1.0)
+    m = cam(model, torch.zeros(1, 3, 128, 128), torch.tensor([1]))[0]
+    y, x = np.unravel_index(int(m.argmax()), m.shape)
+    assert 32 <= y < 48 and 80 <= x < 96
+    assert float(m[32:48, 80:96].sum()) > 0.5 * float(m.sum())
+
+
+def test_cam_grid_needs_no_gradients(resnet):
+    x = torch.randn(1, 3, 64, 64)
+    assert not cam_grid(resnet, x, torch.tensor([1])).requires_grad
