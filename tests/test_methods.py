@@ -123,3 +123,49 @@ def test_one_hot_feature_cell_lands_at_the_right_image_location():
 def test_cam_grid_needs_no_gradients(resnet):
     x = torch.randn(1, 3, 64, 64)
     assert not cam_grid(resnet, x, torch.tensor([1])).requires_grad
+
+
+def test_ig_on_a_linear_model_equals_input_minus_baseline_times_weight():
+    class Linear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(1, 3, 8, 8))
+
+        def forward(self, x):
+            return (x * self.w).sum(dim=(1, 2, 3)).view(-1, 1)
+
+    from saliency.methods.ig import integrated_gradients
+
+    torch.manual_seed(0)
+    model = Linear()
+    x, b = torch.randn(2, 3, 8, 8), torch.randn(1, 3, 8, 8)
+    res = integrated_gradients(model, x, torch.tensor([1, 0]), b, n_steps=5)
+    expected = (x - b) * model.w.detach()
+    expected[1] *= -1  # class 0 of a one-logit model scores -z
+    torch.testing.assert_close(res.attributions, expected, rtol=1e-5, atol=1e-6)
+    assert float(res.completeness_error.max()) < 1e-5
+
+
+def test_ig_completeness_and_agreement_with_captum(resnet):
+    from captum.attr import IntegratedGradients
+
+    from saliency.methods.base import target_scores
+    from saliency.methods.ig import integrated_gradients
+
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 32, 32)
+    base = torch.zeros(1, 3, 32, 32)
+    target = torch.tensor([1, 0])
+    res = integrated_gradients(resnet, x, target, base, n_steps=64)
+    assert float(res.completeness_error.max()) < 0.01
+
+    expected = torch.stack(
+        [  # captum, one image at a time, same n_steps and method
+            IntegratedGradients(
+                lambda inp, t=t: target_scores(resnet(inp), t.expand(len(inp)))
+            ).attribute(x[i : i + 1], base, n_steps=64, method="gausslegendre")[0]
+            for i, t in enumerate(target.view(-1, 1))
+        ]
+    )
+    rel = (res.attributions - expected).abs().max() / expected.abs().max()
+    assert float(rel) < 1e-4
