@@ -26,17 +26,22 @@ EPS_PP = 1e-6  # gradcam++ stabilizer, as in pytorch-grad-cam
 EPS_X = 1e-7  # xgradcam stabilizer, as in pytorch-grad-cam
 
 
+def head_gradients(model: CamNet, maps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``dS_target/dA`` for last-block maps ``A [N, C, h, w]``: a backward through the head."""
+    maps = maps.detach().requires_grad_(True)
+    with torch.enable_grad():
+        score = target_scores(model.head(maps), target)
+        (grads,) = torch.autograd.grad(score.sum(), maps)
+    return grads
+
+
 def maps_and_gradients(
     model: CamNet, x: torch.Tensor, target: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Last-block maps ``A`` and ``dS_target/dA``, both ``[N, C, h, w]``."""
     with torch.no_grad():
         maps = model.forward_features(x)
-    maps = maps.detach().requires_grad_(True)
-    with torch.enable_grad():
-        score = target_scores(model.head(maps), target)
-        (grads,) = torch.autograd.grad(score.sum(), maps)
-    return maps.detach(), grads
+    return maps, head_gradients(model, maps, target)
 
 
 def _gradcam(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,86 @@
+"""``saliency explain``: per-image maps for the chosen methods."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from saliency.cli.progress import bar
+from saliency.methods.baselines import BASELINES
+from saliency.methods.explain import ExplainConfig, explain_run
+from saliency.methods.ig import METHODS as IG_METHODS
+from saliency.methods.registry import METHODS, IGConfig
+from saliency.models.train import resolve_device
+from saliency.rundir import record, require_run
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="per-image maps (cam, gradcam family, ig)",
+        description="Methods: " + ", ".join(METHODS) + ". Maps are raw "
+        "(signed, unnormalized) at the model's input size.",
+    )
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--split", default="test", help="train, val, test or all")
+    p.add_argument("--methods", default="cam,gradcam,ig", help="comma separated")
+    p.add_argument(
+        "--target", default="predicted", help="predicted (default), true, or a class name"
+    )
+    p.add_argument("--limit", type=int, help="only the first N images of the split")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--ig-steps", type=int, default=32)
+    p.add_argument("--ig-method", choices=IG_METHODS, default="gausslegendre")
+    p.add_argument("--ig-baseline", choices=BASELINES, default="black")
+    p.add_argument(
+        "--ig-tolerance",
+        type=float,
+        default=0.05,
+        help="warn when an image's completeness error exceeds this",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise baseline")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true", help="replace maps made otherwise")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = require_run(args.run)
+    ig = IGConfig(
+        n_steps=args.ig_steps,
+        method=args.ig_method,
+        baseline=args.ig_baseline,
+        seed=args.seed,
+        tolerance=args.ig_tolerance,
+    )
+    cfg = ExplainConfig(
+        split=args.split,
+        methods=[m.strip() for m in args.methods.split(",")],
+        target=args.target,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        ig=ig,
+    )
+    start = time.perf_counter()
+    with bar(0, f"explain {args.split}") as progress:
+        res = explain_run(
+            run_dir, cfg, resolve_device(args.device), args.workers, progress.update, args.overwrite
+        )
+    seconds = time.perf_counter() - start
+    record(run_dir, f"explain:{args.split}", cfg.to_dict())
+    if res.resumed_from:
+        print(f"resumed after {res.resumed_from} of {res.n} images")
+    print(
+        f"{res.n} images x {len(cfg.methods)} method(s) ({', '.join(cfg.methods)}), grid "
+        f"{res.grid[0]}x{res.grid[1]}, in {seconds:.1f} s -> {res.out}"
+    )
+    for w in res.warnings:
+        print(f"warning: {w}")
+    if "ig" in cfg.methods and res.ig_over_tolerance:
+        print(
+            f"warning: {res.ig_over_tolerance} image(s) have an IG completeness error above "
+            f"{args.ig_tolerance:.0%}; raise --ig-steps (see ig_error in index.csv)"
+        )
+    return 0

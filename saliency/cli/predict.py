@@ -1,0 +1,63 @@
+"""``saliency predict``: class and confidence for single images, optionally with a heatmap."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from saliency.methods.registry import METHODS, explain_batch
+from saliency.models import outputs
+from saliency.models.checkpoint import load_model
+from saliency.models.preprocess import load_resized, to_unit
+from saliency.models.train import resolve_device
+from saliency.rundir import best_checkpoint, require_run
+from saliency.viz.average import average_figure
+from saliency.viz.style import save_figure
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="class and confidence for single images (aligned crops)")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--explain", choices=METHODS, help="also write a heatmap overlay per image")
+    p.add_argument("--out", type=Path, help="folder for the overlays (with --explain)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.explain and args.out is None:
+        raise ValueError("--explain needs --out FOLDER for the overlays")
+    model, pre, classes, _ = load_model(
+        best_checkpoint(require_run(args.run)), resolve_device(args.device)
+    )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    device = next(model.parameters()).device
+    batch = torch.from_numpy(np.stack([load_resized(p, pre) for p in args.images]))
+    unit = to_unit(batch.to(device))
+    methods = [args.explain] if args.explain else []
+    res, target = explain_batch(model, unit, pre, methods or ["cam"], outputs.predicted)
+    probs = outputs.probabilities(res.logits).cpu().numpy()
+    width = max(len(str(p)) for p in args.images)
+    for i, path in enumerate(args.images):
+        k = int(target[i])
+        line = f"{str(path):<{width}}  {classes[k]:>8s}  {probs[i, k]:.1%}"
+        if args.explain:
+            m = res.maps[args.explain][i].cpu().numpy()
+            m = m / max(float(np.abs(m).max()), 1e-12)
+            png = args.out / f"{path.stem}_{args.explain}.png"
+            fig = average_figure(
+                unit[i].permute(1, 2, 0).cpu().numpy(),
+                m,
+                1,
+                f"{path.name}: {classes[k]} {probs[i, k]:.1%} ({args.explain} for {classes[k]})",
+                "max",
+            )
+            save_figure(fig, png)
+            line += f"  -> {png}"
+        print(line)
+    return 0

@@ -1,0 +1,209 @@
+"""``explain``: per-image maps for a run's split, streamed into memory-mapped files.
+
+Writes, per method, ``RUN/saliency/<split>/<method>/maps.npy`` (float32 ``[N, H, W]`` at the
+model's input size, raw), ``index.csv`` (one row per map: image, label, group, target,
+prediction, probabilities, logits, IG completeness) and ``meta.json``. Work goes in chunks;
+after each chunk the maps are flushed and the count recorded, so running the same command
+again continues where it stopped and ends with the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from saliency import __version__
+from saliency.data.atomic import atomic_write_json, atomic_write_text
+from saliency.methods.registry import UNITS, IGConfig, check_methods, explain_batch
+from saliency.methods.targets import resolve_targets
+from saliency.models import outputs
+from saliency.models.checkpoint import file_sha256, load_model
+from saliency.models.evaluate import evaluation_rows, relative_to
+from saliency.models.loader import ImageSource
+from saliency.models.predict import predictions_frame
+from saliency.models.preprocess import to_unit
+from saliency.rundir import best_checkpoint
+
+PROGRESS = ".progress.json"
+MIN_GRID = 4  # below this grid size CAM-type maps cannot localize facial regions
+
+
+@dataclass
+class ExplainConfig:
+    split: str = "test"
+    methods: list[str] = field(default_factory=lambda: ["cam", "gradcam", "ig"])
+    target: str = "predicted"
+    limit: int | None = None
+    batch_size: int = 32
+    chunk: int = 256
+    ig: IGConfig = field(default_factory=IGConfig)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ig"] = self.ig.to_dict()
+        return d
+
+
+@dataclass
+class ExplainResult:
+    out: Path
+    n: int
+    resumed_from: int
+    grid: tuple[int, int]
+    ig_over_tolerance: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def mean_face(model_device: torch.device, source: ImageSource) -> torch.Tensor:
+    """Mean of the source's images ``[3, H, W]`` in [0, 1] (streamed)."""
+    total, n = None, 0
+    for images, _ in source.batches(np.arange(len(source)), 256):
+        s = to_unit(images).sum(dim=0, dtype=torch.float64)
+        total = s if total is None else total + s
+        n += images.shape[0]
+    return (total / n).float().to(model_device)
+
+
+def _key(cfg: ExplainConfig, ckpt_sha: str, paths: list[str]) -> str:
+    blob = json.dumps([cfg.to_dict(), ckpt_sha, paths], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def explain_run(
+    run: str | Path,
+    cfg: ExplainConfig,
+    device: torch.device,
+    workers: int = 2,
+    progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
+) -> ExplainResult:
+    """Compute and store the maps of ``cfg.methods`` for ``cfg.split`` of ``run``."""
+    methods = check_methods(cfg.methods)
+    run = Path(run)
+    ckpt_path = best_checkpoint(run)
+    model, pre, classes, ckpt = load_model(ckpt_path, device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    rows, manifest = evaluation_rows(ckpt, cfg.split)
+    if cfg.limit:
+        rows = rows.head(cfg.limit)
+    n, size = len(rows), pre.size
+    with torch.no_grad():
+        grid = tuple(model.forward_features(torch.zeros(1, 3, size, size, device=device)).shape[2:])
+    out = run / "saliency" / cfg.split
+    sha = file_sha256(ckpt_path)
+    key = _key(cfg, sha, rows["path"].tolist())
+    state_path = out / PROGRESS
+    done = 0
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        if state["key"] == key:
+            done = int(state["done"])
+        elif not overwrite:
+            raise ValueError(
+                f"{out} holds maps made with other settings; pass --overwrite to replace them"
+            )
+    start = done
+    mode = "r+" if done else "w+"
+    for m in methods:
+        (out / m).mkdir(parents=True, exist_ok=True)
+    stores = {
+        m: np.lib.format.open_memmap(
+            out / m / "maps.npy", mode=mode, dtype=np.float32, shape=(n, size, size)
+        )
+        for m in methods
+    }
+    n_out = ckpt["model"]["n_outputs"]
+    scalars = np.lib.format.open_memmap(
+        out / ".scalars.npy", mode=mode, dtype=np.float32, shape=(n, n_out + 3)
+    )  # logits, target, ig err/delta
+    true = torch.tensor(rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy())
+    face = None
+    if "ig" in methods and cfg.ig.baseline == "mean":
+        train_rows, _ = evaluation_rows(ckpt, "train")
+        face = mean_face(device, ImageSource(train_rows["path"], pre, 0, workers))
+    source = ImageSource(rows["path"], pre, cache_bytes=0, workers=workers)
+    if progress is not None and done:
+        progress(done)
+    while done < n:
+        stop = min(n, done + cfg.chunk)
+        for images, idx in source.batches(np.arange(done, stop), cfg.batch_size):
+            unit = to_unit(images.to(device))
+            idx_np = idx.numpy()
+
+            def choose(logits: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
+                return resolve_targets(
+                    cfg.target, outputs.predicted(logits), true[idx].to(logits.device), classes
+                )
+
+            res, target = explain_batch(model, unit, pre, methods, choose, cfg.ig, face)
+            for m in methods:
+                stores[m][idx_np] = res.maps[m].float().cpu().numpy()
+            scalars[idx_np, :n_out] = res.logits.float().cpu().numpy()
+            scalars[idx_np, n_out] = target.cpu().numpy()
+            if res.ig_error is not None:
+                scalars[idx_np, n_out + 1] = res.ig_error.cpu().numpy()
+                scalars[idx_np, n_out + 2] = res.ig_delta.cpu().numpy()
+            if progress is not None:
+                progress(len(idx_np))
+        for store in (*stores.values(), scalars):
+            store.flush()
+        done = stop
+        atomic_write_json(state_path, {"key": key, "done": done, "n": n})
+    index = predictions_frame(rows, np.asarray(scalars[:, :n_out]), classes)
+    index["path"] = relative_to(index["path"], manifest.parent)
+    index.insert(4, "target", np.asarray(classes, dtype=object)[scalars[:, n_out].astype(int)])
+    result = ExplainResult(out, n, start, grid)
+    if grid[0] < MIN_GRID or grid[1] < MIN_GRID:
+        result.warnings.append(
+            f"the map grid is {grid[0]}x{grid[1]}: too coarse to tell facial "
+            "regions apart (use a larger --size or --output-stride 16)"
+        )
+    for m in methods:
+        idx_m = index.copy()
+        if m == "ig":
+            idx_m["ig_error"] = scalars[:, n_out + 1]
+            idx_m["ig_delta"] = scalars[:, n_out + 2]
+            result.ig_over_tolerance = int((idx_m["ig_error"] > cfg.ig.tolerance).sum())
+        atomic_write_text(out / m / "index.csv", idx_m.to_csv(index=False))
+        atomic_write_json(
+            out / m / "meta.json",
+            {
+                "method": m,
+                "units": UNITS[m],
+                "normalization": "none (raw maps)",
+                "shape": [n, size, size],
+                "grid": list(grid),
+                "split": cfg.split,
+                "target_policy": cfg.target,
+                "classes": classes,
+                "ig": cfg.ig.to_dict() if m == "ig" else None,
+                "checkpoint": {
+                    "path": str(ckpt_path),
+                    "sha256": sha,
+                    "epoch": ckpt["epoch"],
+                    "arch": ckpt["model"]["arch"],
+                },
+                "preprocessing": pre.to_dict(),
+                "manifest": str(manifest),
+                "saliency_version": __version__,
+            },
+        )
+    return result
+
+
+def read_maps(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Open one method's stored maps (memory-mapped, read-only), its index and meta."""
+    folder = Path(folder)
+    if not (folder / "meta.json").is_file():
+        raise FileNotFoundError(f"no maps in {folder}; run `saliency explain` first")
+    maps = np.load(folder / "maps.npy", mmap_mode="r")
+    index = pd.read_csv(folder / "index.csv", keep_default_na=False)
+    return maps, index, json.loads((folder / "meta.json").read_text())
