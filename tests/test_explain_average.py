@@ -1,0 +1,246 @@
+"""explain and average end to end on a tiny trained run."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from saliency.analysis.normalize import normalize_maps
+from saliency.analysis.permutation import max_t_test
+from saliency.cli import main
+from saliency.methods.explain import ExplainConfig, explain_run, read_maps
+from saliency.methods.registry import IGConfig
+
+
+@pytest.fixture(scope="module")
+def explained(tiny_run):
+    argv = [
+        "explain",
+        "--run",
+        str(tiny_run),
+        "--methods",
+        "cam,gradcam,hirescam,ig",
+        "--workers",
+        "0",
+        "--ig-steps",
+        "16",
+    ]
+    assert main(argv) == 0
+    return tiny_run
+
+
+def test_explain_writes_raw_maps_index_and_meta(explained):
+    maps, index, meta = read_maps(explained / "saliency" / "test" / "ig")
+    assert maps.dtype == np.float32 and maps.shape[1:] == (32, 32)
+    assert len(index) == len(maps) == meta["shape"][0]
+    assert meta["normalization"] == "none (raw maps)" and meta["target_policy"] == "predicted"
+    assert meta["preprocessing"]["size"] == 32 and len(meta["checkpoint"]["sha256"]) == 64
+    assert (index["target"] == index["pred"]).all()
+    # the recorded completeness error is that of the stored maps: |sum - delta| / |delta|
+    total = maps.sum(axis=(1, 2), dtype=np.float64)
+    delta = index["ig_delta"].to_numpy()
+    np.testing.assert_allclose(
+        np.abs(total - delta) / np.abs(delta), index["ig_error"], rtol=1e-3, atol=1e-4
+    )
+    cam_meta = json.loads((explained / "saliency/test/cam/meta.json").read_text())
+    assert cam_meta["grid"] == [2, 2]
+
+
+def test_explain_sees_exactly_the_logits_evaluate_classified(explained):
+    _, index, _ = read_maps(explained / "saliency" / "test" / "cam")
+    pred = pd.read_csv(explained / "eval" / "test" / "predictions.csv")
+    assert index["path"].tolist() == pred["path"].tolist()
+    np.testing.assert_allclose(index["logit"], pred["logit"], rtol=1e-5, atol=1e-5)
+
+
+def test_target_policy_true_and_class(tiny_run, tmp_path):
+    device = torch.device("cpu")
+    for policy in ("true", "male"):
+        cfg = ExplainConfig(methods=["cam"], target=policy, limit=16)
+        res = explain_run(tiny_run, cfg, device, workers=0, overwrite=True)
+        _, index, meta = read_maps(res.out / "cam")
+        expected = index["label"] if policy == "true" else pd.Series(["male"] * len(index))
+        assert index["target"].tolist() == expected.tolist()
+        assert meta["target_policy"] == policy
+    female = explain_run(
+        tiny_run,
+        ExplainConfig(methods=["cam"], target="female", limit=16),
+        device,
+        workers=0,
+        overwrite=True,
+    )
+    maps_f = np.array(read_maps(female.out / "cam")[0])
+    male = explain_run(
+        tiny_run,
+        ExplainConfig(methods=["cam"], target="male", limit=16),
+        device,
+        workers=0,
+        overwrite=True,
+    )
+    np.testing.assert_allclose(maps_f, -np.array(read_maps(male.out / "cam")[0]), atol=1e-6)
+
+
+def test_resumed_explain_equals_one_pass(tiny_run, tmp_path):
+    import shutil
+
+    device = torch.device("cpu")
+    cfg = ExplainConfig(
+        split="val", methods=["gradcam", "ig"], chunk=8, batch_size=4, ig=IGConfig(n_steps=8)
+    )
+    one = explain_run(tiny_run, cfg, device, workers=0, overwrite=True)
+    reference = {m: np.array(read_maps(one.out / m)[0]) for m in cfg.methods}
+    shutil.rmtree(one.out)
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def stop_after_first_chunk(k):
+        seen.append(k)
+        if sum(seen) > 8:  # dies inside the second chunk
+            raise Stop
+
+    with pytest.raises(Stop):
+        explain_run(tiny_run, cfg, device, workers=0, progress=stop_after_first_chunk)
+    resumed = explain_run(tiny_run, cfg, device, workers=0)
+    assert resumed.resumed_from == 8
+    for m in cfg.methods:
+        np.testing.assert_array_equal(np.array(read_maps(resumed.out / m)[0]), reference[m])
+    with pytest.raises(ValueError, match="other settings"):
+        explain_run(tiny_run, ExplainConfig(split="val", methods=["cam"]), device, workers=0)
+
+
+def test_average_mean_and_std_equal_numpy(explained, capsys):
+    assert (
+        main(
+            [
+                "average",
+                "--run",
+                str(explained),
+                "--method",
+                "hirescam",
+                "--group",
+                "A_F",
+                "--norm",
+                "max",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
+    maps, index, _ = read_maps(explained / "saliency" / "test" / "hirescam")
+    sel = ((index["group"] == "A") & (index["label"] == "female")).to_numpy()
+    expected = normalize_maps(maps[sel], "max")
+    out = np.load(explained / "averages" / "hirescam_all_A_F.npz")
+    np.testing.assert_allclose(out["mean"], expected.mean(axis=0), atol=1e-10)
+    np.testing.assert_allclose(out["std"], expected.std(axis=0), atol=1e-10)
+    assert int(out["count"]) == sel.sum() and str(out["normalization"]) == "max"
+    assert out["mean_face"].shape == (32, 32, 3) and 0 <= out["mean_face"].min()
+    assert (explained / "averages" / "hirescam_all_A_F.png").is_file()
+
+
+def test_average_all_groups_by_default_and_errors(explained, capsys):
+    assert main(["average", "--run", str(explained), "--method", "cam", "--workers", "0"]) == 0
+    written = sorted(p.name for p in (explained / "averages").glob("cam_all_*.npz"))
+    assert written == [f"cam_all_{g}.npz" for g in ("A", "A_F", "A_M", "B", "B_F", "B_M", "all")]
+    out = capsys.readouterr().out
+    assert "all" in out and "A_F" in out
+    for argv, msg in [
+        (["--group", "C_F"], "valid values: all, A, B, A_F"),
+        (["--split", "wrong"], "valid: all, correct, incorrect"),
+        (["--class", "child"], "valid: female, male"),
+        (["--method", "lime"], "valid: cam, gradcam, hirescam, ig"),
+    ]:
+        assert main(["average", "--run", str(explained), "--workers", "0", *argv]) == 2
+        assert msg in capsys.readouterr().err
+
+
+def test_empty_selection_says_so_and_writes_nothing(explained, capsys):
+    before = set((explained / "averages").glob("*"))
+    _, index, _ = read_maps(explained / "saliency" / "test" / "cam")
+    code = main(
+        [
+            "average",
+            "--run",
+            str(explained),
+            "--method",
+            "cam",
+            "--split",
+            "incorrect",
+            "--group",
+            "A_F",
+            "--class",
+            "male",
+            "--workers",
+            "0",
+        ]
+    )
+    assert code == 1 and "empty selection" in capsys.readouterr().out
+    assert set((explained / "averages").glob("*")) == before
+
+
+def test_contrast_writes_difference_and_fwe_pvalues(explained):
+    assert (
+        main(
+            [
+                "average",
+                "--run",
+                str(explained),
+                "--method",
+                "cam",
+                "--group",
+                "A",
+                "--contrast",
+                "B",
+                "--permutations",
+                "50",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
+    out = np.load(explained / "averages" / "cam_all_A_vs_B.npz")
+    assert out["p_fwe"].shape == (32, 32) and (out["p_fwe"] > 0).all()
+    assert (explained / "averages" / "cam_all_A_vs_B_contrast.png").is_file()
+
+
+def test_max_t_permutation_finds_a_planted_difference_and_controls_errors():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (40, 10, 10))
+    b = rng.normal(0, 1, (40, 10, 10))
+    a[:, 2:4, 2:4] += 2.0  # planted difference in a 2x2 block
+    res = max_t_test(a.reshape(40, -1), b.reshape(40, -1), n_permutations=400)
+    sig = (res.p_fwe < 0.05).reshape(10, 10)
+    assert sig[2:4, 2:4].all()
+    outside = sig.copy()
+    outside[2:4, 2:4] = False
+    assert not outside.any()
+    null = max_t_test(rng.normal(0, 1, (30, 100)), rng.normal(0, 1, (30, 100)), 400)
+    assert (null.p_fwe < 0.05).sum() <= 1
+
+
+def test_predict_prints_class_and_writes_overlays(tiny_run, synth_tiny, tmp_path, capsys):
+    img = synth_tiny / "images" / "000000.png"
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                str(tiny_run),
+                str(img),
+                "--explain",
+                "gradcam",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    line = capsys.readouterr().out.strip()
+    assert ("female" in line or "male" in line) and "%" in line
+    assert (tmp_path / "000000_gradcam.png").is_file()
