@@ -14,7 +14,7 @@ from saliency.models.checkpoint import load_model
 from saliency.models.preprocess import load_resized, to_unit
 from saliency.models.train import resolve_device
 from saliency.rundir import best_checkpoint, require_run
-from saliency.viz.average import average_figure
+from saliency.viz.average import map_figure
 from saliency.viz.style import save_figure
 
 
@@ -50,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
             m = res.maps[args.explain][i].cpu().numpy()
             m = m / max(float(np.abs(m).max()), 1e-12)
             png = args.out / f"{path.stem}_{args.explain}.png"
-            fig = average_figure(
+            fig = map_figure(
                 unit[i].permute(1, 2, 0).cpu().numpy(),
                 m,
-                1,
-                f"{path.name}: {classes[k]} {probs[i, k]:.1%} ({args.explain} for {classes[k]})",
-                "max",
+                f"{path.name}: {classes[k]} {probs[i, k]:.1%}",
+                "model input",
+                f"{args.explain} for {classes[k]} (/ max|m|)",
             )
             save_figure(fig, png)
             line += f"  -> {png}"

@@ -30,19 +30,23 @@ def _overlay(ax, face, values, signed, title, alpha=0.55, vmax=None):
     return im
 
 
-def average_figure(face: np.ndarray, mean: np.ndarray, n: int, title: str, norm: str) -> Figure:
-    """Average face | mean map over it with a colorbar; ``n`` printed."""
+def map_figure(face: np.ndarray, values: np.ndarray, title: str, left: str, right: str) -> Figure:
+    """An image (left) and a map over it with a colorbar (right); diverging if signed."""
     fig = new_figure(5.2, 2.9)
     ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     ax0.imshow(np.clip(face, 0, 1), interpolation="bilinear")
-    ax0.set_title(f"average face (n = {n})", fontsize=8)
+    ax0.set_title(left, fontsize=8)
     ax0.set_xticks([])
     ax0.set_yticks([])
-    signed = bool((mean < 0).any())
-    im = _overlay(ax1, face, mean, signed, f"mean map ({norm} per image)")
+    im = _overlay(ax1, face, values, bool((values < 0).any()), right)
     fig.colorbar(im, ax=ax1, fraction=0.046, pad=0.03)
     fig.suptitle(title, fontsize=9)
     return fig
+
+
+def average_figure(face: np.ndarray, mean: np.ndarray, n: int, title: str, norm: str) -> Figure:
+    """Average face | mean map over it with a colorbar; ``n`` printed."""
+    return map_figure(face, mean, title, f"average face (n = {n})", f"mean map ({norm} per image)")
 
 
 def contrast_figure(
