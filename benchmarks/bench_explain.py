@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from saliency.methods.base import target_scores
+from saliency.methods.fold import fold_batchnorm
 from saliency.methods.registry import IGConfig, explain_batch
 from saliency.models import outputs
 from saliency.models.preprocess import Preprocessing, normalize
@@ -105,9 +106,10 @@ def speed(device: torch.device, n: int, batch: int, ig_steps: int) -> None:
     with torch.no_grad():
         target = outputs.predicted(model(normalize(x, pre)))
     ours_ig = {}
+    folded = fold_batchnorm(model)  # as explain does for IG
 
     def ig_ours():
-        res, _ = explain_batch(model, x, pre, ["ig"], lambda z: target, cfg)
+        res, _ = explain_batch(model, x, pre, ["ig"], lambda z: target, cfg, ig_model=folded)
         ours_ig["maps"] = res.maps["ig"]
 
     base = normalize(torch.zeros_like(x[:1]), pre)

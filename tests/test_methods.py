@@ -169,3 +169,23 @@ def test_ig_completeness_and_agreement_with_captum(resnet):
     )
     rel = (res.attributions - expected).abs().max() / expected.abs().max()
     assert float(rel) < 1e-4
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "inception_v3"])
+def test_folded_batchnorm_gives_the_same_logits_and_maps(arch):
+    from saliency.methods.fold import fold_batchnorm
+
+    torch.manual_seed(3)
+    model = build_model(ModelSpec(arch=arch, dropout=0.0, se=arch == "resnet18")).eval()
+    for m in model.modules():  # non-trivial running statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-4)
+    t = torch.tensor([0, 1])
+    a, b = grad_cam(model, x, t), grad_cam(folded, x, t)
+    assert float((a - b).abs().max() / a.abs().max()) < 1e-4

@@ -21,6 +21,7 @@ import torch
 
 from saliency import __version__
 from saliency.data.atomic import atomic_write_json, atomic_write_text
+from saliency.methods.fold import fold_batchnorm
 from saliency.methods.registry import UNITS, IGConfig, check_methods, explain_batch
 from saliency.methods.targets import resolve_targets
 from saliency.models import outputs
@@ -28,7 +29,7 @@ from saliency.models.checkpoint import file_sha256, load_model
 from saliency.models.evaluate import evaluation_rows, relative_to
 from saliency.models.loader import ImageSource
 from saliency.models.predict import predictions_frame
-from saliency.models.preprocess import to_unit
+from saliency.models.preprocess import normalize, to_unit
 from saliency.rundir import best_checkpoint
 
 PROGRESS = ".progress.json"
@@ -44,6 +45,7 @@ class ExplainConfig:
     batch_size: int = 32
     chunk: int = 256
     ig: IGConfig = field(default_factory=IGConfig)
+    fold_bn: bool = True  # IG runs on the batch-norm-folded copy when it matches
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -69,6 +71,25 @@ def mean_face(model_device: torch.device, source: ImageSource) -> torch.Tensor:
         total = s if total is None else total + s
         n += images.shape[0]
     return (total / n).float().to(model_device)
+
+
+FOLD_TOLERANCE = 1e-3  # relative difference of logits allowed for the folded copy
+
+
+def _ig_model(
+    model, cfg: ExplainConfig, source: ImageSource, device: torch.device
+) -> tuple[torch.nn.Module, str | None]:
+    """The batch-norm-folded copy for IG when its logits match the model's, else the model."""
+    if "ig" not in cfg.methods or not cfg.fold_bn or len(source) == 0:
+        return model, None
+    folded = fold_batchnorm(model)
+    images, _ = next(source.batches(np.arange(min(len(source), cfg.batch_size)), cfg.batch_size))
+    x = normalize(to_unit(images.to(device)), source.pre)
+    with torch.no_grad():
+        a, b = model(x), folded(x)
+    if float((a - b).abs().max()) > FOLD_TOLERANCE * max(1.0, float(a.abs().max())):
+        return model, "batch-norm folding changed the logits; IG ran on the unfolded model"
+    return folded, None
 
 
 def _key(cfg: ExplainConfig, ckpt_sha: str, paths: list[str]) -> str:
@@ -130,6 +151,7 @@ def explain_run(
         train_rows, _ = evaluation_rows(ckpt, "train")
         face = mean_face(device, ImageSource(train_rows["path"], pre, 0, workers))
     source = ImageSource(rows["path"], pre, cache_bytes=0, workers=workers)
+    ig_model, fold_note = _ig_model(model, cfg, source, device)
     if progress is not None and done:
         progress(done)
     while done < n:
@@ -143,7 +165,7 @@ def explain_run(
                     cfg.target, outputs.predicted(logits), true[idx].to(logits.device), classes
                 )
 
-            res, target = explain_batch(model, unit, pre, methods, choose, cfg.ig, face)
+            res, target = explain_batch(model, unit, pre, methods, choose, cfg.ig, face, ig_model)
             for m in methods:
                 stores[m][idx_np] = res.maps[m].float().cpu().numpy()
             scalars[idx_np, :n_out] = res.logits.float().cpu().numpy()
@@ -161,6 +183,8 @@ def explain_run(
     index["path"] = relative_to(index["path"], manifest.parent)
     index.insert(4, "target", np.asarray(classes, dtype=object)[scalars[:, n_out].astype(int)])
     result = ExplainResult(out, n, start, grid)
+    if fold_note:
+        result.warnings.append(fold_note)
     if grid[0] < MIN_GRID or grid[1] < MIN_GRID:
         result.warnings.append(
             f"the map grid is {grid[0]}x{grid[1]}: too coarse to tell facial "
@@ -185,6 +209,7 @@ def explain_run(
                 "target_policy": cfg.target,
                 "classes": classes,
                 "ig": cfg.ig.to_dict() if m == "ig" else None,
+                "batchnorm_folded": bool(m == "ig" and ig_model is not model),
                 "checkpoint": {
                     "path": str(ckpt_path),
                     "sha256": sha,

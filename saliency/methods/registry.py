@@ -72,11 +72,13 @@ def explain_batch(
     choose_target,
     ig: IGConfig | None = None,
     mean_face: torch.Tensor | None = None,
+    ig_model: CamNet | None = None,
 ) -> tuple[BatchResult, torch.Tensor]:
     """All requested maps for one batch of images ``unit [N, 3, H, W]`` in [0, 1].
 
     ``choose_target(logits) -> [N]`` picks each row's target class from the logits.
-    Returns the result and the targets.
+    ``ig_model`` (e.g. the batch-norm-folded copy) runs IG's many passes; the logits and
+    the CAM-type maps always come from ``model`` itself. Returns the result and the targets.
     """
     x = normalize(unit, pre)
     size = tuple(x.shape[-2:])
