@@ -17,13 +17,13 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so i
 from __future__ import annotations
 
 import hashlib
-import io
 import os
+import threading
 from pathlib import Path
 
 import torch
 
-from saliency.data.atomic import atomic_write
+from saliency.data.atomic import atomic_write, tempfile_path
 from saliency.models.camnet import CamNet
 from saliency.models.preprocess import Preprocessing
 from saliency.models.zoo import ModelSpec, build_model
@@ -41,9 +41,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> Path:
     """Write a checkpoint dict atomically."""
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, **ckpt}, buf)
-    return atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
+    return atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **ckpt}, tmp))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -70,3 +68,49 @@ def load_model(
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
     return model, Preprocessing.from_dict(ckpt["preprocessing"]), list(ckpt["classes"]), ckpt
+
+
+def _snapshot(obj):
+    """A copy of a checkpoint dict whose tensors no longer share memory with training."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_snapshot(v) for v in obj)
+    return obj
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread, so training does not wait for the disk.
+
+    ``submit`` snapshots the tensors (a memory copy), waits for the previous write, then
+    writes atomically in the background; ``close`` waits for the last one. A crash mid-write
+    leaves the previous file intact (atomic rename).
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _run(self, jobs: list[tuple[Path, dict]]) -> None:
+        try:
+            for path, ckpt in jobs:
+                with tempfile_path(path) as tmp:
+                    torch.save({"format": FORMAT, **ckpt}, tmp)
+        except BaseException as exc:  # surfaced on the next submit or close
+            self._error = exc
+
+    def submit(self, jobs: list[tuple[str | os.PathLike, dict]]) -> None:
+        snap = [(Path(p), _snapshot(c)) for p, c in jobs]
+        self.close()
+        self._thread = threading.Thread(target=self._run, args=(snap,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err

@@ -21,7 +21,7 @@ import torch
 from saliency.data.atomic import atomic_write_text
 from saliency.models import outputs
 from saliency.models.augment import Augmentation, augment
-from saliency.models.checkpoint import file_sha256, read_checkpoint, save_checkpoint
+from saliency.models.checkpoint import CheckpointWriter, file_sha256, read_checkpoint
 from saliency.models.loader import ImageSource
 from saliency.models.preprocess import normalize, to_unit
 from saliency.models.trainset import TrainData, prepare
@@ -253,7 +253,19 @@ class Trainer:
         on_epoch: Callable[[EpochEvent], None] | None = None,
         step: Callable[[int], None] | None = None,
     ) -> list[dict]:
-        """Run epochs until ``epochs`` or early stopping; returns the log rows."""
+        """Run epochs until ``epochs`` or early stopping; returns the log rows.
+
+        Checkpoints are written in the background while the next epoch trains; all writes
+        have finished when this returns (or raises).
+        """
+        writer = CheckpointWriter()
+        try:
+            self._fit(writer, on_epoch, step)
+        finally:
+            writer.close()
+        return self.log
+
+    def _fit(self, writer: CheckpointWriter, on_epoch, step) -> None:
         stopped = self.bad_epochs >= self.cfg.early_stopping
         while self.epoch < self.cfg.epochs and not stopped:
             start = time.perf_counter()
@@ -276,16 +288,14 @@ class Trainer:
                 "seconds": round(time.perf_counter() - start, 3),
             }
             self.log.append(row)
-            if improved:
-                save_checkpoint(best_checkpoint(self.out), self._checkpoint(False))
-            save_checkpoint(last_checkpoint(self.out), self._checkpoint(True))
+            jobs = [(best_checkpoint(self.out), self._checkpoint(False))] if improved else []
+            writer.submit([*jobs, (last_checkpoint(self.out), self._checkpoint(True))])
             atomic_write_text(
                 self.out / "train_log.csv", pd.DataFrame(self.log).to_csv(index=False)
             )
             stopped = self.bad_epochs >= self.cfg.early_stopping
             if on_epoch is not None:
                 on_epoch(EpochEvent(self.epoch, row, improved))
-        return self.log
 
 
 def config_from_checkpoint(run: str | Path, **overrides) -> TrainConfig:
