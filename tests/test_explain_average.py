@@ -244,3 +244,29 @@ def test_predict_prints_class_and_writes_overlays(tiny_run, synth_tiny, tmp_path
     line = capsys.readouterr().out.strip()
     assert ("female" in line or "male" in line) and "%" in line
     assert (tmp_path / "000000_gradcam.png").is_file()
+
+
+def test_ig_baselines(tiny_run):
+    from saliency.methods.baselines import make_baseline
+    from saliency.models.preprocess import Preprocessing, normalize
+
+    pre = Preprocessing(size=8)
+    unit = torch.rand(2, 3, 8, 8)
+    black = make_baseline("black", unit, pre)
+    torch.testing.assert_close(black, normalize(torch.zeros(1, 3, 8, 8), pre))
+    blur = make_baseline("blur", unit, pre)
+    assert blur.shape == unit.shape and not torch.allclose(blur, normalize(unit, pre))
+    a = make_baseline("noise", unit, pre, seed=4)
+    torch.testing.assert_close(a, make_baseline("noise", unit, pre, seed=4))
+    with pytest.raises(ValueError, match="mean face"):
+        make_baseline("mean", unit, pre)
+    # the mean baseline through explain: the training split's mean face
+    res = explain_run(
+        tiny_run,
+        ExplainConfig(methods=["ig"], limit=4, ig=IGConfig(n_steps=4, baseline="mean")),
+        torch.device("cpu"),
+        workers=0,
+        overwrite=True,
+    )
+    meta = json.loads((res.out / "ig" / "meta.json").read_text())
+    assert meta["ig"]["baseline"] == "mean" and meta["batchnorm_folded"] is True

@@ -42,27 +42,6 @@ class Moments:
         return Moments(n, mean, m2)
 
 
-def map_moments(maps: np.ndarray, rows: np.ndarray, norm: str, chunk: int = 512) -> Moments:
-    """Moments of ``normalize(maps[rows])`` read ``chunk`` rows at a time."""
-    h, w = maps.shape[1:]
-    total = Moments(0, np.zeros((h, w)), np.zeros((h, w)))
-    rows = np.sort(np.asarray(rows))
-    for start in range(0, len(rows), chunk):
-        x = normalize_maps(maps[rows[start : start + chunk]], norm)
-        mean = x.mean(axis=0)
-        total = total.merge(Moments(len(x), mean, ((x - mean) ** 2).sum(axis=0)))
-    return total
-
-
-def mean_face(paths: Sequence[str], pre: Preprocessing, workers: int = 2) -> np.ndarray:
-    """Mean of the selection's images as the model sees them, ``float [S, S, 3]`` in [0, 1]."""
-    source = ImageSource(paths, pre, cache_bytes=0, workers=workers)
-    total = torch.zeros(pre.size, pre.size, 3, dtype=torch.float64)
-    for images, _ in source.batches(np.arange(len(source)), 256):
-        total += images.to(torch.float64).sum(dim=0)
-    return (total / (255.0 * max(1, len(source)))).numpy()
-
-
 def partition_ids(index, columns: Sequence[str] = ("group", "label", "correct")) -> np.ndarray:
     """An integer per row naming its (group, label, correct) partition; selections are
     unions of partitions, so one pass over the maps serves every selection."""

@@ -63,16 +63,6 @@ class ExplainResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def mean_face(model_device: torch.device, source: ImageSource) -> torch.Tensor:
-    """Mean of the source's images ``[3, H, W]`` in [0, 1] (streamed)."""
-    total, n = None, 0
-    for images, _ in source.batches(np.arange(len(source)), 256):
-        s = to_unit(images).sum(dim=0, dtype=torch.float64)
-        total = s if total is None else total + s
-        n += images.shape[0]
-    return (total / n).float().to(model_device)
-
-
 FOLD_TOLERANCE = 1e-3  # relative difference of logits allowed for the folded copy
 
 
@@ -149,7 +139,8 @@ def explain_run(
     face = None
     if "ig" in methods and cfg.ig.baseline == "mean":
         train_rows, _ = evaluation_rows(ckpt, "train")
-        face = mean_face(device, ImageSource(train_rows["path"], pre, 0, workers))
+        train = ImageSource(train_rows["path"], pre, cache_bytes=0, workers=workers)
+        face = train.mean().permute(2, 0, 1).float().to(device)  # [3, H, W]
     source = ImageSource(rows["path"], pre, cache_bytes=0, workers=workers)
     ig_model, fold_note = _ig_model(model, cfg, source, device)
     if progress is not None and done:

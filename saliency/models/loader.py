@@ -85,3 +85,10 @@ class ImageSource:
         )
         for images, rows in loader:
             yield images, rows
+
+    def mean(self, batch_size: int = 256) -> torch.Tensor:
+        """Mean image ``float64 [S, S, 3]`` in [0, 1] over all rows (streamed)."""
+        total = torch.zeros(self.pre.size, self.pre.size, 3, dtype=torch.float64)
+        for images, _ in self.batches(np.arange(len(self)), batch_size):
+            total += images.to(torch.float64).sum(dim=0)
+        return total / (255.0 * max(1, len(self)))
