@@ -102,7 +102,7 @@ def speed(device: torch.device, n: int, batch: int, ig_steps: int) -> None:
     x = unit[:m]
     for p in model.parameters():
         p.requires_grad_(False)
-    cfg = IGConfig(n_steps=ig_steps, internal_batch=256)
+    cfg = IGConfig(n_steps=ig_steps, internal_batch=128)
     with torch.no_grad():
         target = outputs.predicted(model(normalize(x, pre)))
     ours_ig = {}

@@ -51,10 +51,12 @@ def _fold_children(module: nn.Module) -> int:
 
 
 def fold_batchnorm(model: CamNet) -> CamNet:
-    """An eval-mode copy of ``model`` with batch norm folded into convolutions."""
+    """An eval-mode copy of ``model`` with batch norm folded into convolutions, stored
+    channels_last (faster convolutions forward and backward, on CPU as on CUDA)."""
     folded = copy.deepcopy(model).eval()
     with torch.no_grad():
         _fold_children(folded)
+    folded = folded.to(memory_format=torch.channels_last)
     for p in folded.parameters():
         p.requires_grad_(False)
     return folded

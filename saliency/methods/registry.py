@@ -34,7 +34,7 @@ class IGConfig:
     method: str = "gausslegendre"
     baseline: str = "black"
     seed: int = 0
-    internal_batch: int = 256
+    internal_batch: int = 128
     tolerance: float = 0.05  # completeness error above this is warned about
 
     def __post_init__(self) -> None:
