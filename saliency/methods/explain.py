@@ -145,31 +145,37 @@ def explain_run(
     ig_model, fold_note = _ig_model(model, cfg, source, device)
     if progress is not None and done:
         progress(done)
-    while done < n:
-        stop = min(n, done + cfg.chunk)
-        for images, idx in source.batches(np.arange(done, stop), cfg.batch_size):
-            unit = to_unit(images.to(device))
-            idx_np = idx.numpy()
 
-            def choose(logits: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
-                return resolve_targets(
-                    cfg.target, outputs.predicted(logits), true[idx].to(logits.device), classes
-                )
-
-            res, target = explain_batch(model, unit, pre, methods, choose, cfg.ig, face, ig_model)
-            for m in methods:
-                stores[m][idx_np] = res.maps[m].float().cpu().numpy()
-            scalars[idx_np, :n_out] = res.logits.float().cpu().numpy()
-            scalars[idx_np, n_out] = target.cpu().numpy()
-            if res.ig_error is not None:
-                scalars[idx_np, n_out + 1] = res.ig_error.cpu().numpy()
-                scalars[idx_np, n_out + 2] = res.ig_delta.cpu().numpy()
-            if progress is not None:
-                progress(len(idx_np))
+    def checkpoint(upto: int) -> None:
         for store in (*stores.values(), scalars):
             store.flush()
-        done = stop
-        atomic_write_json(state_path, {"key": key, "done": done, "n": n})
+        atomic_write_json(state_path, {"key": key, "done": upto, "n": n})
+
+    unflushed = 0
+    for images, idx in source.batches(np.arange(done, n), cfg.batch_size):
+        unit = to_unit(images.to(device))
+        idx_np = idx.numpy()
+
+        def choose(logits: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
+            return resolve_targets(
+                cfg.target, outputs.predicted(logits), true[idx].to(logits.device), classes
+            )
+
+        res, target = explain_batch(model, unit, pre, methods, choose, cfg.ig, face, ig_model)
+        for m in methods:
+            stores[m][idx_np] = res.maps[m].float().cpu().numpy()
+        scalars[idx_np, :n_out] = res.logits.float().cpu().numpy()
+        scalars[idx_np, n_out] = target.cpu().numpy()
+        if res.ig_error is not None:
+            scalars[idx_np, n_out + 1] = res.ig_error.cpu().numpy()
+            scalars[idx_np, n_out + 2] = res.ig_delta.cpu().numpy()
+        unflushed += len(idx_np)
+        if unflushed >= cfg.chunk:  # rows are processed in order: all below idx[-1] are done
+            checkpoint(int(idx_np[-1]) + 1)
+            unflushed = 0
+        if progress is not None:
+            progress(len(idx_np))
+    checkpoint(n)
     index = predictions_frame(rows, np.asarray(scalars[:, :n_out]), classes)
     index["path"] = relative_to(index["path"], manifest.parent)
     index.insert(4, "target", np.asarray(classes, dtype=object)[scalars[:, n_out].astype(int)])
