@@ -14,6 +14,10 @@ from saliency.methods.explain import ExplainConfig, explain_run, read_maps
 from saliency.methods.registry import IGConfig
 
 
+def average(run, *argv: str) -> int:
+    return main(["average", "--run", str(run), "--workers", "0", *argv])
+
+
 @pytest.fixture(scope="module")
 def explained(tiny_run):
     argv = [
@@ -114,24 +118,7 @@ def test_resumed_explain_equals_one_pass(tiny_run, tmp_path):
 
 
 def test_average_mean_and_std_equal_numpy(explained, capsys):
-    assert (
-        main(
-            [
-                "average",
-                "--run",
-                str(explained),
-                "--method",
-                "hirescam",
-                "--group",
-                "A_F",
-                "--norm",
-                "max",
-                "--workers",
-                "0",
-            ]
-        )
-        == 0
-    )
+    assert average(explained, "--method", "hirescam", "--group", "A_F", "--norm", "max") == 0
     maps, index, _ = read_maps(explained / "saliency" / "test" / "hirescam")
     sel = ((index["group"] == "A") & (index["label"] == "female")).to_numpy()
     expected = normalize_maps(maps[sel], "max")
@@ -144,7 +131,7 @@ def test_average_mean_and_std_equal_numpy(explained, capsys):
 
 
 def test_average_all_groups_by_default_and_errors(explained, capsys):
-    assert main(["average", "--run", str(explained), "--method", "cam", "--workers", "0"]) == 0
+    assert average(explained, "--method", "cam") == 0
     written = sorted(p.name for p in (explained / "averages").glob("cam_all_*.npz"))
     assert written == [f"cam_all_{g}.npz" for g in ("A", "A_F", "A_M", "B", "B_F", "B_M", "all")]
     out = capsys.readouterr().out
@@ -155,29 +142,14 @@ def test_average_all_groups_by_default_and_errors(explained, capsys):
         (["--class", "child"], "valid: female, male"),
         (["--method", "lime"], "valid: cam, gradcam, hirescam, ig"),
     ]:
-        assert main(["average", "--run", str(explained), "--workers", "0", *argv]) == 2
+        assert average(explained, *argv) == 2
         assert msg in capsys.readouterr().err
 
 
 def test_empty_selection_says_so_and_writes_nothing(explained, capsys):
     before = set((explained / "averages").glob("*"))
-    _, index, _ = read_maps(explained / "saliency" / "test" / "cam")
-    code = main(
-        [
-            "average",
-            "--run",
-            str(explained),
-            "--method",
-            "cam",
-            "--split",
-            "incorrect",
-            "--group",
-            "A_F",
-            "--class",
-            "male",
-            "--workers",
-            "0",
-        ]
+    code = average(
+        explained, "--method", "cam", "--split", "incorrect", "--group", "A_F", "--class", "male"
     )
     assert code == 1 and "empty selection" in capsys.readouterr().out
     assert set((explained / "averages").glob("*")) == before
@@ -185,22 +157,8 @@ def test_empty_selection_says_so_and_writes_nothing(explained, capsys):
 
 def test_contrast_writes_difference_and_fwe_pvalues(explained):
     assert (
-        main(
-            [
-                "average",
-                "--run",
-                str(explained),
-                "--method",
-                "cam",
-                "--group",
-                "A",
-                "--contrast",
-                "B",
-                "--permutations",
-                "50",
-                "--workers",
-                "0",
-            ]
+        average(
+            explained, "--method", "cam", "--group", "A", "--contrast", "B", "--permutations", "50"
         )
         == 0
     )
