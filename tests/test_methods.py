@@ -189,3 +189,18 @@ def test_folded_batchnorm_gives_the_same_logits_and_maps(arch):
     t = torch.tensor([0, 1])
     a, b = grad_cam(model, x, t), grad_cam(folded, x, t)
     assert float((a - b).abs().max() / a.abs().max()) < 1e-4
+
+
+def test_library_cams_follow_the_target_and_are_normalized(resnet):
+    from saliency.methods.library_cams import library_cam
+
+    torch.manual_seed(5)
+    x = torch.randn(1, 3, 32, 32)
+    for name in ("eigencam", "scorecam"):
+        maps = library_cam(resnet, x, torch.tensor([1]), name)
+        assert maps.shape == (1, 32, 32)
+        assert float(maps.min()) >= 0.0 and abs(float(maps.max()) - 1.0) < 1e-5
+    # ScoreCAM weighs channels by the target's score: the two classes give different maps
+    a = library_cam(resnet, x, torch.tensor([1]), "scorecam")
+    b = library_cam(resnet, x, torch.tensor([0]), "scorecam")
+    assert not torch.allclose(a, b)

@@ -16,12 +16,14 @@ from saliency.methods.baselines import BASELINES, make_baseline
 from saliency.methods.gradcam import COMBINE, head_gradients
 from saliency.methods.ig import METHODS as IG_METHODS
 from saliency.methods.ig import integrated_gradients
+from saliency.methods.library_cams import LIBRARY_METHODS, LIBRARY_UNITS, library_cam
 from saliency.models.camnet import CamNet
 from saliency.models.preprocess import Preprocessing, normalize
 
 GRADCAM_FAMILY = tuple(COMBINE)
-METHODS = ("cam", *GRADCAM_FAMILY, "ig")
+METHODS = ("cam", *GRADCAM_FAMILY, "ig", *LIBRARY_METHODS)  # the last two: asked for only
 UNITS = {
+    **{m: LIBRARY_UNITS for m in LIBRARY_METHODS},
     "cam": "target score (logit) per feature cell, signed; mean over the grid + bias = score",
     "ig": "target score per pixel (summed over channels), signed; sums to S(x) - S(baseline)",
     **{m: "raw weighted activation, signed, before ReLU and normalization" for m in GRADCAM_FAMILY},
@@ -95,6 +97,9 @@ def explain_batch(
         grads = head_gradients(model, feats, target)
         for m in family:
             maps[m] = upsample(COMBINE[m](feats, grads), size)
+    for m in methods:
+        if m in LIBRARY_METHODS:
+            maps[m] = library_cam(model, x, target, m)
     result = BatchResult(logits=logits, maps=maps)
     if "ig" in methods:
         cfg = ig or IGConfig()
