@@ -88,3 +88,19 @@ def test_calibration_error_by_hand():
 
 def test_auc_with_ties():
     assert roc_auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
+
+
+def test_region_shares_by_hand():
+    from saliency.analysis.share import region_shares
+
+    labels = np.zeros((2, 4), np.uint8)
+    labels[0, :2] = 2  # brows: 2 of 8 pixels
+    labels[1, :] = 3  # eyes: 4 of 8 pixels
+    m = np.zeros((2, 4))
+    m[0, 0] = 3.0  # brows get 3 of the 4 units of positive mass
+    m[1, 0] = 1.0
+    m[1, 1] = -5.0  # negative attribution is not counted
+    s = region_shares(m, labels)
+    assert s["brows"] == {"share": 0.75, "area": 0.25, "enrichment": 3.0}
+    assert s["eyes"]["share"] == 0.25 and s["eyes"]["enrichment"] == 0.5
+    assert s["nose"]["area"] == 0.0 and math.isnan(s["nose"]["enrichment"])
