@@ -13,8 +13,9 @@ import torch
 from saliency.analysis.metrics import evaluation_metrics, group_table
 from saliency.cli.progress import bar
 from saliency.data.atomic import atomic_write_json, atomic_write_text
+from saliency.data.manifest import relative_path
 from saliency.models.checkpoint import load_model
-from saliency.models.evaluate import count_parameters, evaluation_rows, relative_to
+from saliency.models.evaluate import count_parameters, evaluation_rows
 from saliency.models.predict import predict_logits, predictions_frame
 from saliency.models.train import resolve_device
 from saliency.rundir import best_checkpoint, eval_dir, record, require_run
@@ -85,7 +86,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             model, pre, rows["path"], args.batch_size, args.workers, progress.update
         )
     pred = predictions_frame(rows, logits, classes)
-    pred["path"] = relative_to(pred["path"], manifest.parent)
+    pred["path"] = [relative_path(p, manifest.parent) for p in pred["path"]]
     metrics = evaluation_metrics(pred, classes)
     metrics["checkpoint"] = {"epoch": ckpt["epoch"], "arch": ckpt["model"]["arch"]}
     metrics["manifest"] = str(manifest)

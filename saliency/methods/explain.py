@@ -21,12 +21,13 @@ import torch
 
 from saliency import __version__
 from saliency.data.atomic import atomic_write_json, atomic_write_text
+from saliency.data.manifest import relative_path
 from saliency.methods.fold import fold_batchnorm
 from saliency.methods.registry import UNITS, IGConfig, check_methods, explain_batch
 from saliency.methods.targets import resolve_targets
 from saliency.models import outputs
 from saliency.models.checkpoint import file_sha256, load_model
-from saliency.models.evaluate import evaluation_rows, relative_to
+from saliency.models.evaluate import evaluation_rows
 from saliency.models.loader import ImageSource
 from saliency.models.predict import predictions_frame
 from saliency.models.preprocess import normalize, to_unit
@@ -177,7 +178,7 @@ def explain_run(
             progress(len(idx_np))
     checkpoint(n)
     index = predictions_frame(rows, np.asarray(scalars[:, :n_out]), classes)
-    index["path"] = relative_to(index["path"], manifest.parent)
+    index["path"] = [relative_path(p, manifest.parent) for p in index["path"]]
     index.insert(4, "target", np.asarray(classes, dtype=object)[scalars[:, n_out].astype(int)])
     result = ExplainResult(out, n, start, grid)
     if fold_note:

@@ -17,33 +17,24 @@ from saliency.models.camnet import CamNet
 
 
 def _fold_children(module: nn.Module) -> int:
-    """Fold every (conv, bn) pair that follows each other inside ``module``; returns count."""
+    """Fold every conv directly followed by a batch norm (or by ``Sequential(bn, SE)``, our
+    SE wrapping) inside ``module`` and its children; returns how many were folded.
+
+    torchvision registers each pair next to each other (``conv1, bn1``; Inception's
+    ``conv, bn``; a downsample's ``0, 1``), so neighbours are all that needs looking at.
+    """
     folded = 0
     names = list(module._modules)
     for a, b in zip(names, names[1:], strict=False):
-        conv, bn = module._modules[a], module._modules[b]
-        if isinstance(bn, nn.Sequential) and len(bn) and isinstance(bn[0], nn.BatchNorm2d):
-            target, inner = bn, 0  # SE-wrapped bn: Sequential(bn, SE)
-            bn = bn[0]
-        else:
-            target, inner = None, None
+        conv, nxt = module._modules[a], module._modules[b]
+        wrapped = isinstance(nxt, nn.Sequential) and len(nxt) > 0
+        bn = nxt[0] if wrapped else nxt
         if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
             module._modules[a] = fuse_conv_bn_eval(conv, bn)
-            if target is None:
+            if wrapped:
+                nxt[0] = nn.Identity()
+            else:
                 module._modules[b] = nn.Identity()
-            else:
-                target[inner] = nn.Identity()
-            folded += 1
-    # ResNet blocks name their pairs conv1/bn1, conv2/bn2, ... with relu in between
-    for k in range(1, 4):
-        conv, bn = module._modules.get(f"conv{k}"), module._modules.get(f"bn{k}")
-        inner = bn[0] if isinstance(bn, nn.Sequential) and len(bn) else bn
-        if isinstance(conv, nn.Conv2d) and isinstance(inner, nn.BatchNorm2d):
-            module._modules[f"conv{k}"] = fuse_conv_bn_eval(conv, inner)
-            if isinstance(bn, nn.Sequential):
-                bn[0] = nn.Identity()
-            else:
-                module._modules[f"bn{k}"] = nn.Identity()
             folded += 1
     for child in module.children():
         folded += _fold_children(child)

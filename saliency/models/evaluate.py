@@ -40,15 +40,5 @@ def evaluation_rows(
     return df.reset_index(drop=True), path
 
 
-def relative_to(paths: pd.Series, root: Path) -> list[str]:
-    out = []
-    for p in paths:
-        try:
-            out.append(Path(p).relative_to(root.resolve()).as_posix())
-        except ValueError:
-            out.append(p)
-    return out
-
-
 def count_parameters(model) -> int:
     return int(sum(np.prod(p.shape) for p in model.parameters()))
