@@ -105,7 +105,7 @@ def explain_batch(
         cfg = ig or IGConfig()
         base = make_baseline(cfg.baseline, unit, pre, mean_face, cfg.seed)
         res = integrated_gradients(
-            model, x, target, base, cfg.n_steps, cfg.method, cfg.internal_batch
+            ig_model or model, x, target, base, cfg.n_steps, cfg.method, cfg.internal_batch
         )
         maps["ig"] = res.maps
         result.ig_error, result.ig_delta = res.completeness_error, res.delta
