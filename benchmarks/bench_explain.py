@@ -24,6 +24,7 @@ import torch
 
 from saliency.methods.base import target_scores
 from saliency.methods.fold import fold_batchnorm
+from saliency.methods.geometry import grid_geometry
 from saliency.methods.registry import IGConfig, explain_batch
 from saliency.models import outputs
 from saliency.models.preprocess import Preprocessing, normalize
@@ -43,7 +44,7 @@ def rate(fn, n_images: int, repeats: int = 3) -> float:
     return n_images / best
 
 
-def speed(device: torch.device, n: int, batch: int, ig_steps: int) -> None:
+def speed(device: torch.device, n: int, batch: int, ig_steps: int, ig_n: int) -> None:
     import pytorch_grad_cam as pgc
     from captum.attr import IntegratedGradients
     from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
@@ -59,12 +60,16 @@ def speed(device: torch.device, n: int, batch: int, ig_steps: int) -> None:
             for u in batches:
                 model(normalize(u, pre))
 
+    start = time.perf_counter()
+    geometry = grid_geometry(model, 128)  # once per run, as explain does
+    probe_s = time.perf_counter() - start
+
     def ours(methods):
         def go():
             for p in model.parameters():
                 p.requires_grad_(False)
             for u in batches:
-                explain_batch(model, u, pre, methods, outputs.predicted)
+                explain_batch(model, u, pre, methods, outputs.predicted, geometry=geometry)
 
         return go
 
@@ -85,7 +90,13 @@ def speed(device: torch.device, n: int, batch: int, ig_steps: int) -> None:
     r_gc = rate(ours(["gradcam"]), n)
     r_lib = rate(library(False), n)
     r_lib1 = rate(library(True), n, repeats=1)
-    print(f"device {device}, {torch.get_num_threads()} threads, {n} images, batch {batch}")
+    tf32 = torch.backends.cudnn.allow_tf32 if device.type == "cuda" else False
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
+        f", torch {torch.__version__}, cudnn tf32 {tf32}), {torch.get_num_threads()} threads, "
+        f"{n} images, batch {batch}"
+    )
+    print(f"receptive-field probe    {probe_s:8.2f} s once per run: {geometry.offset} offset")
     print(f"plain forward            {r_fwd:8.1f} img/s")
     print(
         f"saliency cam             {r_cam:8.1f} img/s   {r_cam / r_fwd:5.2f}x forward (goal >= 0.9)"
@@ -98,7 +109,7 @@ def speed(device: torch.device, n: int, batch: int, ig_steps: int) -> None:
         f"pytorch-grad-cam 1 by 1  {r_lib1:8.1f} img/s   ours {r_gc / r_lib1:5.2f}x (goal >= 3.5)"
     )
 
-    m = min(n, 16)
+    m = min(n, ig_n)
     x = unit[:m]
     for p in model.parameters():
         p.requires_grad_(False)
@@ -193,10 +204,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--ig-steps", type=int, default=32)
+    ap.add_argument("--ig-n", type=int, default=16, help="images for the IG comparison")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--memory", action="store_true")
     args = ap.parse_args()
-    speed(torch.device(args.device), args.n, args.batch, args.ig_steps)
+    speed(torch.device(args.device), args.n, args.batch, args.ig_steps, args.ig_n)
     if args.memory:
         memory()
 

@@ -102,24 +102,6 @@ def test_gradcam_variants_equal_pytorch_grad_cam(resnet, variant):
     np.testing.assert_allclose(ours, expected, atol=1e-5)
 
 
-def test_one_hot_feature_cell_lands_at_the_right_image_location():
-    """A single active cell of an 8x8 grid maps to the matching 16x16 block of a 128 px map."""
-
-    class OneCell(nn.Module):
-        def forward(self, x):
-            out = torch.zeros(x.shape[0], 1, 8, 8)
-            out[:, 0, 2, 5] = 1.0  # row 2, column 5
-            return out
-
-    model = CamNet(OneCell(), channels=1, n_outputs=1, dropout=0.0).eval()
-    with torch.no_grad():
-        model.fc.weight.fill_(1.0)
-    m = cam(model, torch.zeros(1, 3, 128, 128), torch.tensor([1]))[0]
-    y, x = np.unravel_index(int(m.argmax()), m.shape)
-    assert 32 <= y < 48 and 80 <= x < 96
-    assert float(m[32:48, 80:96].sum()) > 0.5 * float(m.sum())
-
-
 def test_cam_grid_needs_no_gradients(resnet):
     x = torch.randn(1, 3, 64, 64)
     assert not cam_grid(resnet, x, torch.tensor([1])).requires_grad

@@ -9,6 +9,7 @@ from pathlib import Path
 from saliency.cli.progress import bar
 from saliency.methods.baselines import BASELINES
 from saliency.methods.explain import ExplainConfig, explain_run
+from saliency.methods.geometry import RULES
 from saliency.methods.ig import METHODS as IG_METHODS
 from saliency.methods.registry import METHODS, IGConfig
 from saliency.models.train import resolve_device
@@ -39,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.05,
         help="warn when an image's completeness error exceeds this",
     )
+    p.add_argument(
+        "--upsample",
+        choices=RULES,
+        default=RULES[0],
+        help="how grid maps (cam, gradcam family) reach input size: receptive-field "
+        "(default: each cell at its measured receptive-field centre) or half-pixel (the "
+        "image-resize rule of OpenCV and pytorch-grad-cam)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise baseline")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
@@ -62,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         batch_size=args.batch_size,
         ig=ig,
+        upsample=args.upsample,
     )
     start = time.perf_counter()
     with bar(0, f"explain {args.split}") as progress:

@@ -1,15 +1,15 @@
-"""What every attribution method shares: targets, score selection, upsampling.
+"""What every attribution method shares: targets and score selection.
 
 A method maps a model, an input batch ``x [N, 3, H, W]`` (exactly the tensor that was
 classified) and target class indices ``[N]`` to raw maps ``[N, H, W]`` on the model's device,
 for the target class of each row. Raw means signed where the method is signed, never
-clipped or normalized: normalization is a separate, recorded step.
+clipped or normalized: normalization is a separate, recorded step. Grid maps reach input
+resolution through :func:`saliency.methods.geometry.upsample`.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from saliency.models import outputs
 
@@ -28,13 +28,3 @@ def target_weights(fc: torch.nn.Linear, target: torch.Tensor) -> torch.Tensor:
         sign = target.to(w.device, w.dtype).mul(2).sub(1).view(-1, 1)
         return sign * w[0]
     return w[target.to(w.device)]
-
-
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Grid maps ``[N, h, w]`` -> ``[N, H, W]`` by bilinear interpolation with half-pixel
-    centres (the same rule as OpenCV's INTER_LINEAR resize)."""
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    return F.interpolate(
-        maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False
-    ).squeeze(1)

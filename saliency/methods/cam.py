@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from saliency.methods.base import target_weights, upsample
+from saliency.methods.base import target_weights
+from saliency.methods.geometry import GridGeometry, grid_geometry, upsample
 from saliency.models.camnet import CamNet
 
 
@@ -20,6 +21,10 @@ def cam_grid(model: CamNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return torch.einsum("nc,nchw->nhw", w, maps)
 
 
-def cam(model: CamNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """CAM at input resolution ``[N, H, W]``, signed, in logit units."""
-    return upsample(cam_grid(model, x, target), tuple(x.shape[-2:]))
+def cam(
+    model: CamNet, x: torch.Tensor, target: torch.Tensor, geometry: GridGeometry | None = None
+) -> torch.Tensor:
+    """CAM at input resolution ``[N, H, W]``, signed, in logit units; cells placed by
+    ``geometry`` (default: the model's measured receptive-field geometry)."""
+    geometry = geometry or grid_geometry(model, x.shape[-1])
+    return upsample(cam_grid(model, x, target), tuple(x.shape[-2:]), geometry)

@@ -23,7 +23,14 @@ from saliency import __version__
 from saliency.data.atomic import atomic_write_json, atomic_write_text
 from saliency.data.manifest import relative_path
 from saliency.methods.fold import fold_batchnorm
-from saliency.methods.registry import UNITS, IGConfig, check_methods, explain_batch
+from saliency.methods.geometry import grid_geometry
+from saliency.methods.registry import (
+    GRID_METHODS,
+    UNITS,
+    IGConfig,
+    check_methods,
+    explain_batch,
+)
 from saliency.methods.targets import resolve_targets
 from saliency.models import outputs
 from saliency.models.checkpoint import file_sha256, load_model
@@ -46,6 +53,7 @@ class ExplainConfig:
     batch_size: int = 32
     chunk: int = 256
     ig: IGConfig = field(default_factory=IGConfig)
+    upsample: str = "receptive-field"  # or "half-pixel" (the image-resize rule)
     fold_bn: bool = True  # IG runs on the batch-norm-folded copy when it matches
 
     def to_dict(self) -> dict:
@@ -107,8 +115,8 @@ def explain_run(
     if cfg.limit:
         rows = rows.head(cfg.limit)
     n, size = len(rows), pre.size
-    with torch.no_grad():
-        grid = tuple(model.forward_features(torch.zeros(1, 3, size, size, device=device)).shape[2:])
+    geometry = grid_geometry(model, size, cfg.upsample)
+    grid = geometry.grid
     out = run / "saliency" / cfg.split
     sha = file_sha256(ckpt_path)
     key = _key(cfg, sha, rows["path"].tolist())
@@ -162,7 +170,9 @@ def explain_run(
                 cfg.target, outputs.predicted(logits), true[idx].to(logits.device), classes
             )
 
-        res, target = explain_batch(model, unit, pre, methods, choose, cfg.ig, face, ig_model)
+        res, target = explain_batch(
+            model, unit, pre, methods, choose, cfg.ig, face, ig_model, geometry
+        )
         for m in methods:
             stores[m][idx_np] = res.maps[m].float().cpu().numpy()
         scalars[idx_np, :n_out] = res.logits.float().cpu().numpy()
@@ -183,6 +193,8 @@ def explain_run(
     result = ExplainResult(out, n, start, grid)
     if fold_note:
         result.warnings.append(fold_note)
+    if geometry.note:
+        result.warnings.append(f"{geometry.note}; CAM-type maps use the image-resize rule")
     if grid[0] < MIN_GRID or grid[1] < MIN_GRID:
         result.warnings.append(
             f"the map grid is {grid[0]}x{grid[1]}: too coarse to tell facial "
@@ -203,6 +215,7 @@ def explain_run(
                 "normalization": "none (raw maps)",
                 "shape": [n, size, size],
                 "grid": list(grid),
+                "upsampling": geometry.to_dict() if m in GRID_METHODS else None,
                 "split": cfg.split,
                 "target_policy": cfg.target,
                 "classes": classes,

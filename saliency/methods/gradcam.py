@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import torch
 
-from saliency.methods.base import target_scores, upsample
+from saliency.methods.base import target_scores
+from saliency.methods.geometry import GridGeometry, grid_geometry, upsample
 from saliency.models.camnet import CamNet
 
 EPS_PP = 1e-6  # gradcam++ stabilizer, as in pytorch-grad-cam
@@ -91,7 +92,13 @@ def grad_cam_grid(
 
 
 def grad_cam(
-    model: CamNet, x: torch.Tensor, target: torch.Tensor, variant: str = "gradcam"
+    model: CamNet,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    variant: str = "gradcam",
+    geometry: GridGeometry | None = None,
 ) -> torch.Tensor:
-    """Raw map of ``variant`` at input resolution ``[N, H, W]``."""
-    return upsample(grad_cam_grid(model, x, target, variant), tuple(x.shape[-2:]))
+    """Raw map of ``variant`` at input resolution ``[N, H, W]``; cells placed by
+    ``geometry`` (default: the model's measured receptive-field geometry)."""
+    geometry = geometry or grid_geometry(model, x.shape[-1])
+    return upsample(grad_cam_grid(model, x, target, variant), tuple(x.shape[-2:]), geometry)

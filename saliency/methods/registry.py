@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from saliency.methods.base import target_weights, upsample
+from saliency.methods.base import target_weights
 from saliency.methods.baselines import BASELINES, make_baseline
+from saliency.methods.geometry import GridGeometry, grid_geometry, upsample
 from saliency.methods.gradcam import COMBINE, head_gradients
 from saliency.methods.ig import METHODS as IG_METHODS
 from saliency.methods.ig import integrated_gradients
@@ -21,6 +22,7 @@ from saliency.models.camnet import CamNet
 from saliency.models.preprocess import Preprocessing, normalize
 
 GRADCAM_FAMILY = tuple(COMBINE)
+GRID_METHODS = ("cam", *GRADCAM_FAMILY)  # computed on the last block's grid, then upsampled
 METHODS = ("cam", *GRADCAM_FAMILY, "ig", *LIBRARY_METHODS)  # the last two: asked for only
 UNITS = {
     **{m: LIBRARY_UNITS for m in LIBRARY_METHODS},
@@ -75,16 +77,21 @@ def explain_batch(
     ig: IGConfig | None = None,
     mean_face: torch.Tensor | None = None,
     ig_model: CamNet | None = None,
+    geometry: GridGeometry | None = None,
 ) -> tuple[BatchResult, torch.Tensor]:
     """All requested maps for one batch of images ``unit [N, 3, H, W]`` in [0, 1].
 
     ``choose_target(logits) -> [N]`` picks each row's target class from the logits.
     ``ig_model`` (e.g. the batch-norm-folded copy) runs IG's many passes; the logits and
-    the CAM-type maps always come from ``model`` itself. Returns the result and the targets.
+    the CAM-type maps always come from ``model`` itself, brought to input resolution by
+    ``geometry`` (None: measured here; pass it in when explaining many batches).
+    Returns the result and the targets.
     """
     x = normalize(unit, pre)
     size = tuple(x.shape[-2:])
     family = [m for m in methods if m in GRADCAM_FAMILY]
+    if geometry is None and (family or "cam" in methods):
+        geometry = grid_geometry(model, size[-1])
     with torch.no_grad():
         feats = model.forward_features(x)
         logits = model.head(feats)
@@ -92,11 +99,11 @@ def explain_batch(
     maps: dict[str, torch.Tensor] = {}
     if "cam" in methods:
         w = target_weights(model.fc, target).to(feats.dtype)
-        maps["cam"] = upsample(torch.einsum("nc,nchw->nhw", w, feats), size)
+        maps["cam"] = upsample(torch.einsum("nc,nchw->nhw", w, feats), size, geometry)
     if family:
         grads = head_gradients(model, feats, target)
         for m in family:
-            maps[m] = upsample(COMBINE[m](feats, grads), size)
+            maps[m] = upsample(COMBINE[m](feats, grads), size, geometry)
     for m in methods:
         if m in LIBRARY_METHODS:
             maps[m] = library_cam(model, x, target, m)
