@@ -14,6 +14,7 @@ ResNet-18 (output stride 16) at 128 px on CPU or CUDA:
 from __future__ import annotations
 
 import argparse
+import copy
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,6 @@ def rate(fn, n_images: int, repeats: int = 3) -> float:
 
 def speed(device: torch.device, n: int, batch: int, ig_steps: int, ig_n: int) -> None:
     import pytorch_grad_cam as pgc
-    from captum.attr import IntegratedGradients
     from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
     torch.manual_seed(0)
@@ -109,41 +109,73 @@ def speed(device: torch.device, n: int, batch: int, ig_steps: int, ig_n: int) ->
         f"pytorch-grad-cam 1 by 1  {r_lib1:8.1f} img/s   ours {r_gc / r_lib1:5.2f}x (goal >= 3.5)"
     )
 
-    m = min(n, ig_n)
-    x = unit[:m]
+    ig_speed(model, unit[: min(n, ig_n)], pre, ig_steps)
+
+
+def ig_speed(model, unit: torch.Tensor, pre: Preprocessing, ig_steps: int) -> None:
+    """Our IG as explain runs it (batch norm folded) and exactly (the model as stored),
+    against captum's IntegratedGradients; map agreement, also against float64 IG."""
+    from captum.attr import IntegratedGradients
+
+    m = len(unit)
     for p in model.parameters():
         p.requires_grad_(False)
     cfg = IGConfig(n_steps=ig_steps, internal_batch=128)
+    x = normalize(unit, pre)
     with torch.no_grad():
-        target = outputs.predicted(model(normalize(x, pre)))
-    ours_ig = {}
+        target = outputs.predicted(model(x))
+    maps = {}
     folded = fold_batchnorm(model)  # as explain does for IG
 
-    def ig_ours():
-        res, _ = explain_batch(model, x, pre, ["ig"], lambda z: target, cfg, ig_model=folded)
-        ours_ig["maps"] = res.maps["ig"]
+    def ours(name, ig_model):
+        def go():
+            res, _ = explain_batch(
+                model, unit, pre, ["ig"], lambda z: target, cfg, ig_model=ig_model
+            )
+            maps[name] = res.maps["ig"]
 
-    base = normalize(torch.zeros_like(x[:1]), pre)
-    ref = {}
+        return go
 
-    def ig_captum():
-        ig = IntegratedGradients(lambda inp, t: target_scores(model(inp), t))
+    base = normalize(torch.zeros_like(unit[:1]), pre)
+
+    def captum(net, inputs, baseline, t, name="captum"):
+        ig = IntegratedGradients(lambda inp, tt: target_scores(net(inp), tt))
         attr = ig.attribute(
-            normalize(x, pre),
-            base.expand_as(x),
-            additional_forward_args=(target,),
+            inputs,
+            baseline.expand_as(inputs),
+            additional_forward_args=(t,),
             n_steps=ig_steps,
             method="gausslegendre",
             internal_batch_size=256,
         )
-        ref["maps"] = attr.sum(dim=1)
+        maps[name] = attr.sum(dim=1)
 
-    r_ig = rate(ig_ours, m, repeats=2)
-    r_cap = rate(ig_captum, m, repeats=2)
-    rel = float((ours_ig["maps"] - ref["maps"]).abs().max() / ref["maps"].abs().max())
-    print(f"saliency ig              {r_ig:8.2f} img/s   {r_ig / r_cap:5.2f}x captum (goal >= 1.2)")
+    r_fold = rate(ours("folded", folded), m, repeats=2)
+    r_exact = rate(ours("exact", None), m, repeats=2)
+    r_cap = rate(lambda: captum(model, x, base, target), m, repeats=2)
+    print(
+        f"saliency ig (explain)    {r_fold:8.2f} img/s   {r_fold / r_cap:5.2f}x captum "
+        "(goal >= 1.2)   batch norm folded, channels_last"
+    )
+    print(
+        f"saliency ig --no-fold    {r_exact:8.2f} img/s   {r_exact / r_cap:5.2f}x captum"
+        "   the model as stored: captum's arithmetic"
+    )
     print(f"captum ig                {r_cap:8.2f} img/s   n_steps {ig_steps}, gausslegendre")
-    print(f"ig maps vs captum        max relative difference {rel:.2e} (goal <= 1e-4)")
+
+    def rel(a, b):  # max relative and relative L2 difference
+        a, b = a.double().cpu(), b.double().cpu()
+        return float((a - b).abs().max() / b.abs().max()), float((a - b).norm() / b.norm())
+
+    for name in ("exact", "folded"):
+        mx, l2 = rel(maps[name], maps["captum"])
+        print(f"ig {name:6s} vs captum    max relative {mx:.1e}, relative L2 {l2:.1e} (goal 1e-4)")
+    k = min(m, 4)  # float64 IG: the arithmetic's own error, on a few images
+    model64 = copy.deepcopy(model).double()
+    captum(model64, x[:k].double(), base.double(), target[:k], "f64")
+    for name in ("captum", "exact", "folded"):
+        _, l2 = rel(maps[name][:k], maps["f64"])
+        print(f"ig {name:6s} vs float64   relative L2 {l2:.1e} (float32's own error)")
 
 
 MEMORY_CHILD = """

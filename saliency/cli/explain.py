@@ -48,6 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: each cell at its measured receptive-field centre) or half-pixel (the "
         "image-resize rule of OpenCV and pytorch-grad-cam)",
     )
+    p.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="run IG on the model as stored (captum's arithmetic to 1e-7) rather than its "
+        "batch-norm-folded copy (about 1.4x faster on CPU; maps differ by float32 rounding)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise baseline")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         ig=ig,
         upsample=args.upsample,
+        fold_bn=not args.no_fold,
     )
     start = time.perf_counter()
     with bar(0, f"explain {args.split}") as progress:

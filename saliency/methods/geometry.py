@@ -128,9 +128,9 @@ def _symmetric(profile: torch.Tensor, centre: float, tol: float = 1e-6) -> bool:
     return bool(torch.allclose(profile[ok], profile[mirror[ok]], rtol=1e-6, atol=1e-12))
 
 
-def _probe_at(features, side: int, device) -> tuple[list[float], list[float]] | None:
-    """Centres (y, x) of two neighbouring interior cells on a ``side`` px probe image, or
-    None when the receptive field still touches the probe image's border."""
+def _probe_at(features, side: int, device) -> tuple[tuple, tuple] | None:
+    """Offset and stride ``(y, x)`` in px, from the centres of two neighbouring interior
+    cells of a ``side`` px probe image; None while a receptive field touches its border."""
     x = torch.ones(2, 3, side, side, dtype=torch.float64, device=device, requires_grad=True)
     with torch.enable_grad(), _Probe():
         out = features(x)
@@ -155,10 +155,8 @@ def _probe_at(features, side: int, device) -> tuple[list[float], list[float]] | 
     for k in range(2):
         if not (_symmetric(rows[k], cy[k]) and _symmetric(cols[k], cx[k])):
             raise ValueError("the probe's receptive field is not symmetric")
-    return [cy[0] - i * (cy[1] - cy[0]), cy[1] - cy[0]], [
-        cx[0] - j * (cx[1] - cx[0]),
-        cx[1] - cx[0],
-    ]
+    sy, sx = cy[1] - cy[0], cx[1] - cx[0]
+    return (cy[0] - i * sy, cx[0] - j * sx), (sy, sx)
 
 
 def grid_geometry(model, size: int, rule: str = "receptive-field") -> GridGeometry:
@@ -180,9 +178,7 @@ def grid_geometry(model, size: int, rule: str = "receptive-field") -> GridGeomet
         while side <= PROBE_MAX:
             found = _probe_at(model.forward_features, side, device)
             if found is not None:
-                (oy, sy), (ox, sx) = found
-                stride = (round(sy, 6) + 0.0, round(sx, 6) + 0.0)  # + 0.0: no -0.0
-                offset = (round(oy, 6) + 0.0, round(ox, 6) + 0.0)
+                offset, stride = (tuple(round(v, 6) + 0.0 for v in t) for t in found)  # no -0.0
                 return GridGeometry("receptive-field", grid, stride, offset)
             side *= 2
     except (NotImplementedError, ValueError, RuntimeError) as err:
