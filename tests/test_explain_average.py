@@ -102,8 +102,24 @@ def test_resumed_explain_equals_one_pass(tiny_run, tmp_path):
     assert resumed.resumed_from == 8
     for m in cfg.methods:
         np.testing.assert_array_equal(np.array(read_maps(resumed.out / m)[0]), reference[m])
-    with pytest.raises(ValueError, match="other settings"):
-        explain_run(tiny_run, ExplainConfig(split="val", methods=["cam"]), device, workers=0)
+    # another method later: added beside the others, which are complete and not recomputed
+    calls = []
+    added = explain_run(
+        tiny_run,
+        ExplainConfig(split="val", methods=["cam", "gradcam"]),
+        device,
+        workers=0,
+        progress=calls.append,
+    )
+    assert added.resumed_from == 0 and sum(calls) == added.n
+    assert (added.out / "cam" / "maps.npy").is_file()
+    np.testing.assert_array_equal(np.array(read_maps(added.out / "ig")[0]), reference["ig"])
+    calls.clear()
+    again = explain_run(tiny_run, cfg, device, workers=0, progress=calls.append)
+    assert again.resumed_from == again.n and sum(calls) == again.n  # nothing left to do
+    with pytest.raises(ValueError, match="gradcam maps made with other settings"):
+        changed = ExplainConfig(split="val", methods=["gradcam"], upsample="half-pixel")
+        explain_run(tiny_run, changed, device, workers=0)
 
 
 def test_average_mean_and_std_equal_numpy(explained, capsys):

@@ -87,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         )
     seconds = time.perf_counter() - start
     record(run_dir, f"explain:{args.split}", cfg.to_dict())
-    if res.resumed_from:
+    if res.n and res.resumed_from == res.n:
+        print(f"all {res.n} maps of each method were already there (same settings): kept")
+    elif res.resumed_from:
         print(f"resumed after {res.resumed_from} of {res.n} images")
     print(
         f"{res.n} images x {len(cfg.methods)} method(s) ({', '.join(cfg.methods)}), grid "

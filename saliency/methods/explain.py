@@ -91,9 +91,36 @@ def _ig_model(
     return folded, None
 
 
-def _key(cfg: ExplainConfig, ckpt_sha: str, paths: list[str]) -> str:
-    blob = json.dumps([cfg.to_dict(), ckpt_sha, paths], sort_keys=True).encode()
+def _key(cfg: ExplainConfig, method: str, ckpt_sha: str, paths: list[str]) -> str:
+    """What decides one method's maps: the rows, checkpoint, target policy and the method's
+    own settings (IG's for ig, the upsampling rule for grid methods)."""
+    own = {"target": cfg.target}
+    if method == "ig":
+        own |= {"ig": cfg.ig.to_dict(), "fold_bn": cfg.fold_bn}
+    if method in GRID_METHODS:
+        own["upsample"] = cfg.upsample
+    blob = json.dumps([method, own, ckpt_sha, paths], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def _resume_points(out: Path, keys: dict[str, str], overwrite: bool) -> dict[str, int]:
+    """Rows already stored per method (0 for new ones); other settings need ``overwrite``."""
+    done, clash = {}, []
+    for m, key in keys.items():
+        path = out / m / PROGRESS
+        state = json.loads(path.read_text()) if path.is_file() else None
+        if state is not None and state["key"] == key:
+            done[m] = int(state["done"])
+        elif state is not None and not overwrite:
+            clash.append(m)
+        else:
+            done[m] = 0
+    if clash:
+        raise ValueError(
+            f"{out} holds {', '.join(clash)} maps made with other settings; pass --overwrite "
+            "to replace them"
+        )
+    return done
 
 
 def explain_run(
@@ -104,7 +131,10 @@ def explain_run(
     progress: Callable[[int], None] | None = None,
     overwrite: bool = False,
 ) -> ExplainResult:
-    """Compute and store the maps of ``cfg.methods`` for ``cfg.split`` of ``run``."""
+    """Compute and store the maps of ``cfg.methods`` for ``cfg.split`` of ``run``.
+
+    Each method keeps its own progress: methods already complete with the same settings
+    are skipped, and the others continue together from the earliest unfinished row."""
     methods = check_methods(cfg.methods)
     run = Path(run)
     ckpt_path = best_checkpoint(run)
@@ -116,52 +146,53 @@ def explain_run(
         rows = rows.head(cfg.limit)
     n, size = len(rows), pre.size
     geometry = grid_geometry(model, size, cfg.upsample)
-    grid = geometry.grid
     out = run / "saliency" / cfg.split
     sha = file_sha256(ckpt_path)
-    key = _key(cfg, sha, rows["path"].tolist())
-    state_path = out / PROGRESS
-    done = 0
-    if state_path.is_file():
-        state = json.loads(state_path.read_text())
-        if state["key"] == key:
-            done = int(state["done"])
-        elif not overwrite:
-            raise ValueError(
-                f"{out} holds maps made with other settings; pass --overwrite to replace them"
-            )
-    start = done
-    mode = "r+" if done else "w+"
-    for m in methods:
+    keys = {m: _key(cfg, m, sha, rows["path"].tolist()) for m in methods}
+    done = _resume_points(out, keys, overwrite)
+    todo = [m for m in methods if done[m] < n or n == 0]
+    start = min((done[m] for m in todo), default=n)
+    result = ExplainResult(out, n, start, geometry.grid)
+    if geometry.note:
+        result.warnings.append(f"{geometry.note}; CAM-type maps use the image-resize rule")
+    if geometry.grid[0] < MIN_GRID or geometry.grid[1] < MIN_GRID:
+        result.warnings.append(
+            f"the map grid is {geometry.grid[0]}x{geometry.grid[1]}: too coarse to tell "
+            "facial regions apart (use a larger --size or --output-stride 16)"
+        )
+    n_out = ckpt["model"]["n_outputs"]
+    stores, scalars = {}, {}
+    for m in todo:
         (out / m).mkdir(parents=True, exist_ok=True)
-    stores = {
-        m: np.lib.format.open_memmap(
+        mode = "r+" if done[m] else "w+"
+        stores[m] = np.lib.format.open_memmap(
             out / m / "maps.npy", mode=mode, dtype=np.float32, shape=(n, size, size)
         )
-        for m in methods
-    }
-    n_out = ckpt["model"]["n_outputs"]
-    scalars = np.lib.format.open_memmap(
-        out / ".scalars.npy", mode=mode, dtype=np.float32, shape=(n, n_out + 3)
-    )  # logits, target, ig err/delta
+        scalars[m] = np.lib.format.open_memmap(  # logits, target, ig error and delta
+            out / m / ".scalars.npy", mode=mode, dtype=np.float32, shape=(n, n_out + 3)
+        )
     true = torch.tensor(rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy())
     face = None
-    if "ig" in methods and cfg.ig.baseline == "mean":
+    if "ig" in todo and cfg.ig.baseline == "mean":
         train_rows, _ = evaluation_rows(ckpt, "train")
         train = ImageSource(train_rows["path"], pre, cache_bytes=0, workers=workers)
         face = train.mean().permute(2, 0, 1).float().to(device)  # [3, H, W]
     source = ImageSource(rows["path"], pre, cache_bytes=0, workers=workers)
-    ig_model, fold_note = _ig_model(model, cfg, source, device)
-    if progress is not None and done:
-        progress(done)
+    ig_model, fold_note = _ig_model(model, cfg, source, device) if "ig" in todo else (model, None)
+    if fold_note:
+        result.warnings.append(fold_note)
+    if progress is not None and start:
+        progress(start)
 
     def checkpoint(upto: int) -> None:
-        for store in (*stores.values(), scalars):
-            store.flush()
-        atomic_write_json(state_path, {"key": key, "done": upto, "n": n})
+        for m in todo:
+            stores[m].flush()
+            scalars[m].flush()
+            state = {"key": keys[m], "done": max(done[m], upto), "n": n}
+            atomic_write_json(out / m / PROGRESS, state)
 
     unflushed = 0
-    for images, idx in source.batches(np.arange(done, n), cfg.batch_size):
+    for images, idx in source.batches(np.arange(start, n), cfg.batch_size):
         unit = to_unit(images.to(device))
         idx_np = idx.numpy()
 
@@ -171,15 +202,16 @@ def explain_run(
             )
 
         res, target = explain_batch(
-            model, unit, pre, methods, choose, cfg.ig, face, ig_model, geometry
+            model, unit, pre, todo, choose, cfg.ig, face, ig_model, geometry
         )
-        for m in methods:
+        logits, target = res.logits.float().cpu().numpy(), target.cpu().numpy()
+        for m in todo:
             stores[m][idx_np] = res.maps[m].float().cpu().numpy()
-        scalars[idx_np, :n_out] = res.logits.float().cpu().numpy()
-        scalars[idx_np, n_out] = target.cpu().numpy()
+            scalars[m][idx_np, :n_out] = logits
+            scalars[m][idx_np, n_out] = target
         if res.ig_error is not None:
-            scalars[idx_np, n_out + 1] = res.ig_error.cpu().numpy()
-            scalars[idx_np, n_out + 2] = res.ig_delta.cpu().numpy()
+            scalars["ig"][idx_np, n_out + 1] = res.ig_error.cpu().numpy()
+            scalars["ig"][idx_np, n_out + 2] = res.ig_delta.cpu().numpy()
         unflushed += len(idx_np)
         if unflushed >= cfg.chunk:  # rows are processed in order: all below idx[-1] are done
             checkpoint(int(idx_np[-1]) + 1)
@@ -187,52 +219,56 @@ def explain_run(
         if progress is not None:
             progress(len(idx_np))
     checkpoint(n)
+    common = {
+        "normalization": "none (raw maps)",
+        "shape": [n, size, size],
+        "grid": list(geometry.grid),
+        "split": cfg.split,
+        "target_policy": cfg.target,
+        "classes": classes,
+        "checkpoint": {
+            "path": str(ckpt_path),
+            "sha256": sha,
+            "epoch": ckpt["epoch"],
+            "arch": ckpt["model"]["arch"],
+        },
+        "preprocessing": pre.to_dict(),
+        "manifest": str(manifest),
+        "saliency_version": __version__,
+    }
+    for m in todo:
+        index = _index(scalars[m], rows, manifest, classes, n_out, m == "ig")
+        atomic_write_text(out / m / "index.csv", index.to_csv(index=False))
+        own = {
+            "method": m,
+            "units": UNITS[m],
+            "upsampling": geometry.to_dict() if m in GRID_METHODS else None,
+            "ig": cfg.ig.to_dict() if m == "ig" else None,
+            "batchnorm_folded": bool(m == "ig" and ig_model is not model),
+        }
+        atomic_write_json(out / m / "meta.json", own | common)
+    if "ig" in methods:
+        index = pd.read_csv(out / "ig" / "index.csv")
+        result.ig_over_tolerance = int((index["ig_error"] > cfg.ig.tolerance).sum())
+    return result
+
+
+def _index(
+    scalars: np.ndarray,
+    rows: pd.DataFrame,
+    manifest: Path,
+    classes: list[str],
+    n_out: int,
+    ig: bool,
+) -> pd.DataFrame:
+    """index.csv: one row per map (image, label, group, target, prediction, logits, IG)."""
     index = predictions_frame(rows, np.asarray(scalars[:, :n_out]), classes)
     index["path"] = [relative_path(p, manifest.parent) for p in index["path"]]
     index.insert(4, "target", np.asarray(classes, dtype=object)[scalars[:, n_out].astype(int)])
-    result = ExplainResult(out, n, start, grid)
-    if fold_note:
-        result.warnings.append(fold_note)
-    if geometry.note:
-        result.warnings.append(f"{geometry.note}; CAM-type maps use the image-resize rule")
-    if grid[0] < MIN_GRID or grid[1] < MIN_GRID:
-        result.warnings.append(
-            f"the map grid is {grid[0]}x{grid[1]}: too coarse to tell facial "
-            "regions apart (use a larger --size or --output-stride 16)"
-        )
-    for m in methods:
-        idx_m = index.copy()
-        if m == "ig":
-            idx_m["ig_error"] = scalars[:, n_out + 1]
-            idx_m["ig_delta"] = scalars[:, n_out + 2]
-            result.ig_over_tolerance = int((idx_m["ig_error"] > cfg.ig.tolerance).sum())
-        atomic_write_text(out / m / "index.csv", idx_m.to_csv(index=False))
-        atomic_write_json(
-            out / m / "meta.json",
-            {
-                "method": m,
-                "units": UNITS[m],
-                "normalization": "none (raw maps)",
-                "shape": [n, size, size],
-                "grid": list(grid),
-                "upsampling": geometry.to_dict() if m in GRID_METHODS else None,
-                "split": cfg.split,
-                "target_policy": cfg.target,
-                "classes": classes,
-                "ig": cfg.ig.to_dict() if m == "ig" else None,
-                "batchnorm_folded": bool(m == "ig" and ig_model is not model),
-                "checkpoint": {
-                    "path": str(ckpt_path),
-                    "sha256": sha,
-                    "epoch": ckpt["epoch"],
-                    "arch": ckpt["model"]["arch"],
-                },
-                "preprocessing": pre.to_dict(),
-                "manifest": str(manifest),
-                "saliency_version": __version__,
-            },
-        )
-    return result
+    if ig:
+        index["ig_error"] = scalars[:, n_out + 1]
+        index["ig_delta"] = scalars[:, n_out + 2]
+    return index
 
 
 def read_maps(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
