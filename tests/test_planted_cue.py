@@ -1,4 +1,5 @@
-"""End to end: a net trained on a brows cue, explained by IG, puts its attribution on the brows."""
+"""End to end: a net trained on a brows cue, explained by IG, puts its attribution on the brows,
+image by image and in the average map that `saliency average` writes."""
 
 import numpy as np
 import pandas as pd
@@ -43,3 +44,28 @@ def test_ig_with_a_blur_baseline_recovers_the_planted_brows_cue(tmp_path):
     enrichment = pd.DataFrame([{k: v["enrichment"] for k, v in s.items()} for s in shares]).mean()
     assert enrichment.idxmax() == "brows", enrichment.to_dict()
     assert enrichment["brows"] > 3.0 and enrichment["brows"] > 1.2 * enrichment.drop("brows").max()
+
+    from saliency.cli import main
+
+    assert (
+        main(
+            [
+                "average",
+                "--run",
+                str(tmp_path / "run"),
+                "--method",
+                "ig",
+                "--group",
+                "all",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
+    avg = np.load(tmp_path / "run" / "averages" / "ig_all_all.npz")
+    assert int(avg["count"]) == len(index)
+    mean_map = region_shares(avg["mean"], labels)  # regions as frequencies over the 48 faces
+    average = pd.Series({k: v["enrichment"] for k, v in mean_map.items()})
+    assert average.idxmax() == "brows", average.to_dict()
+    assert average["brows"] > 1.2 * average.drop("brows").max()

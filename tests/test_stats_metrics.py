@@ -104,3 +104,18 @@ def test_region_shares_by_hand():
     assert s["brows"] == {"share": 0.75, "area": 0.25, "enrichment": 3.0}
     assert s["eyes"]["share"] == 0.25 and s["eyes"]["enrichment"] == 0.5
     assert s["nose"]["area"] == 0.0 and math.isnan(s["nose"]["enrichment"])
+
+
+def test_region_shares_of_an_average_map_use_region_frequencies():
+    from saliency.analysis.share import region_shares
+
+    a = np.zeros((2, 4), np.uint8)
+    a[0, :2] = 2  # face 1: brows on the first two pixels of row 0
+    b = np.zeros((2, 4), np.uint8)
+    b[0, :1] = 2  # face 2: brows on the first pixel only
+    m = np.zeros((2, 4))
+    m[0, 0], m[0, 1], m[1, 3] = 2.0, 1.0, 1.0
+    s = region_shares(m, np.stack([a, b]))
+    # brows frequency: pixel (0,0) 1.0, pixel (0,1) 0.5 -> mass 2 + 0.5 = 2.5 of 4
+    assert s["brows"]["share"] == 0.625 and s["brows"]["area"] == 1.5 / 8
+    np.testing.assert_equal(region_shares(m, np.stack([a, a])), region_shares(m, a))
