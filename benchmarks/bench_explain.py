@@ -45,6 +45,22 @@ def rate(fn, n_images: int, repeats: int = 3) -> float:
     return n_images / best
 
 
+def interleaved_rates(fns: dict, n_images: int, rounds: int = 3) -> dict[str, float]:
+    """Best-of-``rounds`` images per second of each function, run round-robin so that every
+    contender sees the same machine state (after one warm-up each)."""
+    best = dict.fromkeys(fns, float("inf"))
+    for fn in fns.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: n_images / t for name, t in best.items()}
+
+
 def speed(device: torch.device, n: int, batch: int, ig_steps: int, ig_n: int) -> None:
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
@@ -150,9 +166,15 @@ def ig_speed(model, unit: torch.Tensor, pre: Preprocessing, ig_steps: int) -> No
         )
         maps[name] = attr.sum(dim=1)
 
-    r_fold = rate(ours("folded", folded), m, repeats=2)
-    r_exact = rate(ours("exact", None), m, repeats=2)
-    r_cap = rate(lambda: captum(model, x, base, target), m, repeats=2)
+    r = interleaved_rates(
+        {
+            "folded": ours("folded", folded),
+            "exact": ours("exact", None),
+            "captum": lambda: captum(model, x, base, target),
+        },
+        m,
+    )
+    r_fold, r_exact, r_cap = r["folded"], r["exact"], r["captum"]
     print(
         f"saliency ig (explain)    {r_fold:8.2f} img/s   {r_fold / r_cap:5.2f}x captum "
         "(goal >= 1.2)   batch norm folded, channels_last"

@@ -132,8 +132,11 @@ def run(args: argparse.Namespace) -> int:
                 "method": method,
                 "selection": sel.describe(),
                 "units": meta["units"],
+                "upsampling": (meta.get("upsampling") or {}).get("rule", "none (pixel maps)"),
             }
             title = f"{method}: {sel.describe()}"
+            if meta.get("upsampling"):
+                title += f" ({meta['upsampling']['rule']} upsampling)"
             row = {
                 "method": method,
                 "selection": name.split("_", 1)[1],
