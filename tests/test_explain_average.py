@@ -50,6 +50,17 @@ def test_explain_writes_raw_maps_index_and_meta(explained):
     )
     cam_meta = json.loads((explained / "saliency/test/cam/meta.json").read_text())
     assert cam_meta["grid"] == [2, 2]
+    assert cam_meta["upsampling"]["rule"] == "receptive-field" and meta["upsampling"] is None
+
+
+def test_coarse_grid_warning_only_for_grid_methods(tiny_run):
+    def warnings(methods):
+        cfg = ExplainConfig(split="val", methods=methods, limit=4, ig=IGConfig(n_steps=4))
+        res = explain_run(tiny_run, cfg, torch.device("cpu"), workers=0, overwrite=True)
+        return " ".join(res.warnings)
+
+    assert "the map grid is 2x2" in warnings(["gradcam"])  # 32 px at output stride 16
+    assert "map grid" not in warnings(["ig"])  # pixel maps: the grid does not matter
 
 
 def test_explain_sees_exactly_the_logits_evaluate_classified(explained):

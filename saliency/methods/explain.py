@@ -153,9 +153,10 @@ def explain_run(
     todo = [m for m in methods if done[m] < n or n == 0]
     start = min((done[m] for m in todo), default=n)
     result = ExplainResult(out, n, start, geometry.grid)
-    if geometry.note:
+    gridded = any(m in GRID_METHODS for m in methods)
+    if gridded and geometry.note:
         result.warnings.append(f"{geometry.note}; CAM-type maps use the image-resize rule")
-    if geometry.grid[0] < MIN_GRID or geometry.grid[1] < MIN_GRID:
+    if gridded and min(geometry.grid) < MIN_GRID:
         result.warnings.append(
             f"the map grid is {geometry.grid[0]}x{geometry.grid[1]}: too coarse to tell "
             "facial regions apart (use a larger --size or --output-stride 16)"
