@@ -1,0 +1,1 @@
+"""Faces: landmark backends, alignment to a canonical crop, and the six region masks."""
