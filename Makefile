@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1 2>&1 | $(QUIET)
 	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(QUIET)
-	$(BIN)/python -c "import saliency, torch, torchvision, cv2"
+	# face-alignment (the fan backend) without its opencv-python, which would shadow
+	# opencv-python-headless; its other needs come with .[dev]
+	$(BIN)/python -m pip install --quiet --no-deps face-alignment==1.5.0 2>&1 | $(QUIET)
+	$(BIN)/python -c "import saliency, torch, torchvision, cv2, dlib, face_alignment"
 	touch $(STAMP)
 
 demo: setup
