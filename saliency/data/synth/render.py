@@ -12,7 +12,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from saliency.data.regions import REGION_CODES
+from saliency.data.regions import BACKGROUND, REGION_CODES
 from saliency.data.synth.face import CANON, Face, Geometry, face_geometry
 
 SUBPIXEL_BITS = 4
@@ -183,7 +183,7 @@ def render_face(
             [64 - neck_w - 2, 170],
         ]
     )
-    c.paint(c.coverage(neck), f.skin * 0.8)
+    c.paint(c.coverage(neck), f.skin * 0.8, BACKGROUND)  # neck: 0, also under long hair
     # Skin is flat apart from the global light: any fixed shading pattern would differ from
     # the skin's mean color next to the features and so reveal their outlines in skin pixels.
     c.paint(c.coverage(g.face), f.skin, code["skin"])
