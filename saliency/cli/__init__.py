@@ -10,11 +10,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from saliency.cli import align, average, data, demo, evaluate, explain, predict, synth, train
+from saliency.cli import (
+    align,
+    average,
+    data,
+    demo,
+    evaluate,
+    explain,
+    predict,
+    regions,
+    synth,
+    train,
+)
 from saliency.data.imageio import ImageReadError
 from saliency.data.manifest import ManifestError
 
-COMMANDS = (demo, synth, data, align, train, evaluate, explain, average, predict)
+COMMANDS = (demo, synth, data, align, regions, train, evaluate, explain, average, predict)
 # Exceptions that carry a message fit for the user: printed as one line, exit code 2.
 USER_ERRORS = (ValueError, ManifestError, FileNotFoundError, ImageReadError, NotADirectoryError)
 

@@ -1,4 +1,4 @@
-"""The synthetic data set's preview sheet (faces, region overlays, landmarks)."""
+"""Preview sheets of a manifest with region masks: faces, region overlays, landmarks."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from saliency.viz.regions import region_sheet
 from saliency.viz.style import save_figure
 
 
-def synth_preview(dataset: str | os.PathLike, out: str | os.PathLike, n: int = 16) -> Path:
-    """Write a contact sheet of the first ``n`` faces of a synthetic data set, balanced by cell."""
-    m = read_manifest(Path(dataset) / MANIFEST)
+def manifest_preview(manifest: str | os.PathLike, out: str | os.PathLike, n: int = 16) -> Path:
+    """A contact sheet of up to ``n`` faces of a manifest with a ``mask`` column, balanced by
+    cell (subgroup and class); captions name the cell and any planted cue's class."""
+    m = read_manifest(manifest)
     df = m.df
     per_cell = max(1, n // max(1, df.groupby(["group", "label"]).ngroups))
     picks = df.groupby(["group", "label"], sort=True).head(per_cell)
@@ -24,9 +25,15 @@ def synth_preview(dataset: str | os.PathLike, out: str | os.PathLike, n: int = 1
     lms = m.landmarks()[picks.index.to_numpy()]
     images = [read_rgb(m.abspath(p)) for p in picks["path"]]
     labels = [read_label_map(m.abspath(p)) for p in picks["mask"]]
+    cues = picks["cue_class"] if "cue_class" in picks else picks["label"]
     titles = [
-        f"{g} {lab} (cue {c})" if c != lab else f"{g} {lab}"
-        for g, lab, c in zip(picks["group"], picks["label"], picks["cue_class"], strict=True)
+        f"{g} {lab} (cue {c})".strip() if c != lab else f"{g} {lab}".strip()
+        for g, lab, c in zip(picks["group"], picks["label"], cues, strict=True)
     ]
-    fig = region_sheet(images, labels, list(np.asarray(lms)), titles)
-    return save_figure(fig, out, dpi=110)
+    points = [None if not np.isfinite(p).all() else p for p in np.asarray(lms)]
+    return save_figure(region_sheet(images, labels, points, titles), out, dpi=110)
+
+
+def synth_preview(dataset: str | os.PathLike, out: str | os.PathLike, n: int = 16) -> Path:
+    """The synthetic data set's preview sheet."""
+    return manifest_preview(Path(dataset) / MANIFEST, out, n)

@@ -1,0 +1,177 @@
+"""``regions``: the exclusive region masks of every image of a manifest, from the best source.
+
+Sources, best first (``auto`` takes the first one available): the generator's exact masks
+(``synthetic``: the manifest's ``mask`` column), a BiSeNet face parser (``parsing``: needs
+``--parser-weights``), 68-landmark polygons with a GrabCut hair estimate (``landmarks``).
+Writes ``OUT/masks/<row>_<stem>.png`` (``uint8`` codes of :mod:`saliency.data.regions`, in
+the image's own coordinates), ``OUT/manifest.csv`` (the input rows with ``mask`` and
+``mask_source``), ``OUT/skipped.csv`` (a reason per row without masks) and a preview sheet.
+The dilated, feathered masks for filling derive from these (:mod:`saliency.faces.fill`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saliency.data.atomic import atomic_write_text
+from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
+from saliency.data.manifest import Manifest, read_manifest, relative_path, write_manifest
+from saliency.data.regions import REGION_CODES
+
+SOURCES = ("auto", "synthetic", "parsing", "landmarks")
+PARSE_BATCH = 16
+
+
+@dataclass
+class RegionsConfig:
+    manifest: str
+    out: str
+    source: str = "auto"
+    parser_weights: str | None = None
+    device: str = "cpu"
+    hair: bool = True
+    preview: int = 16  # faces on the preview sheet (0: none)
+
+
+@dataclass
+class RegionsResult:
+    n: int
+    written: int
+    source: str
+    skipped: pd.DataFrame  # path, label, group, reason
+    areas: pd.DataFrame  # mean area fraction of each region
+    manifest: Path
+    preview: Path | None
+    seconds: float
+
+
+def choose_source(m: Manifest, cfg: RegionsConfig) -> str:
+    """The source to use; an unavailable one is an error that says what it needs."""
+    if cfg.source not in SOURCES:
+        raise ValueError(f"unknown --source {cfg.source!r}; valid: {', '.join(SOURCES)}")
+    available = {
+        "synthetic": "mask" in m.df.columns,
+        "parsing": cfg.parser_weights is not None,
+        "landmarks": m.has_landmarks,
+    }
+    needs = {
+        "synthetic": "a 'mask' column (a synthetic data set)",
+        "parsing": "--parser-weights PATH (face-parsing.PyTorch's 79999_iter.pth)",
+        "landmarks": "68 landmark columns x0..y67 (run `saliency align`)",
+    }
+    if cfg.source != "auto":
+        if not available[cfg.source]:
+            raise ValueError(f"--source {cfg.source} needs {needs[cfg.source]}")
+        return cfg.source
+    for name in ("synthetic", "parsing", "landmarks"):
+        if available[name]:
+            return name
+    raise ValueError(
+        "no region source: the manifest has no masks and no 68 landmarks; run `saliency align` "
+        "(landmarks) or pass --parser-weights PATH"
+    )
+
+
+def _name(i: int, path: str) -> str:
+    return f"{i:06d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(path).stem)[:60]}.png"
+
+
+def _masks(m: Manifest, source: str, cfg: RegionsConfig, progress) -> dict[int, np.ndarray | str]:
+    """Label map ``uint8 [H, W]`` per row index, or the reason it has none."""
+    out: dict[int, np.ndarray | str] = {}
+    lms = m.landmarks()
+    parser = None
+    if source == "parsing":
+        from saliency.faces.bisenet import load_parser
+
+        parser = load_parser(cfg.parser_weights, cfg.device)
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        from saliency.faces.bisenet import parse_regions
+
+        for shape in {img.shape for _, img in pending}:  # one batch per image size
+            same = [(i, img) for i, img in pending if img.shape == shape]
+            for k in range(0, len(same), PARSE_BATCH):
+                chunk = same[k : k + PARSE_BATCH]
+                labels = parse_regions(parser, np.stack([img for _, img in chunk]))
+                for (i, _), lab in zip(chunk, labels.numpy(), strict=True):
+                    out[i] = lab
+                progress(len(chunk))
+        pending.clear()
+
+    for i, row in enumerate(m.df.itertuples(index=False)):
+        try:
+            image = read_rgb(m.abspath(row.path))
+            if source == "synthetic":
+                out[i] = read_label_map(m.abspath(row.mask))
+            elif source == "parsing":
+                pending.append((i, image))
+                if len(pending) >= 4 * PARSE_BATCH:
+                    flush()
+                continue
+            else:
+                from saliency.faces.polygons import landmark_regions
+
+                if not np.isfinite(lms[i]).all():
+                    raise ValueError("no landmarks in this row")
+                out[i] = landmark_regions(lms[i], image, hair=cfg.hair)
+            if out[i].shape != image.shape[:2]:
+                raise ValueError(f"mask {out[i].shape} and image {image.shape[:2]} differ")
+        except (ImageReadError, ValueError) as exc:
+            out[i] = str(exc)
+        progress(1)
+    if pending:
+        flush()
+    return out
+
+
+def region_masks(
+    cfg: RegionsConfig, progress: Callable[[int], None] | None = None
+) -> RegionsResult:
+    """Write the region masks of every row of ``cfg.manifest`` (see the module docstring)."""
+    start = time.perf_counter()
+    m = read_manifest(cfg.manifest)
+    source = choose_source(m, cfg)
+    out = Path(cfg.out)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    masks = _masks(m, source, cfg, progress or (lambda k: None))
+    rows, skipped, areas = [], [], []
+    for i, row in enumerate(m.df.to_dict("records")):
+        labels = masks[i]
+        if isinstance(labels, str):
+            skipped.append({k: row[k] for k in ("path", "label", "group")} | {"reason": labels})
+            continue
+        name = _name(i, row["path"])
+        write_rgb(out / "masks" / name, labels.astype(np.uint8))
+        areas.append({r: float((labels == c).mean()) for r, c in REGION_CODES.items()})
+        row["path"] = relative_path(m.abspath(row["path"]), out)
+        rows.append(row | {"mask": f"masks/{name}", "mask_source": source})
+    frame = pd.DataFrame(rows, columns=[*m.df.columns.drop("mask", errors="ignore"), "mask",
+                                        "mask_source"])  # fmt: skip
+    write_manifest(frame, out / "manifest.csv")
+    skipped_df = pd.DataFrame(skipped, columns=["path", "label", "group", "reason"])
+    atomic_write_text(out / "skipped.csv", skipped_df.to_csv(index=False))
+    preview = None
+    if cfg.preview and rows:
+        from saliency.viz.contact import manifest_preview
+
+        preview = manifest_preview(out / "manifest.csv", out / "regions_preview.png", cfg.preview)
+    areas_df = pd.DataFrame(areas).mean().rename("mean_area").to_frame() if areas else None
+    return RegionsResult(
+        n=len(m),
+        written=len(rows),
+        source=source,
+        skipped=skipped_df,
+        areas=areas_df if areas_df is not None else pd.DataFrame(),
+        manifest=out / "manifest.csv",
+        preview=preview,
+        seconds=time.perf_counter() - start,
+    )
