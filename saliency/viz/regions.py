@@ -46,7 +46,8 @@ def region_sheet(
     n = len(images)
     columns = min(columns, n)
     rows = -(-n // columns)
-    fig = new_figure(1.25 * columns, 2.6 * rows + 0.4)
+    narrow = columns < 4  # the legend then takes two rows
+    fig = new_figure(max(1.25 * columns, 2.6), 2.6 * rows + (0.6 if narrow else 0.4))
     for i in range(n):
         r, c = divmod(i, columns)
         top = fig.add_subplot(2 * rows, columns, 2 * r * columns + c + 1)
@@ -66,6 +67,8 @@ def region_sheet(
         Patch(color=np.array(REGION_COLORS[CODE_NAMES[k]]) / 255, label=CODE_NAMES[k])
         for k in sorted(REGION_CODES.values())
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.96, bottom=0.06, wspace=0.04, hspace=0.12)
+    ncol = 3 if narrow else len(handles)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=8)
+    bottom = 0.06 if not narrow else 0.36 / (2.6 * rows + 0.6)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.96, bottom=bottom, wspace=0.04, hspace=0.12)
     return fig
