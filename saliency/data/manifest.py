@@ -8,6 +8,7 @@ any other columns, which are kept as metadata.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,3 +160,10 @@ def relative_path(image: str | os.PathLike, manifest_dir: str | os.PathLike) -> 
     except ValueError:  # different drives on Windows
         return image.as_posix()
     return Path(rel).as_posix()
+
+
+def derived_name(row: int, path: str | os.PathLike, suffix: str = ".png") -> str:
+    """File name for what a stage derives from manifest row ``row`` (an aligned image, a
+    mask): ``<row>_<stem><suffix>``, unique by row, readable by stem, safe on every system."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)[:60]
+    return f"{row:06d}_{stem}{suffix}"

@@ -10,7 +10,6 @@ Processed plus skipped rows always equal the input rows.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -24,7 +23,13 @@ from saliency.analysis.stats import wilson
 from saliency.data.atomic import atomic_write_json, atomic_write_text
 from saliency.data.cells import cell_column
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
-from saliency.data.manifest import LANDMARK_COLUMNS, landmark_frame, read_manifest, write_manifest
+from saliency.data.manifest import (
+    LANDMARK_COLUMNS,
+    derived_name,
+    landmark_frame,
+    read_manifest,
+    write_manifest,
+)
 from saliency.faces.align import MAX_RESIDUAL, fit_residual, transform_points, warp
 from saliency.faces.landmarks import FIVE, five_points, make_backend
 
@@ -78,10 +83,6 @@ def _start(name: str, options: dict) -> None:
     _BACKEND = make_backend(name, **options)
 
 
-def _safe_stem(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)[:60]
-
-
 def _align_one(job: tuple[int, dict, str, str, AlignConfig]) -> dict:
     """Align one row; returns its output columns, or ``reason`` when it is skipped."""
     i, row, src, mask_src, cfg = job
@@ -100,7 +101,7 @@ def _align_one(job: tuple[int, dict, str, str, AlignConfig]) -> dict:
     matrix, misfit = fit_residual(face.landmarks, cfg.size)
     if misfit > MAX_RESIDUAL:
         return {"reason": f"landmark failure: 5-point misfit {misfit:.2f} inter-ocular distances"}
-    name = f"{i:06d}_{_safe_stem(row['path'])}.png"
+    name = derived_name(i, row["path"])
     write_rgb(Path(cfg.out) / "images" / name, warp(image, matrix, cfg.size))
     out = {
         "path": f"images/{name}",

@@ -11,7 +11,6 @@ The dilated, feathered masks for filling derive from these (:mod:`saliency.faces
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,13 @@ import pandas as pd
 
 from saliency.data.atomic import atomic_write_text
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
-from saliency.data.manifest import Manifest, read_manifest, relative_path, write_manifest
+from saliency.data.manifest import (
+    Manifest,
+    derived_name,
+    read_manifest,
+    relative_path,
+    write_manifest,
+)
 from saliency.data.regions import REGION_CODES
 
 SOURCES = ("auto", "synthetic", "parsing", "landmarks")
@@ -77,10 +82,6 @@ def choose_source(m: Manifest, cfg: RegionsConfig) -> str:
         "no region source: the manifest has no masks and no 68 landmarks; run `saliency align` "
         "(landmarks) or pass --parser-weights PATH"
     )
-
-
-def _name(i: int, path: str) -> str:
-    return f"{i:06d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(path).stem)[:60]}.png"
 
 
 def _masks(m: Manifest, source: str, cfg: RegionsConfig, progress) -> dict[int, np.ndarray | str]:
@@ -149,7 +150,7 @@ def region_masks(
         if isinstance(labels, str):
             skipped.append({k: row[k] for k in ("path", "label", "group")} | {"reason": labels})
             continue
-        name = _name(i, row["path"])
+        name = derived_name(i, row["path"])
         write_rgb(out / "masks" / name, labels.astype(np.uint8))
         areas.append({r: float((labels == c).mean()) for r, c in REGION_CODES.items()})
         row["path"] = relative_path(m.abspath(row["path"]), out)
