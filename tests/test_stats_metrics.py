@@ -119,3 +119,41 @@ def test_region_shares_of_an_average_map_use_region_frequencies():
     # brows frequency: pixel (0,0) 1.0, pixel (0,1) 0.5 -> mass 2 + 0.5 = 2.5 of 4
     assert s["brows"]["share"] == 0.625 and s["brows"]["area"] == 1.5 / 8
     np.testing.assert_equal(region_shares(m, np.stack([a, a])), region_shares(m, a))
+
+
+def test_mcnemar_exact_against_the_binomial_test():
+    from scipy.stats import binomtest
+
+    from saliency.analysis.stats import mcnemar_exact
+
+    assert mcnemar_exact(1, 9) == pytest.approx(2 * (1 + 10) / 1024)  # by hand: 0.021484375
+    for b, c in ((0, 0), (5, 5), (3, 12), (40, 17), (0, 7)):
+        expected = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
+        assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-12)
+
+
+def test_holm_by_hand():
+    from saliency.analysis.stats import holm
+
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> monotone 0.06
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    out = holm([0.2, np.nan, 0.01])  # NaN is not part of the family of two
+    np.testing.assert_allclose(out[[0, 2]], [0.2, 0.02])
+    assert np.isnan(out[1])
+    np.testing.assert_allclose(holm([0.6, 0.7]), [1.0, 1.0])  # 0.6 * 2 capped at 1
+
+
+def test_bootstrap_interval_matches_the_normal_theory_and_is_reproducible():
+    from saliency.analysis.stats import bootstrap
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 1.0, 2000)
+    est, lo, hi = bootstrap(x, seed=1)
+    assert est == pytest.approx(x.mean())
+    half = 1.96 * x.std() / np.sqrt(len(x))
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+    assert bootstrap(x, seed=1) == bootstrap(x, seed=1)  # same seed, same interval
+    est2, lo2, hi2 = bootstrap(np.stack([x, 2 * x], axis=1), seed=1)  # columns at once
+    np.testing.assert_allclose([est2[1], lo2[1], hi2[1]], [2 * est, 2 * lo, 2 * hi])
+    empty = bootstrap(np.empty((0, 3)))
+    assert all(np.isnan(a).all() and a.shape == (3,) for a in empty)

@@ -3,12 +3,19 @@
 - Wilson score interval for a proportion (Wilson 1927; Newcombe 1998, method 3).
 - Newcombe's hybrid score interval for a difference of two independent proportions
   (Newcombe 1998, method 10), built from the two Wilson intervals.
+- Percentile bootstrap intervals over images (Efron and Tibshirani 1993), seeded.
+- McNemar's exact test for paired binary outcomes (a two-sided binomial test on the
+  discordant pairs).
+- Holm's step-down adjustment of p-values for family-wise error (Holm 1979).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from statistics import NormalDist
+
+import numpy as np
 
 
 def z_value(confidence: float = 0.95) -> float:
@@ -42,3 +49,58 @@ def newcombe_difference(
     lower = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     upper = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
     return (d, lower, upper)
+
+
+def bootstrap(
+    values: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimate and percentile interval of a statistic of rows ``values [n, ...]``,
+    resampling rows with replacement ``n_boot`` times from ``seed``.
+
+    ``statistic(sample [B, n, ...]) -> [B, ...]`` (default: the mean over rows, NaN-aware).
+    Returns ``(estimate, low, high)``, each of shape ``values.shape[1:]``; NaN when n = 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    stat = statistic or (lambda x: np.nanmean(x, axis=1))
+    if len(values) == 0:
+        nan = np.full(values.shape[1:], np.nan)
+        return nan, nan.copy(), nan.copy()
+    estimate = stat(values[None])[0]
+    rng = np.random.default_rng(seed)
+    draws = []
+    chunk = max(1, 4_000_000 // max(1, values.size))  # bound the memory of one resample batch
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, len(values), size=(min(chunk, n_boot - start), len(values)))
+        draws.append(stat(values[idx]))
+    draws = np.concatenate(draws)
+    alpha = (1 - confidence) / 2
+    low, high = np.nanquantile(draws, [alpha, 1 - alpha], axis=0)
+    return estimate, low, high
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs (b: right before
+    and wrong after, c: the reverse): ``min(1, 2 P(X <= min(b, c)))`` with X ~ Bin(b + c, 1/2);
+    1.0 when there are no discordant pairs."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (same order as given; NaNs stay NaN and do not
+    count towards the family size)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out[order] = adjusted
+    return out
