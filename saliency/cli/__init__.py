@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from saliency.cli import (
+    ablate,
     align,
     average,
     data,
@@ -25,7 +26,19 @@ from saliency.cli import (
 from saliency.data.imageio import ImageReadError
 from saliency.data.manifest import ManifestError
 
-COMMANDS = (demo, synth, data, align, regions, train, evaluate, explain, average, predict)
+COMMANDS = (
+    demo,
+    synth,
+    data,
+    align,
+    regions,
+    train,
+    evaluate,
+    explain,
+    average,
+    predict,
+    ablate,
+)
 # Exceptions that carry a message fit for the user: printed as one line, exit code 2.
 USER_ERRORS = (ValueError, ManifestError, FileNotFoundError, ImageReadError, NotADirectoryError)
 

@@ -95,6 +95,34 @@ def fill_masks(labels: np.ndarray) -> dict[str, np.ndarray]:
     return {region: fill_mask(labels, region) for region in REGIONS}
 
 
+FILLS = ("blur", "mean", "gray", "noise")
+
+
+def fill_source(image: np.ndarray, fill: str, seed: int = 0) -> np.ndarray:
+    """What a region is replaced with, as a whole image ``uint8 [H, W, 3]``: ``blur`` the
+    reference box blur, ``mean`` the image's own mean colour (removing colour cues a blur
+    keeps), ``gray`` 128, ``noise`` seeded uniform noise."""
+    if fill == "blur":
+        k = box_size(image_side(image.shape))
+        return cv2.blur(image, (k, k))
+    if fill == "mean":
+        return np.broadcast_to(np.rint(image.reshape(-1, 3).mean(0)), image.shape).astype(np.uint8)
+    if fill == "gray":
+        return np.full_like(image, 128)
+    if fill == "noise":
+        return np.random.default_rng(seed).integers(0, 256, image.shape, dtype=np.uint8)
+    raise ValueError(f"unknown fill {fill!r}; valid: {', '.join(FILLS)}")
+
+
+def blend(image: np.ndarray, source: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``image * (1 - alpha) + source * alpha`` rounded to ``uint8 [H, W, 3]``; pixels where
+    ``alpha`` is 0 are the input's exactly, and where it is 1 the source's."""
+    alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)[..., None]
+    mixed = image.astype(np.float32) * (1.0 - alpha) + source.astype(np.float32) * alpha
+    out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return np.where(alpha > 0, out, image)
+
+
 def blur_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The reference blur fill: alpha-blend a box blur of the image through ``mask``.
 
@@ -107,14 +135,8 @@ def blur_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         where the mask is 0 are the input's exactly. The box has side ``box_size(S)``.
     """
     image = np.asarray(image)
-    mask = np.asarray(mask, np.float32)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected RGB uint8 [H, W, 3], got {image.dtype} {image.shape}")
-    if mask.shape != image.shape[:2]:
-        raise ValueError(f"mask shape {mask.shape} differs from the image's {image.shape[:2]}")
-    k = box_size(image_side(image.shape))
-    blurred = cv2.blur(image, (k, k)).astype(np.float32)
-    alpha = np.clip(mask, 0.0, 1.0)[..., None]
-    mixed = image.astype(np.float32) * (1.0 - alpha) + blurred * alpha
-    out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    return np.where(alpha > 0, out, image)
+    if np.shape(mask) != image.shape[:2]:
+        raise ValueError(f"mask shape {np.shape(mask)} differs from the image's {image.shape[:2]}")
+    return blend(image, fill_source(image, "blur"), mask)

@@ -1,0 +1,84 @@
+"""Region ablation: exact locality on a toy model, identity cases, the summary table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from saliency.analysis.ablation import AblationConfig, ablate_run, ablated
+from saliency.analysis.ablation_summary import ranking, summarize
+from saliency.data.regions import REGION_CODES
+
+
+def face_labels(size: int = 128) -> np.ndarray:
+    """A label map with eyes high and a mouth low, far apart, on skin."""
+    labels = np.full((size, size), REGION_CODES["skin"], np.uint8)
+    labels[40:50, 30:50] = labels[40:50, 78:98] = REGION_CODES["eyes"]
+    labels[100:110, 45:83] = REGION_CODES["mouth"]
+    return labels
+
+
+def eyes_model(image: np.ndarray, labels: np.ndarray) -> float:
+    """A toy model that reads only the eye pixels: their weighted sum."""
+    w = (labels == REGION_CODES["eyes"]) * np.linspace(0.5, 1.5, labels.size).reshape(labels.shape)
+    return float((image.astype(np.float64).sum(-1) * w).sum())
+
+
+@pytest.mark.parametrize("fill", ["blur", "mean", "gray", "noise"])
+def test_deleting_the_eyes_changes_a_toy_eyes_model_and_the_mouth_does_not(fill):
+    rng = np.random.default_rng(12345)  # not the noise fill's seed, or noise = image
+    image = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    labels = face_labels()
+    before = eyes_model(image, labels)
+    (eyes, mouth), areas = ablated(image, labels, ["eyes", "mouth"], fill, "delete")
+    assert eyes_model(eyes, labels) != before
+    assert eyes_model(mouth, labels) == before  # exact: the feather is truncated
+    assert areas == [400, 380]
+    (kept,), _ = ablated(image, labels, ["eyes"], fill, "keep")
+    assert eyes_model(kept, labels) == before  # keep-only eyes keeps the output
+    assert not np.array_equal(kept, image)  # while the rest was replaced
+
+
+def test_keep_mode_with_an_all_ones_mask_reproduces_the_predictions_exactly(tiny_run, monkeypatch):
+    import saliency.analysis.ablation as ablation
+
+    monkeypatch.setattr(ablation, "fill_mask", lambda labels, region: np.ones(labels.shape))
+    cfg = AblationConfig(split="test", regions=["eyes", "hair"], mode="keep")
+    per, skipped, _ = ablate_run(tiny_run, cfg, torch.device("cpu"), workers=0)
+    assert len(per) == 2 * per["path"].nunique() > 0 and len(skipped) == 0
+    np.testing.assert_array_equal(per["score_after"], per["score_before"])
+    assert (per["pred_after"] == per["pred_before"]).all()
+
+
+def test_ablation_through_the_run_changes_scores_and_summarizes(tiny_run):
+    cfg = AblationConfig(split="test", regions=["eyes", "brows", "hair"], batch_size=8)
+    per, _, classes = ablate_run(tiny_run, cfg, torch.device("cpu"), workers=0)
+    assert set(per["region"]) == {"eyes", "brows", "hair"}
+    assert (per["score_after"] != per["score_before"]).mean() > 0.5  # filling changes inputs
+    summary = summarize(per, classes, n_boot=200)
+    assert not summary[["n", "accuracy_change", "prob_change", "p_holm"]].isna().any().any()
+    all_rows = summary[summary["selection"] == "all"].set_index("region")
+    sub = per[per["region"] == "eyes"]
+    assert all_rows.loc["eyes", "prob_change"] == pytest.approx(
+        (sub["prob_after"] - sub["prob_before"]).mean()
+    )
+    assert (summary["p_holm"] >= summary["mcnemar_p"] - 1e-12).all()
+    assert list(ranking(summary)["region"])[0] in {"eyes", "brows", "hair"}
+
+
+def test_zero_area_regions_and_empty_groups_give_no_nan_rows():
+    per = pd.DataFrame({
+        "path": ["a", "b", "c"], "label": ["female", "male", "male"], "group": ["A", "A", "A"],
+        "region": ["hair"] * 3, "region_area": [0, 10, 12], "score_before": [1.0, 2.0, -1.0],
+        "score_after": [1.0, 0.5, -1.5], "prob_before": [0.7, 0.8, 0.3],
+        "prob_after": [0.7, 0.6, 0.2], "pred_before": ["female", "male", "female"],
+        "pred_after": ["female", "female", "female"],
+    })  # fmt: skip
+    per["correct_before"] = per["pred_before"] == per["label"]
+    per["correct_after"] = per["pred_after"] == per["label"]
+    s = summarize(per, ["female", "male"], n_boot=100).set_index("selection")
+    assert s.loc["all", "n"] == 2 and s.loc["all", "zero_area_images"] == 1
+    assert "female" not in s.index and "A_F" not in s.index  # only zero-area: no row at all
+    assert s.loc["all", "accuracy_change"] == pytest.approx(-0.5)
