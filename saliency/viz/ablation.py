@@ -28,4 +28,5 @@ def distributions_figure(per: pd.DataFrame, title: str) -> Figure:
         if k == 0:
             ax.legend(fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(top=0.8, bottom=0.2, wspace=0.3)
     return fig
