@@ -14,19 +14,7 @@ import numpy as np
 import pandas as pd
 
 from saliency.analysis.stats import bootstrap, holm, mcnemar_exact
-from saliency.data.cells import cell_column
-
-
-def selections(df: pd.DataFrame, classes: list[str]) -> list[tuple[str, np.ndarray]]:
-    """(name, row mask) for all, each subgroup, each class and each cell of ``df``."""
-    out = [("all", np.ones(len(df), bool))]
-    groups = sorted(set(df["group"]) - {""})
-    out += [(g, (df["group"] == g).to_numpy()) for g in groups]
-    out += [(c, (df["label"] == c).to_numpy()) for c in classes]
-    if groups:
-        cells = cell_column(df, classes)
-        out += [(c, cells == c) for c in sorted(set(cells))]
-    return out
+from saliency.data.cells import standard_selections
 
 
 def summarize(
@@ -37,7 +25,7 @@ def summarize(
     for region, sub in per.groupby("region", sort=False):
         zero = sub["region_area"] == 0
         sub = sub[~zero].reset_index(drop=True)
-        for name, mask in selections(sub, classes):
+        for name, mask in standard_selections(sub, classes):
             s = sub[mask]
             if len(s) == 0:
                 continue

@@ -39,6 +39,19 @@ def cell_column(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
     return np.where(group == "", key, group + "_" + key)
 
 
+def standard_selections(df: pd.DataFrame, classes: list[str]) -> list[tuple[str, np.ndarray]]:
+    """``(name, row mask)`` for all, each subgroup, each class and (when there are
+    subgroups) each cell of a manifest-like frame: the rows of every per-group table."""
+    out = [("all", np.ones(len(df), bool))]
+    groups = sorted(set(df["group"]) - {""})
+    out += [(g, (df["group"] == g).to_numpy()) for g in groups]
+    out += [(c, (df["label"] == c).to_numpy()) for c in classes]
+    if groups:
+        cells = cell_column(df, classes)
+        out += [(c, cells == c) for c in sorted(set(cells))]
+    return out
+
+
 @dataclass(frozen=True)
 class GroupSpec:
     """A parsed ``--group`` value: everyone, a subgroup, or a (subgroup, class) cell."""

@@ -21,7 +21,7 @@ import pandas as pd
 
 from saliency.analysis.stats import wilson
 from saliency.data.atomic import atomic_write_json, atomic_write_text
-from saliency.data.cells import cell_column
+from saliency.data.cells import standard_selections
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
 from saliency.data.manifest import (
     LANDMARK_COLUMNS,
@@ -131,14 +131,8 @@ def _results(jobs: list, cfg: AlignConfig) -> Iterator[dict]:
 def skip_rates(df: pd.DataFrame, aligned: np.ndarray, classes: list[str]) -> pd.DataFrame:
     """n, aligned, skipped, skip rate with a 95% Wilson interval: all, per subgroup, class
     and cell (``group``/``label`` columns of the input rows)."""
-    cells = cell_column(df, classes)
-    selections = [("all", np.ones(len(df), bool))]
-    selections += [(g, (df["group"] == g).to_numpy()) for g in sorted(set(df["group"]) - {""})]
-    selections += [(c, (df["label"] == c).to_numpy()) for c in classes]
-    if (df["group"] != "").any():
-        selections += [(c, cells == c) for c in sorted(set(cells))]
     rows = []
-    for name, mask in selections:
+    for name, mask in standard_selections(df, classes):
         n, k = int(mask.sum()), int((~aligned[mask]).sum())
         lo, hi = wilson(k, n)
         rows.append({"selection": name, "n": n, "aligned": n - k, "skipped": k,
