@@ -126,45 +126,48 @@ def ablate_run(
             f"{manifest} has no 'mask' column: run `saliency regions` on it and train on the "
             "manifest it writes (region masks must be in the classified images' coordinates)"
         )
-    root = manifest.parent
-    paths = [p if Path(p).is_absolute() else root / p for p in rows["path"]]
+    root = manifest.parent  # evaluation_rows gives absolute image paths; masks are relative
     masks = [p if Path(p).is_absolute() else root / p for p in rows["mask"]]
     loader = DataLoader(
-        _Variants(paths, masks, cfg, pre.size),
+        _Variants(rows["path"], masks, cfg, pre.size),
         batch_size=cfg.batch_size,
         num_workers=workers,
         collate_fn=_collate,
     )
-    true = rows["label"].map({c: k for k, c in enumerate(classes)}).to_numpy()
-    n_var = len(cfg.regions) + 1
-    records, skipped = [], []
+    true = torch.tensor(rows["label"].map({c: k for k, c in enumerate(classes)}).to_numpy())
+    n_reg = len(cfg.regions)
+    frames, skipped = [], []
     for items in loader:
         good = [it for it in items if it[1] is not None]
         skipped += [(i, why) for i, stack, _, why in items if stack is None]
         if good:
+            idx = torch.tensor([i for i, _, _, _ in good])
             batch = torch.cat([stack for _, stack, _, _ in good]).to(device)
-            logits = model(model_input(batch, pre)).float()
-            scores = outputs.class_scores(logits).view(len(good), n_var, -1).cpu()
-            probs = outputs.probabilities(logits).view(len(good), n_var, -1).cpu()
-            preds = outputs.predicted(logits).view(len(good), n_var).cpu()
-            for k, (i, _, areas, _) in enumerate(good):
-                t = int(true[i])
-                for j, region in enumerate(cfg.regions, start=1):
-                    before_after = (
-                        scores[k, 0, t],
-                        scores[k, j, t],
-                        probs[k, 0, t],
-                        probs[k, j, t],
-                    )
-                    records.append(
-                        (i, region, int(areas[j - 1]), *map(float, before_after),
-                         int(preds[k, 0]), int(preds[k, j]))
-                    )  # fmt: skip
+            logits = model(model_input(batch, pre)).float().cpu()
+            t = true[idx].view(-1, 1, 1).expand(-1, n_reg + 1, 1)  # the true class, per variant
+            scores = (
+                outputs.class_scores(logits).view(len(good), n_reg + 1, -1).gather(2, t)[..., 0]
+            )
+            probs = (
+                outputs.probabilities(logits).view(len(good), n_reg + 1, -1).gather(2, t)[..., 0]
+            )
+            preds = outputs.predicted(logits).view(len(good), n_reg + 1)
+            frames.append(pd.DataFrame({  # image-major: (image, region) -> one row
+                "row": idx.repeat_interleave(n_reg).numpy(),
+                "region": np.tile(cfg.regions, len(good)),
+                "region_area": torch.stack([a for _, _, a, _ in good]).flatten().numpy(),
+                "score_before": scores[:, :1].expand(-1, n_reg).flatten().numpy(),
+                "score_after": scores[:, 1:].flatten().numpy(),
+                "prob_before": probs[:, :1].expand(-1, n_reg).flatten().numpy(),
+                "prob_after": probs[:, 1:].flatten().numpy(),
+                "pred_before": preds[:, :1].expand(-1, n_reg).flatten().numpy(),
+                "pred_after": preds[:, 1:].flatten().numpy(),
+            }))  # fmt: skip
         if progress is not None:
             progress(len(items))
     cols = ["row", "region", "region_area", "score_before", "score_after", "prob_before",
             "prob_after", "pred_before", "pred_after"]  # fmt: skip
-    per = pd.DataFrame(records, columns=cols)
+    per = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     meta = rows.reset_index(drop=True)[["path", "label", "group"]]
     per = meta.iloc[per["row"]].reset_index(drop=True).join(per.drop(columns="row"))
     for col in ("pred_before", "pred_after"):
