@@ -82,3 +82,6 @@ def test_forced_sources_are_checked(synth_small, tmp_path, source, capsys):
         assert "auto" in capsys.readouterr().err
     else:
         assert regions(*argv, "--source", source, "--preview", "0") == 0
+        out = read_manifest(tmp_path / "manifest.csv")
+        assert set(out.df["mask_source"]) == {"synthetic"}
+        assert not (tmp_path / "regions_preview.png").exists()  # --preview 0 writes none
