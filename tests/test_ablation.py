@@ -41,6 +41,20 @@ def test_deleting_the_eyes_changes_a_toy_eyes_model_and_the_mouth_does_not(fill)
     assert not np.array_equal(kept, image)  # while the rest was replaced
 
 
+def test_deleting_skin_leaves_the_features_inside_it_untouched_unless_asked():
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    labels = face_labels(128)[::2, ::2].copy()
+    labels[15:17, 15:25] = REGION_CODES["brows"]  # a 2 px brow, thinner than the feather
+    (skin,), _ = ablated(image, labels, ["skin"], "blur", "delete")
+    features = np.isin(labels, [REGION_CODES[r] for r in ("eyes", "brows", "mouth")])
+    np.testing.assert_array_equal(skin[features], image[features])
+    assert not np.array_equal(skin[~features], image[~features])
+    (spilled,), _ = ablated(image, labels, ["skin"], "blur", "delete", protect=False)
+    brows = labels == REGION_CODES["brows"]
+    assert not np.array_equal(spilled[brows], image[brows])  # the reference recipe spills
+
+
 def test_keep_mode_with_an_all_ones_mask_reproduces_the_predictions_exactly(tiny_run, monkeypatch):
     import saliency.analysis.ablation as ablation
 

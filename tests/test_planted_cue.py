@@ -69,3 +69,18 @@ def test_ig_with_a_blur_baseline_recovers_the_planted_brows_cue(tmp_path):
     average = pd.Series({k: v["enrichment"] for k, v in mean_map.items()})
     assert average.idxmax() == "brows", average.to_dict()
     assert average["brows"] > 1.2 * average.drop("brows").max()
+
+    # the two independent answers agree: deleting the brows hurts most (interval excluding
+    # zero), IG's enrichment singles them out, so `share` calls the brows recovered
+    run = str(tmp_path / "run")
+    assert main(["ablate", "--run", run, "--limit", "48", "--workers", "0"]) == 0
+    ranked = pd.read_csv(tmp_path / "run" / "ablation" / "ranking_blur_delete.csv")
+    assert ranked["region"].iloc[0] == "brows" and bool(ranked["excludes_zero"].iloc[0])
+    argv = ["share", "--run", run, "--method", "ig", "--split", "all", "--group", "all"]
+    assert main([*argv, "--workers", "0"]) == 0
+    share = tmp_path / "run" / "share" / "ig_test"
+    agreement = pd.read_csv(share / "agreement.csv", keep_default_na=False).iloc[0]
+    assert agreement["recovered"] == "brows", agreement.to_dict()
+    assert agreement["spearman"] > 0.5
+    truth = pd.read_csv(share / "truth.csv").iloc[0]
+    assert truth["rank_accuracy_low"] > 3 * truth["chance"]  # far above chance

@@ -9,8 +9,9 @@ map over N faces, each pixel belongs to a region with the frequency it has in th
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from saliency.data.regions import REGION_CODES
+from saliency.data.regions import REGION_CODES, REGIONS
 
 
 def region_shares(m: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, float]]:
@@ -33,3 +34,34 @@ def region_shares(m: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, floa
             "enrichment": share / area if area > 0 else float("nan"),
         }
     return out
+
+
+def batch_region_mass(
+    maps: torch.Tensor, labels: torch.Tensor, regions: tuple[str, ...] = REGIONS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positive attribution mass and area of each region, for a batch.
+
+    ``maps [B, H, W]`` (any units), ``labels [B, H, W]`` region codes. Returns ``mass
+    [B, R]`` (sum of ``max(m, 0)`` inside each region, the map's units), ``area [B, R]``
+    (fraction of the image's pixels) and ``total [B]`` (positive mass of the whole map),
+    in float64, regions in the order given."""
+    pos = maps.double().clamp_min(0).flatten(1)
+    lab = labels.flatten(1).long()
+    codes = torch.tensor([REGION_CODES[r] for r in regions], device=lab.device)
+    inside = (lab[:, None, :] == codes[None, :, None]).double()  # [B, R, HW]
+    mass = torch.einsum("brp,bp->br", inside, pos)
+    return mass, inside.mean(2), pos.sum(1)
+
+
+def rank_accuracy(maps: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Relevance rank accuracy (Arras et al. 2022, CLEVR-XAI): with ``K = |truth|`` pixels
+    in an image's ground-truth mask, the fraction of its ``K`` highest-attribution pixels
+    that lie inside the mask. ``maps [B, H, W]``, ``truth bool [B, H, W]`` -> ``[B]`` in
+    [0, 1]; NaN where the mask is empty. Chance level is the mask's area fraction."""
+    flat = maps.flatten(1)
+    gt = truth.flatten(1)
+    k = gt.sum(1)
+    order = torch.argsort(flat, dim=1, descending=True, stable=True)
+    hits = torch.cumsum(gt.gather(1, order).double(), dim=1)  # [B, HW]
+    at_k = hits.gather(1, (k - 1).clamp_min(0)[:, None])[:, 0]
+    return torch.where(k > 0, at_k / k.clamp_min(1), torch.full_like(at_k, float("nan")))

@@ -20,6 +20,7 @@ from saliency.cli import (
     explain,
     predict,
     regions,
+    share,
     synth,
     train,
 )
@@ -37,6 +38,7 @@ COMMANDS = (
     explain,
     average,
     predict,
+    share,
     ablate,
 )
 # Exceptions that carry a message fit for the user: printed as one line, exit code 2.

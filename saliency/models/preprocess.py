@@ -65,6 +65,16 @@ def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+def resize_labels(labels: np.ndarray, size: int) -> np.ndarray:
+    """A label map ``uint8 [H, W]`` (region codes) in the stored image's coordinates ->
+    ``uint8 [size, size]`` on the model's input grid, by the same stretch as
+    :func:`resize_rgb`; nearest neighbour at pixel centres, so no code is invented."""
+    h, w = labels.shape[:2]
+    if (h, w) == (size, size):
+        return labels
+    return cv2.resize(labels, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
 def load_resized(path: str | os.PathLike, pre: Preprocessing) -> np.ndarray:
     """Read an image file and resize it: ``uint8 [size, size, 3]`` RGB."""
     return resize_rgb(read_rgb(path), pre.size)

@@ -1,0 +1,118 @@
+"""Per-image attribution share of every region, streamed over one method's stored maps.
+
+Each image's exclusive region label map (the manifest's ``mask`` column, in the stored
+image's coordinates) is brought onto the model's input grid by the preprocessing contract's
+own stretch (:func:`saliency.models.preprocess.resize_labels`), where the maps live. Shares
+are ratios within one map, so they need no normalization and none is applied. Maps are read
+in chunks from the memory-mapped file; masks are decoded by a thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from saliency.analysis.share import batch_region_mass, rank_accuracy
+from saliency.data.imageio import ImageReadError, read_label_map
+from saliency.data.manifest import read_manifest
+from saliency.data.regions import REGION_CODES, REGIONS
+from saliency.methods.explain import read_maps
+from saliency.models.preprocess import resize_labels
+
+META_COLUMNS = ["path", "label", "group", "target", "pred", "correct"]
+
+
+def ground_truth(manifest: Path) -> list[str] | None:
+    """The regions that carry the class in a synthetic data set (``synth.json`` beside the
+    manifest), strongest first; ``None`` when the data have no such ground truth."""
+    info = manifest.parent / "synth.json"
+    if not info.is_file():
+        return None
+    cued = json.loads(info.read_text()).get("config", {}).get("cues", {})
+    ranked = sorted(((s, r) for r, s in cued.items() if s > 0), reverse=True)
+    return [r for _, r in ranked] or None
+
+
+def _mask_paths(index: pd.DataFrame, manifest: Path) -> list[Path]:
+    m = read_manifest(manifest)
+    if "mask" not in m.df.columns:
+        raise ValueError(
+            f"{manifest} has no 'mask' column: run `saliency regions` on it, train on the "
+            "manifest it writes, and explain again"
+        )
+    mask_of = dict(zip(m.df["path"].astype(str), m.df["mask"].astype(str), strict=True))
+    missing = [p for p in index["path"] if p not in mask_of]
+    if missing:
+        raise ValueError(f"{len(missing)} explained image(s) not in {manifest}, e.g. {missing[0]}")
+    return [m.abspath(mask_of[p]) if mask_of[p] else Path() for p in index["path"]]
+
+
+def _read(path: Path, size: int) -> tuple[np.ndarray | None, str]:
+    if path == Path():
+        return None, "no region mask"
+    try:
+        return resize_labels(read_label_map(path), size), ""
+    except ImageReadError as exc:
+        return None, str(exc)
+
+
+def share_table(
+    folder: str | Path,
+    chunk: int = 256,
+    workers: int = 2,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Per-image shares of one method's maps (``RUN/saliency/<split>/<method>``).
+
+    Returns ``(per_image, skipped, meta)``. ``per_image`` has the index's path, label,
+    group, target, pred and correct, ``positive_mass`` (map units), ``share_<region>``
+    (fraction of the positive mass) and ``area_<region>`` (fraction of the pixels) for the
+    six regions, and, when the data have a ground truth (:func:`ground_truth`),
+    ``rank_accuracy`` and ``truth_area``. Images without a readable mask or without
+    positive attribution are in ``skipped`` with the reason.
+    """
+    maps, index, meta = read_maps(folder)
+    manifest = Path(meta["manifest"])
+    masks = _mask_paths(index, manifest)
+    truth = ground_truth(manifest)
+    truth_codes = torch.tensor([REGION_CODES[r] for r in truth or []])
+    size = maps.shape[-1]
+    frames, skipped = [], []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, len(index), chunk):
+            stop = min(start + chunk, len(index))
+            read = list(pool.map(lambda p: _read(p, size), masks[start:stop]))
+            ok = [i for i, (lab, _) in enumerate(read) if lab is not None]
+            skipped += [(start + i, why) for i, (lab, why) in enumerate(read) if lab is None]
+            if ok:
+                m = torch.from_numpy(np.asarray(maps[start:stop])[ok])
+                lab = torch.from_numpy(np.stack([read[i][0] for i in ok]))
+                mass, area, total = batch_region_mass(m, lab)
+                rows = np.asarray(ok) + start
+                good = (total > 0).numpy()
+                skipped += [(r, "no positive attribution") for r in rows[~good]]
+                cols = {"row": rows, "positive_mass": total.numpy()}
+                share = (mass / total.clamp_min(1e-300)[:, None]).numpy()
+                for k, r in enumerate(REGIONS):
+                    cols[f"share_{r}"] = share[:, k]
+                    cols[f"area_{r}"] = area[:, k].numpy()
+                if truth:
+                    gt = torch.isin(lab, truth_codes)
+                    cols["rank_accuracy"] = rank_accuracy(m, gt).numpy()
+                    cols["truth_area"] = gt.double().flatten(1).mean(1).numpy()
+                frames.append(pd.DataFrame(cols)[good])
+            if progress is not None:
+                progress(stop - start)
+    per = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"row": []})
+    info = index[[c for c in META_COLUMNS if c in index.columns]].reset_index(drop=True)
+    per = info.iloc[per["row"].astype(int)].reset_index(drop=True).join(per.drop(columns="row"))
+    skip = info.iloc[[r for r, _ in skipped]].reset_index(drop=True)
+    skip["reason"] = [why for _, why in skipped]
+    meta = {**meta, "ground_truth": truth, "shares": "of positive attribution, per image"}
+    return per, skip, meta
