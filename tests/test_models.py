@@ -220,3 +220,34 @@ def test_compare_writes_one_table(tiny_run, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "c.csv")
     assert table.loc[0, "grid"] == "2x2" and table.loc[0, "parameters"] > 1e7
     assert {"A_F", "B_M", "accuracy", "loss", "ms_per_image"} <= set(table.columns)
+
+
+def test_inference_commands_run_without_tf32_and_restore_the_settings(tiny_image, tmp_path):
+    from saliency.models.precision import full_float32
+    from saliency.models.predict import predict_logits
+    from saliency.models.preprocess import Preprocessing
+
+    class Recorder(torch.nn.Module):  # records the TF32 switches at forward time
+        n_outputs = 1
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append(
+                (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            )
+            return x.mean((1, 2, 3))[:, None] + self.w
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        model = Recorder()
+        predict_logits(model, Preprocessing(size=16), [tiny_image(tmp_path / "a.png")], workers=0)
+        assert model.seen == [(False, False)]
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        assert full_float32(lambda: torch.backends.cudnn.allow_tf32)() is False
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

@@ -26,6 +26,7 @@ from saliency.faces.fill import FILLS, blend, fill_mask, fill_source
 from saliency.models import outputs
 from saliency.models.checkpoint import load_model
 from saliency.models.evaluate import evaluation_rows
+from saliency.models.precision import full_float32
 from saliency.models.preprocess import model_input, resize_rgb
 from saliency.rundir import best_checkpoint
 
@@ -140,6 +141,7 @@ def _collate(items):
 
 
 @torch.inference_mode()
+@full_float32
 def ablate_run(
     run: str | Path,
     cfg: AblationConfig,

@@ -27,7 +27,7 @@ from saliency.analysis.selection import (
 )
 from saliency.data.atomic import atomic_write
 from saliency.data.cells import parse_group, present_groups
-from saliency.methods.explain import read_maps
+from saliency.methods.explain import explained_methods, read_maps
 from saliency.models.preprocess import Preprocessing
 from saliency.rundir import record
 from saliency.viz.average import average_figure, contrast_figure
@@ -68,19 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _methods(run: Path, split: str, asked: list[str] | None) -> list[str]:
-    base = run / "saliency" / split
-    present = sorted(p.parent.name for p in base.glob("*/meta.json"))
-    if not present:
-        raise FileNotFoundError(
-            f"no maps under {base}; run `saliency explain --run {run} --split {split}` first"
-        )
-    for m in asked or []:
-        if m not in present:
-            raise ValueError(f"unknown method {m!r} for {base}; valid: {', '.join(present)}")
-    return asked or present
-
-
 def _contrast(sel: Selection, text: str, groups: list[str], classes: list[str]) -> Selection:
     if text in OUTCOMES:
         return replace(sel, outcome=text)
@@ -95,7 +82,7 @@ def _write_npz(path: Path, **arrays) -> None:
 def run(args: argparse.Namespace) -> int:
     run_dir = args.run
     check_outcome(args.split)
-    methods = _methods(run_dir, args.maps_split, args.method)
+    methods = explained_methods(run_dir, args.maps_split, args.method)
     out = run_dir / "averages"
     summary, faces_cache = [], {}
     for method in methods:

@@ -11,10 +11,10 @@ from saliency.analysis.region_evidence import ablation_drops, ablation_fills
 from saliency.analysis.selection import OUTCOMES, Selection, check_class, check_outcome
 from saliency.analysis.share_run import share_table
 from saliency.analysis.share_summary import summarize_shares
-from saliency.cli.average import _methods
 from saliency.cli.progress import bar
 from saliency.data.atomic import atomic_write_text
 from saliency.data.cells import ALL, class_keys, parse_group, present_groups
+from saliency.methods.explain import explained_methods
 from saliency.rundir import record, require_run
 
 
@@ -68,7 +68,7 @@ def _interval(e, lo, hi) -> str:
 
 def run(args: argparse.Namespace) -> int:
     run_dir = require_run(args.run)
-    methods = _methods(run_dir, args.maps_split, args.method)
+    methods = explained_methods(run_dir, args.maps_split, args.method)
     drops = {}
     for fill in ablation_fills(run_dir):
         d = ablation_drops(run_dir, fill)

@@ -36,6 +36,7 @@ from saliency.models import outputs
 from saliency.models.checkpoint import file_sha256, load_model
 from saliency.models.evaluate import evaluation_rows
 from saliency.models.loader import ImageSource
+from saliency.models.precision import full_float32
 from saliency.models.predict import predictions_frame
 from saliency.models.preprocess import normalize, to_unit
 from saliency.rundir import best_checkpoint
@@ -123,6 +124,7 @@ def _resume_points(out: Path, keys: dict[str, str], overwrite: bool) -> dict[str
     return done
 
 
+@full_float32
 def explain_run(
     run: str | Path,
     cfg: ExplainConfig,
@@ -280,3 +282,18 @@ def read_maps(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
     maps = np.load(folder / "maps.npy", mmap_mode="r")
     index = pd.read_csv(folder / "index.csv", keep_default_na=False)
     return maps, index, json.loads((folder / "meta.json").read_text())
+
+
+def explained_methods(run: str | Path, split: str, asked: list[str] | None) -> list[str]:
+    """The methods with stored maps under ``RUN/saliency/<split>``, or ``asked`` after
+    checking each is there (an unknown one raises ``ValueError`` listing the valid ones)."""
+    base = Path(run) / "saliency" / split
+    present = sorted(p.parent.name for p in base.glob("*/meta.json"))
+    if not present:
+        raise FileNotFoundError(
+            f"no maps under {base}; run `saliency explain --run {run} --split {split}` first"
+        )
+    for m in asked or []:
+        if m not in present:
+            raise ValueError(f"unknown method {m!r} for {base}; valid: {', '.join(present)}")
+    return asked or present

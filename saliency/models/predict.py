@@ -12,10 +12,12 @@ import torch
 from saliency.models import outputs
 from saliency.models.camnet import CamNet
 from saliency.models.loader import ImageSource
+from saliency.models.precision import full_float32
 from saliency.models.preprocess import Preprocessing, model_input
 
 
 @torch.inference_mode()
+@full_float32
 def predict_logits(
     model: CamNet,
     pre: Preprocessing,
