@@ -183,6 +183,7 @@ def test_share_and_ablate_commands_write_tables_and_agreement(own_run, synth_tin
         for r in REGIONS:
             assert per[f"share_{r}"].iloc[k] == pytest.approx(ref[r]["share"], rel=1e-5)
             assert per[f"area_{r}"].iloc[k] == pytest.approx(ref[r]["area"], rel=1e-5)
+    assert (out / "enrichment_all.png").is_file() and not (out / "enrichment_correct.png").exists()
     truth = pd.read_csv(out / "truth.csv")
     assert set(truth["truth"]) == {"brows"} and truth["chance"].between(0, 0.2).all()
     assert "grid" in capsys.readouterr().out  # a 2x2 grid at 32 px is not judged

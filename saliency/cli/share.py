@@ -106,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{method}: skipped {len(skipped)} image(s) (reasons in {out / 'skipped.csv'})")
         _print(method, tables, can, out)
         for split, t in tables.summary.groupby("split", sort=False):
-            save_figure(enrichment_figure(t, f"{method}: enrichment, {split} predictions"),
-                        out / f"enrichment_{split}.png")  # fmt: skip
+            shown = ["all", *present_groups(per), *classes]  # cells: in summary.csv
+            fig = enrichment_figure(t, f"{method}: enrichment, {split} predictions", shown)
+            save_figure(fig, out / f"enrichment_{split}.png")
     record(run_dir, "share", {k: str(v) for k, v in vars(args).items() if k != "func"})
     return 0
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from saliency.viz.style import new_figure
 
 
-def enrichment_figure(summary: pd.DataFrame, title: str, max_selections: int = 6) -> Figure:
-    """Bars of enrichment (share of positive attribution / share of area) per region, one
-    bar per selection (at most ``max_selections``, in table order), 95% interval whiskers;
-    the line at 1 is attribution in proportion to area. ``summary``: one split's rows."""
-    selections = list(dict.fromkeys(summary["selection"]))[:max_selections]
+def enrichment_figure(
+    summary: pd.DataFrame, title: str, selections: list[str] | None = None, max_bars: int = 6
+) -> Figure:
+    """Bars of enrichment (share of positive attribution / share of area) per region on a
+    log axis, one bar per selection (``selections``, default the table's first
+    ``max_bars``), 95% interval whiskers; the dashed line at 1 is attribution in proportion
+    to area. ``summary``: one split's rows."""
+    present = list(dict.fromkeys(summary["selection"]))
+    selections = [s for s in (selections or present) if s in present][:max_bars] or present[:1]
     regions = list(dict.fromkeys(summary["region"]))
-    fig = new_figure(max(4.0, 0.9 * len(regions) + 0.25 * len(regions) * len(selections)), 2.8)
+    fig = new_figure(min(7.5, 1.2 + 0.9 * len(regions) + 0.1 * len(regions) * len(selections)), 2.8)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(selections)
     x = np.arange(len(regions))
@@ -28,8 +33,11 @@ def enrichment_figure(summary: pd.DataFrame, title: str, max_selections: int = 6
                yerr=err, capsize=1.5, error_kw={"linewidth": 0.6},
                label=f"{sel} (n = {n})")  # fmt: skip
     ax.axhline(1.0, color="black", linewidth=0.6, linestyle="--")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xticks(x, regions)
     ax.set_ylabel("enrichment (attribution share / area share)")
-    ax.legend(fontsize=7, frameon=False, ncol=min(3, len(selections)))
+    ax.legend(fontsize=7, frameon=False, ncol=min(6, len(selections)), loc="upper center",
+              bbox_to_anchor=(0.5, -0.12))  # fmt: skip
     ax.set_title(title)
     return fig
