@@ -38,11 +38,8 @@ def share_leader(regions: Sequence[str], enrichment: np.ndarray, low: np.ndarray
     if len(enrichment) < 2 or np.isnan(enrichment).all():
         return None
     k = int(np.nanargmax(enrichment))
-    runner_up = (
-        np.nanmax(np.delete(enrichment, k))
-        if np.isfinite(np.delete(enrichment, k)).any()
-        else -np.inf
-    )
+    others = np.delete(enrichment, k)
+    runner_up = np.nanmax(others) if np.isfinite(others).any() else -np.inf
     return regions[k] if low[k] > runner_up else None
 
 

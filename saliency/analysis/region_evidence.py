@@ -16,6 +16,7 @@ included, reflects the same resamples. Seeded: the same inputs give the same int
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,6 @@ def evidence(
             dd = np.nanmean(x[..., 2 * r :], axis=1) if drops is not None else s * np.nan
         rho = spearman(dd, enrich) if drops is not None else np.full(len(x), np.nan)
         return np.concatenate([s, enrich, dd, rho[:, None]], axis=1)
-
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of drops
