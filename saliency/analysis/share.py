@@ -46,11 +46,12 @@ def batch_region_mass(
     (fraction of the image's pixels) and ``total [B]`` (positive mass of the whole map),
     in float64, regions in the order given."""
     pos = maps.double().clamp_min(0).flatten(1)
-    lab = labels.flatten(1).long()
+    lab = labels.flatten(1).long()  # codes 0..255: one scatter per image, no [B, R, HW] mask
+    mass = torch.zeros(len(lab), 256, dtype=torch.float64, device=lab.device)
+    mass.scatter_add_(1, lab, pos)
+    count = torch.zeros_like(mass).scatter_add_(1, lab, torch.ones_like(pos))
     codes = torch.tensor([REGION_CODES[r] for r in regions], device=lab.device)
-    inside = (lab[:, None, :] == codes[None, :, None]).double()  # [B, R, HW]
-    mass = torch.einsum("brp,bp->br", inside, pos)
-    return mass, inside.mean(2), pos.sum(1)
+    return mass[:, codes], count[:, codes] / lab.shape[1], pos.sum(1)
 
 
 def rank_accuracy(maps: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
