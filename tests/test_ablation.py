@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from saliency.analysis.ablation import AblationConfig, ablate_run, ablated
+from saliency.analysis.ablation import AblationConfig, ablate_run
 from saliency.analysis.ablation_summary import ranking, summarize
+from saliency.analysis.ablation_variants import ablated
 from saliency.data.regions import REGION_CODES
 
 
@@ -55,11 +56,18 @@ def test_deleting_skin_leaves_the_features_inside_it_untouched_unless_asked():
     assert not np.array_equal(spilled[brows], image[brows])  # the reference recipe spills
 
 
-def test_keep_mode_with_an_all_ones_mask_reproduces_the_predictions_exactly(tiny_run, monkeypatch):
-    import saliency.analysis.ablation as ablation
+@pytest.mark.parametrize("place", ["workers", "device"])
+def test_keep_mode_with_an_all_ones_mask_reproduces_the_predictions_exactly(
+    tiny_run, monkeypatch, place
+):
+    import saliency.analysis.ablation_variants as variants
+    import saliency.faces.fill_batch as fill_batch
 
-    monkeypatch.setattr(ablation, "fill_mask", lambda labels, region: np.ones(labels.shape))
-    cfg = AblationConfig(split="test", regions=["eyes", "hair"], mode="keep")
+    monkeypatch.setattr(variants, "fill_mask", lambda labels, region: np.ones(labels.shape))
+    real = fill_batch.fill_masks_batch
+    ones = lambda labels, regions: torch.ones_like(real(labels, regions))  # noqa: E731
+    monkeypatch.setattr(fill_batch, "fill_masks_batch", ones)
+    cfg = AblationConfig(split="test", regions=["eyes", "hair"], mode="keep", fill_on=place)
     per, skipped, _ = ablate_run(tiny_run, cfg, torch.device("cpu"), workers=0)
     assert len(per) == 2 * per["path"].nunique() > 0 and len(skipped) == 0
     np.testing.assert_array_equal(per["score_after"], per["score_before"])

@@ -11,6 +11,7 @@ import pandas as pd
 from saliency.analysis.ablation import MODES, AblationConfig, ablate_run
 from saliency.analysis.ablation_store import merged, result_dir, store
 from saliency.analysis.ablation_summary import ranking, summarize
+from saliency.analysis.ablation_variants import FILL_PLACES
 from saliency.analysis.recovered import ablation_leader, judged
 from saliency.analysis.region_evidence import ablation_drops
 from saliency.analysis.selection import Selection
@@ -47,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "neighbouring features (by default eyes, brows, nose and mouth are left untouched by "
         "other regions' fills)",
     )
+    p.add_argument(
+        "--fill-on",
+        choices=FILL_PLACES,
+        default="auto",
+        help="where the fills run: DataLoader workers with OpenCV, or batched on the model's "
+        "device (the same bytes; auto: workers on a CPU, the device on a GPU)",
+    )
     p.add_argument("--limit", type=int, help="only the first N images of the split")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="noise fill and bootstrap")
@@ -62,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = AblationConfig(
         split=args.split, regions=regions, fill=args.fill, mode=args.mode,
         batch_size=args.batch_size, seed=args.seed, limit=args.limit, groups=groups,
-        protect=args.protect,
+        protect=args.protect, fill_on=args.fill_on,
     )  # fmt: skip
     with bar(0, f"ablate {args.split}") as progress:
         new, skipped, classes = ablate_run(

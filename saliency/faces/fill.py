@@ -33,6 +33,7 @@ DILATION_ITERATIONS: dict[str, int] = {
     "skin": 0,
     "hair": 4,
 }
+FEATURES = ("eyes", "brows", "nose", "mouth")  # small regions a neighbour's fill may not touch
 REFERENCE_SIGMA = 5.0
 REFERENCE_BOX = 15
 

@@ -21,7 +21,10 @@ CUE_PARAMETERS: dict[str, dict[str, float | str]] = {
     "nose": {"param": "nose_width", "base": 17.0, "shift": 4.2, "sd": 0.9},
     "mouth": {"param": "lip_thickness", "base": 1.0, "shift": -0.3, "sd": 0.08},
     "skin": {"param": "stubble", "base": 0.0, "shift": 1.0, "sd": 0.0},
-    "hair": {"param": "hair_length", "base": 0.5, "shift": -0.36, "sd": 0.09},
+    # strand contrast, 0-255 units: coarse, high-contrast strands vs smooth hair. A texture
+    # inside the hair and not its outline: a length cue moves the outline itself, so its
+    # evidence (where hair is not) lies outside the hair mask and no region analysis sees it.
+    "hair": {"param": "hair_texture", "base": 8.0, "shift": 5.0, "sd": 1.2},
 }
 
 

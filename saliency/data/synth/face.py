@@ -67,7 +67,7 @@ class Face:
     lip_thickness: float
     hair_style: str
     fringe: str
-    hair_length: float
+    hair_length: float  # 0 short .. 1 long; never a cue (see config.CUE_PARAMETERS)
     hair_volume: float
     hairline: float
     stubble: float
@@ -77,6 +77,7 @@ class Face:
     noise_sd: float
     light: tuple[float, float]  # (gradient strength, direction in radians)
     gain: float
+    hair_texture: float  # strand contrast, 0-255 units (the hair cue)
 
 
 def _cue_value(region: str, strength: float, sign: float, rng: np.random.Generator) -> float:
@@ -142,11 +143,7 @@ def sample_face(
         ),
         hair_style=HAIR_STYLES[rng.integers(len(HAIR_STYLES))],
         fringe=FRINGES[rng.integers(len(FRINGES))],
-        hair_length=float(
-            np.clip(_cue_value("hair", cues.get("hair", 0.0), sign, rng), 0.0, 1.0)
-            if cues.get("hair", 0.0) > 0
-            else rng.uniform(0.0, 1.0)
-        ),
+        hair_length=rng.uniform(0.0, 1.0),
         hair_volume=rng.uniform(3.0, 9.0),
         hairline=rng.uniform(5.0, 10.0),
         stubble=stubble,
@@ -159,6 +156,9 @@ def sample_face(
         noise_sd=rng.uniform(*cfg.noise_sd),
         light=(rng.uniform(0, cfg.light_gradient), rng.uniform(0, 2 * np.pi)),
         gain=rng.uniform(0.85, 1.12),
+        hair_texture=float(
+            np.clip(_cue_value("hair", cues.get("hair", 0.0), sign, rng), 1.0, 24.0)
+        ),
     )
 
 

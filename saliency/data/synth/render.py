@@ -136,11 +136,16 @@ def _fringe_outline(f: Face, rng: np.random.Generator) -> np.ndarray | None:
     return np.concatenate([np.stack([x, bottom], 1), top])
 
 
-def _textured(c: Canvas, color: np.ndarray, rng: np.random.Generator, period: float, amp: float):
+def _textured(
+    c: Canvas, color: np.ndarray, rng: np.random.Generator, period: float, contrast: float
+) -> np.ndarray:
+    """Strands: a sine of ``period`` (canonical px) at a random angle plus grain, of
+    ``contrast`` 0-255 units added to ``color`` (the same in every channel, so the hair's
+    mean color does not change). Returns float ``[S, S, 3]``."""
     phase, ang = rng.uniform(0, 2 * np.pi), rng.uniform(-0.3, 0.3)
     wave = np.sin(2 * np.pi * (c.u * np.cos(ang) + c.v * np.sin(ang)) / period + phase)
     grain = rng.normal(0.0, 0.5, wave.shape)
-    return color[None, None, :] * (1.0 + amp * (wave + grain))[..., None]
+    return color[None, None, :] + (contrast * (wave + grain))[..., None]
 
 
 def render_face(
@@ -172,7 +177,7 @@ def render_face(
         np.float64,
     )
     c.paint(c.coverage(shoulders), f.clothes)
-    hair = _textured(c, f.hair_color, rng, rng.uniform(2.5, 4.0), 0.07)
+    hair = _textured(c, f.hair_color, rng, rng.uniform(2.5, 4.0), f.hair_texture)
     c.paint(c.coverage(_hair_outline(f)), hair, code["hair"])
     neck_w = 0.5 * f.face_width
     neck = np.array(
