@@ -24,21 +24,21 @@ KERNEL = np.ones((3, 3), np.uint8)
 
 def region_pixels(image: np.ndarray, labels: np.ndarray, code: int) -> np.ndarray:
     """One region's pixels: its mask eroded by 1 px; other regions inside its outline take the
-    region's own mean color; everything else is 0. Each pixel also carries its local contrast,
-    the absolute deviation from its 3x3 neighbourhood's mean (inside the region; the region's
-    mean contrast elsewhere in its outline), so a linear probe sees texture as well as shape
-    and color. Returns float ``[H, W, 6]``: colors in [0, 1], contrast in units of 32 levels
-    (about the same spread as the colors)."""
+    region's own mean; everything else is 0. Each pixel also carries its local texture, the
+    absolute brightness differences to its right and lower neighbours (inside the region),
+    so a linear probe sees texture (contrast, direction) as well as shape and color.
+    Returns float ``[H, W, 5]``: colors in [0, 1], differences in units of 32 levels."""
     region = labels == code
     outline = cv2.erode(ndimage.binary_fill_holes(region).astype(np.uint8), KERNEL) > 0
     inner = cv2.erode(region.astype(np.uint8), KERNEL) > 0
-    out = np.zeros((*image.shape[:2], 6), np.float32)
+    out = np.zeros((*image.shape[:2], 5), np.float32)
     if inner.any():
-        pixels = image.astype(np.float32)
-        local = np.abs(pixels - cv2.blur(pixels, (3, 3), borderType=cv2.BORDER_REFLECT_101))
-        out[outline] = np.concatenate([pixels[inner].mean(0) / 255, local[inner].mean(0) / 32])
-        out[inner, :3] = pixels[inner] / 255
-        out[inner, 3:] = local[inner] / 32
+        gray = image.astype(np.float32).mean(-1)
+        dx = np.abs(np.roll(gray, -1, 1) - gray)  # to the right neighbour: inside the region
+        dy = np.abs(np.roll(gray, -1, 0) - gray)
+        features = np.concatenate([image / 255.0, np.stack([dx, dy], -1) / 32], -1)
+        out[outline] = features[inner].mean(0)
+        out[inner] = features[inner]
     return out
 
 

@@ -21,10 +21,13 @@ CUE_PARAMETERS: dict[str, dict[str, float | str]] = {
     "nose": {"param": "nose_width", "base": 17.0, "shift": 4.2, "sd": 0.9},
     "mouth": {"param": "lip_thickness", "base": 1.0, "shift": -0.3, "sd": 0.08},
     "skin": {"param": "stubble", "base": 0.0, "shift": 1.0, "sd": 0.0},
-    # strand contrast, 0-255 units: coarse, high-contrast strands vs smooth hair. A texture
-    # inside the hair and not its outline: a length cue moves the outline itself, so its
-    # evidence (where hair is not) lies outside the hair mask and no region analysis sees it.
-    "hair": {"param": "hair_texture", "base": 8.0, "shift": 5.0, "sd": 1.2},
+    # strand direction, degrees from vertical: near-vertical strands vs near-horizontal waves,
+    # the same contrast in both. A texture inside the hair, not its outline (a length cue puts
+    # the evidence for short hair in background pixels, where no region analysis sees it),
+    # and symmetric: each class's hair differs from a blurred or mean baseline, so IG is not
+    # blind to one class (a contrast cue, smooth vs coarse, leaves the smooth class's evidence
+    # equal to a blur baseline's).
+    "hair": {"param": "hair_angle", "base": 45.0, "shift": -35.0, "sd": 8.0},
 }
 
 

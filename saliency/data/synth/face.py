@@ -77,7 +77,7 @@ class Face:
     noise_sd: float
     light: tuple[float, float]  # (gradient strength, direction in radians)
     gain: float
-    hair_texture: float  # strand contrast, 0-255 units (the hair cue)
+    hair_angle: float  # strand direction, degrees from vertical (the hair cue)
 
 
 def _cue_value(region: str, strength: float, sign: float, rng: np.random.Generator) -> float:
@@ -156,9 +156,7 @@ def sample_face(
         noise_sd=rng.uniform(*cfg.noise_sd),
         light=(rng.uniform(0, cfg.light_gradient), rng.uniform(0, 2 * np.pi)),
         gain=rng.uniform(0.85, 1.12),
-        hair_texture=float(
-            np.clip(_cue_value("hair", cues.get("hair", 0.0), sign, rng), 1.0, 24.0)
-        ),
+        hair_angle=float(np.clip(_cue_value("hair", cues.get("hair", 0.0), sign, rng), -10, 100)),
     )
 
 

@@ -16,6 +16,7 @@ from saliency.data.regions import BACKGROUND, REGION_CODES
 from saliency.data.synth.face import CANON, Face, Geometry, face_geometry
 
 SUBPIXEL_BITS = 4
+HAIR_CONTRAST = 8.0  # strand texture amplitude, 0-255 units
 
 
 def pose_matrix(face: Face, size: int) -> np.ndarray:
@@ -137,15 +138,15 @@ def _fringe_outline(f: Face, rng: np.random.Generator) -> np.ndarray | None:
 
 
 def _textured(
-    c: Canvas, color: np.ndarray, rng: np.random.Generator, period: float, contrast: float
+    c: Canvas, color: np.ndarray, rng: np.random.Generator, period: float, angle: float
 ) -> np.ndarray:
-    """Strands: a sine of ``period`` (canonical px) at a random angle plus grain, of
-    ``contrast`` 0-255 units added to ``color`` (the same in every channel, so the hair's
-    mean color does not change). Returns float ``[S, S, 3]``."""
-    phase, ang = rng.uniform(0, 2 * np.pi), rng.uniform(-0.3, 0.3)
-    wave = np.sin(2 * np.pi * (c.u * np.cos(ang) + c.v * np.sin(ang)) / period + phase)
+    """Strands running ``angle`` degrees from vertical: a sine of ``period`` (canonical px)
+    across them plus grain, 8 levels of contrast added to ``color`` in every channel (the
+    hair's mean color does not change). Returns float ``[S, S, 3]``."""
+    phase, across = rng.uniform(0, 2 * np.pi), np.deg2rad(angle)
+    wave = np.sin(2 * np.pi * (c.u * np.cos(across) + c.v * np.sin(across)) / period + phase)
     grain = rng.normal(0.0, 0.5, wave.shape)
-    return color[None, None, :] + (contrast * (wave + grain))[..., None]
+    return color[None, None, :] + (HAIR_CONTRAST * (wave + grain))[..., None]
 
 
 def render_face(
@@ -177,7 +178,7 @@ def render_face(
         np.float64,
     )
     c.paint(c.coverage(shoulders), f.clothes)
-    hair = _textured(c, f.hair_color, rng, rng.uniform(2.5, 4.0), f.hair_texture)
+    hair = _textured(c, f.hair_color, rng, rng.uniform(2.5, 4.0), f.hair_angle)
     c.paint(c.coverage(_hair_outline(f)), hair, code["hair"])
     neck_w = 0.5 * f.face_width
     neck = np.array(
