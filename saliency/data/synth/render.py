@@ -16,7 +16,7 @@ from saliency.data.regions import BACKGROUND, REGION_CODES
 from saliency.data.synth.face import CANON, Face, Geometry, face_geometry
 
 SUBPIXEL_BITS = 4
-HAIR_CONTRAST = 8.0  # strand texture amplitude, 0-255 units
+HAIR_CONTRAST = 12.0  # strand texture amplitude, 0-255 units
 
 
 def pose_matrix(face: Face, size: int) -> np.ndarray:
@@ -141,7 +141,7 @@ def _textured(
     c: Canvas, color: np.ndarray, rng: np.random.Generator, period: float, angle: float
 ) -> np.ndarray:
     """Strands running ``angle`` degrees from vertical: a sine of ``period`` (canonical px)
-    across them plus grain, 8 levels of contrast added to ``color`` in every channel (the
+    across them plus grain, ``HAIR_CONTRAST`` levels added to ``color`` in every channel (the
     hair's mean color does not change). Returns float ``[S, S, 3]``."""
     phase, across = rng.uniform(0, 2 * np.pi), np.deg2rad(angle)
     wave = np.sin(2 * np.pi * (c.u * np.cos(across) + c.v * np.sin(across)) / period + phase)
@@ -178,7 +178,7 @@ def render_face(
         np.float64,
     )
     c.paint(c.coverage(shoulders), f.clothes)
-    hair = _textured(c, f.hair_color, rng, rng.uniform(2.5, 4.0), f.hair_angle)
+    hair = _textured(c, f.hair_color, rng, rng.uniform(5.0, 7.0), f.hair_angle)
     c.paint(c.coverage(_hair_outline(f)), hair, code["hair"])
     neck_w = 0.5 * f.face_width
     neck = np.array(
