@@ -34,8 +34,9 @@ def region_pixels(image: np.ndarray, labels: np.ndarray, code: int) -> np.ndarra
     out = np.zeros((*image.shape[:2], 5), np.float32)
     if inner.any():
         gray = image.astype(np.float32).mean(-1)
-        dx = np.abs(np.roll(gray, -1, 1) - gray)  # to the right neighbour: inside the region
-        dy = np.abs(np.roll(gray, -1, 0) - gray)
+        # to the right and lower neighbours (inside the region; 0 on the image's last column/row)
+        dx = np.abs(np.diff(gray, axis=1, append=gray[:, -1:]))
+        dy = np.abs(np.diff(gray, axis=0, append=gray[-1:]))
         features = np.concatenate([image / 255.0, np.stack([dx, dy], -1) / 32], -1)
         out[outline] = features[inner].mean(0)
         out[inner] = features[inner]

@@ -81,7 +81,7 @@ def fill_sources_batch(
         k = box_size(image_side(images.shape[1:3]))
         p = k // 2
         x = F.pad(images.permute(0, 3, 1, 2).to(torch.float64), (p, p, p, p), mode="reflect")
-        sums = F.avg_pool2d(x, k, stride=1).mul_(k * k).round_()  # exact integer sums
+        sums = F.avg_pool2d(x, k, stride=1, divisor_override=1)  # exact integer sums
         return sums.div_(k * k).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     if fill == "mean":
         mean = images.to(torch.float64).mean(dim=(1, 2)).round_().to(torch.uint8)
