@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rotation", type=float, default=a.rotation_deg, help="max degrees")
     p.add_argument("--brightness", type=float, default=a.brightness)
     p.add_argument("--contrast", type=float, default=a.contrast)
+    p.add_argument(
+        "--erase",
+        type=float,
+        default=a.erase,
+        help="random erasing probability: one box of 2-33%% of the image, filled with its "
+        "mean color (default 0: off)",
+    )
     p.add_argument("--workers", type=int, default=d.workers, help="image decoding workers")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.set_defaults(func=run)
@@ -78,7 +85,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         balanced=args.balanced,
         seed=args.seed,
         classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
-        augmentation=Augmentation(args.hflip, args.rotation, args.brightness, args.contrast),
+        augmentation=Augmentation(
+            args.hflip, args.rotation, args.brightness, args.contrast, args.erase
+        ),
         workers=args.workers,
         device=args.device,
     )
