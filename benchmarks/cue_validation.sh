@@ -19,7 +19,9 @@ for cue in "${cues[@]}"; do
   d="$out/$cue"
   $S synth --out "$d/data" --n 3000 --size "$size" --seed 1 --cue "$cue=1"
   $S train --manifest "$d/data/manifest.csv" --out "$d/run" --size "$size" \
-    --epochs "$epochs" --device "$device" --workers 8 --lr 3e-4  # 1e-3 stalls on nose, hair
+    --epochs "$epochs" --device "$device" --workers 8 --lr 3e-4 --erase 0.5
+  # lr 1e-3 stalls on nose and hair; without erasing, the hair model reads only the crown and
+  # cam's one-cell spill onto the brows outranks the hair at 8x8
   $S evaluate --run "$d/run" --device "$device" --workers 8
   $S explain --run "$d/run" --methods cam,gradcam,ig --ig-baseline blur --device "$device" \
     --workers 8

@@ -232,8 +232,8 @@ def _nose(f: Face) -> tuple[np.ndarray, np.ndarray]:
     half = np.array(
         [
             [64.0, top - 2.0],
-            [66.6, top - 1.5],
-            [67.4, f.nose_y - 9.0],
+            [64 + 0.31 * w, top - 1.5],  # the bridge widens with the nose (2.6 px at base)
+            [64 + 0.40 * w, f.nose_y - 9.0],
             [64 + 0.8 * w, f.nose_y - 1.5],
             [64 + w, f.nose_y + 1.5],
             [64 + 0.9 * w, by + 1.8],

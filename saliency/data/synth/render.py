@@ -247,6 +247,15 @@ def _nose(c: Canvas, f: Face, g: Geometry) -> None:
             ]
         )
         c.paint(np.minimum(c.line(ala, 1.0), nose) * 0.6, f.skin * 0.6)
+        # the bridge's side shadow, so the nose's width shows along its whole length
+        side_shadow = np.array(
+            [
+                [64 + side * 0.26 * w, f.eye_y + 1.0],
+                [64 + side * 0.34 * w, f.nose_y - 9.0],
+                [64 + side * 0.68 * w, f.nose_y - 2.5],
+            ]
+        )
+        c.paint(np.minimum(c.line(side_shadow, 0.9), nose) * 0.45, f.skin * 0.6)
     ridge = np.array([[65.5, f.eye_y + 2.0], [65.8, f.nose_y - 3.0]])
     c.paint(np.minimum(c.line(ridge, 1.2), nose) * 0.12, np.array([255.0, 250, 245]))
 
