@@ -55,6 +55,7 @@ def ablated(
     complement, zeroed on the region's own pixels, so the region is kept exactly and the fill
     fades in around it."""
     source = fill_source(image, fill, seed)
+    features = np.isin(labels, [REGION_CODES[f] for f in FEATURES])
     out, areas = [], []
     for region in regions:
         alpha = fill_mask(labels, region)
@@ -62,8 +63,7 @@ def ablated(
         if mode == "keep":
             alpha = np.where(inside, 0.0, 1.0 - alpha)
         elif protect:
-            others = [REGION_CODES[f] for f in FEATURES if f != region]
-            alpha = np.where(np.isin(labels, others), 0.0, alpha)
+            alpha = np.where(features & ~inside, 0.0, alpha)  # the other features' pixels
         out.append(blend(image, source, alpha))
         areas.append(int(inside.sum()))
     return out, areas

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from saliency.analysis.ablation_store import result_dir
 from saliency.analysis.stats import bootstrap
 from saliency.data.regions import REGIONS
 
@@ -96,7 +97,7 @@ def ablation_drops(run: str | Path, fill: str, regions=REGIONS) -> pd.DataFrame 
     zero area); ``None`` when fewer than three regions were ablated with that fill."""
     frames = []
     for r in regions:
-        f = Path(run) / "ablation" / f"{r}_{fill}_delete" / "per_image.csv"
+        f = result_dir(run, r, fill, "delete") / "per_image.csv"
         if f.is_file():
             t = pd.read_csv(
                 f,

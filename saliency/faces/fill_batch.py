@@ -114,7 +114,7 @@ def ablated_batch(
     protect: bool = True,
     noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`saliency.analysis.ablation.ablated` for a batch, on the tensors' device.
+    """:func:`saliency.analysis.ablation_variants.ablated` for a batch, on the tensors' device.
 
     Args:
         images: RGB ``uint8 [B, H, W, 3]``.
@@ -132,11 +132,7 @@ def ablated_batch(
         alpha = torch.where(inside, 0.0, 1.0 - alpha)
     elif mode == "delete" and protect:
         feature_codes = torch.tensor([REGION_CODES[f] for f in FEATURES], device=labels.device)
-        is_feature = labels.unsqueeze(1) == feature_codes.view(1, -1, 1, 1)  # [B, 4, H, W]
-        others = torch.stack(
-            [is_feature[:, [k for k, f in enumerate(FEATURES) if f != r]].any(1) for r in regions],
-            1,
-        )
+        others = torch.isin(labels, feature_codes).unsqueeze(1) & ~inside  # other features
         alpha = torch.where(others, 0.0, alpha)
     elif mode != "delete":
         raise ValueError(f"unknown mode {mode!r}; valid: delete, keep")
