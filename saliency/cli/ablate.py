@@ -141,11 +141,13 @@ def _print_ranking(group: str, table: pd.DataFrame) -> None:
 def _agreement(run_dir: Path, args: argparse.Namespace, groups: list[str], classes) -> None:
     """Rank agreement with every method's stored shares of the same split, when present."""
     drops = ablation_drops(run_dir, args.fill)
+    if drops is None:
+        return
     rows = []
     for f in sorted((run_dir / "share").glob(f"*_{args.split}/per_image.csv")):
         method = f.parent.name[: -len(args.split) - 1]
         meta_file = run_dir / "saliency" / args.split / method / "meta.json"
-        if drops is None or not meta_file.is_file():
+        if not meta_file.is_file():
             continue
         share = pd.read_csv(f, keep_default_na=False)
         sels = [Selection("all", g) for g in groups]
