@@ -57,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="random erasing probability: one box of 2-33%% of the image, filled with its "
         "mean color (default 0: off)",
     )
+    p.add_argument(
+        "--shift",
+        type=float,
+        default=a.shift,
+        help="translation jitter, uniform in [-s, s] of the image side per axis; aligned faces "
+        "otherwise let the net tie evidence to absolute position (default 0: off)",
+    )
     p.add_argument("--workers", type=int, default=d.workers, help="image decoding workers")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.set_defaults(func=run)
@@ -86,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
         augmentation=Augmentation(
-            args.hflip, args.rotation, args.brightness, args.contrast, args.erase
+            args.hflip, args.rotation, args.brightness, args.contrast, args.erase, args.shift
         ),
         workers=args.workers,
         device=args.device,

@@ -21,6 +21,7 @@ class Augmentation:
     brightness: float = 0.2  # multiplicative factor in [1 - b, 1 + b]
     contrast: float = 0.2  # factor in [1 - c, 1 + c] around the image's mean gray
     erase: float = 0.0  # probability of random erasing (Zhong et al. 2020); 0 is off
+    shift: float = 0.0  # translation, uniform in [-s, s] of the side, per axis; 0 is off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,11 +37,15 @@ def augment(x: torch.Tensor, aug: Augmentation, gen: torch.Generator) -> torch.T
     if aug.hflip > 0:
         flip = (torch.rand(n, generator=gen) < aug.hflip).to(x.device)
         x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
-    if aug.rotation_deg > 0:
-        theta = uniform(-aug.rotation_deg, aug.rotation_deg) * (math.pi / 180.0)
+    if aug.rotation_deg > 0 or aug.shift > 0:
+        theta = torch.zeros(n, device=x.device)
+        if aug.rotation_deg > 0:
+            theta = uniform(-aug.rotation_deg, aug.rotation_deg) * (math.pi / 180.0)
         cos, sin = torch.cos(theta), torch.sin(theta)
-        zero = torch.zeros_like(cos)
-        mat = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        tx = ty = torch.zeros_like(cos)
+        if aug.shift > 0:  # drawn after the angle, so runs without shift keep their draws
+            tx, ty = uniform(-2 * aug.shift, 2 * aug.shift), uniform(-2 * aug.shift, 2 * aug.shift)
+        mat = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
         grid = F.affine_grid(mat.to(x.dtype), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if aug.contrast > 0:
