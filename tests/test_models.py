@@ -180,6 +180,36 @@ def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, tmp_path):
     ]
 
 
+def test_resume_with_more_epochs_continues_the_same_run(synth_tiny, tmp_path, capsys):
+    common = [
+        "--manifest",
+        str(synth_tiny / "manifest.csv"),
+        "--size",
+        "32",
+        "--batch-size",
+        "32",
+        "--early-stopping",
+        "10",
+        "--workers",
+        "0",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+    ]
+    assert main(["train", "--out", str(tmp_path / "a"), "--epochs", "3", *common]) == 0
+    assert main(["train", "--out", str(tmp_path / "b"), "--epochs", "2", *common]) == 0
+    out_b = ["--out", str(tmp_path / "b"), "--device", "cpu", "--workers", "0"]
+    assert main(["train", "--resume", *out_b]) == 0
+    assert "nothing to do" in capsys.readouterr().out  # the stored total (2) is reached
+    assert main(["train", "--resume", "--epochs", "3", *out_b]) == 0
+    a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
+    assert b["train_config"]["epochs"] == 3 and len(b["resume"]["log"]) == 3
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+
+
 @pytest.mark.parametrize("problem", ["missing", "three_classes", "no_val"])
 def test_bad_manifest_fails_before_training(synth_tiny, tmp_path, capsys, problem):
     df = read_manifest(synth_tiny / "manifest.csv").df.copy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from saliency.cli.progress import bar
@@ -33,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help=f"total epochs (default {d.epochs}); with --resume, raises the run's own total",
+    )
     p.add_argument("--plateau-patience", type=int, default=d.plateau_patience)
     p.add_argument("--plateau-factor", type=float, default=d.plateau_factor)
     p.add_argument(
@@ -85,7 +90,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr=args.lr,
         weight_decay=args.weight_decay,
         batch_size=args.batch_size,
-        epochs=args.epochs,
+        epochs=args.epochs if args.epochs is not None else TrainConfig.epochs,
         plateau_factor=args.plateau_factor,
         plateau_patience=args.plateau_patience,
         early_stopping=args.early_stopping,
@@ -105,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         if not last_checkpoint(args.out).is_file():
             raise FileNotFoundError(f"nothing to resume: {last_checkpoint(args.out)} not found")
         cfg = config_from_checkpoint(args.out, out=str(args.out), device=args.device)
+        if args.epochs is not None:  # a longer run: same draws, scheduler and log, more epochs
+            cfg = replace(cfg, epochs=args.epochs)
     else:
         cfg = config_from_args(args)
         if last_checkpoint(args.out).is_file():
@@ -119,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
         f"classes {trainer.classes}" + (" (seeded split)" if d["seeded_split"] else "")
     )
     if trainer.epoch:
-        print(f"resuming after epoch {trainer.epoch}")
+        print(f"resuming after epoch {trainer.epoch} of {cfg.epochs}")
+    if trainer.epoch >= cfg.epochs:
+        print(f"nothing to do: the run already has {trainer.epoch} epochs (raise --epochs)")
     n_train = d["n_train"]
 
     def report(e: EpochEvent) -> None:
