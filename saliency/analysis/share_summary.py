@@ -33,6 +33,18 @@ def _label(sel: Selection) -> str:
     return sel.label if sel.label else sel.group
 
 
+def _empty_message(empty: list[Selection], selections: list[Selection]) -> str:
+    """One line for the selections without images; an outcome with none at all is named once
+    (``no incorrect predictions``) instead of once per group."""
+    whole = [o for o in dict.fromkeys(s.outcome for s in empty)
+             if all(s in empty for s in selections if s.outcome == o)]  # fmt: skip
+    rest = [s.describe() for s in empty if s.outcome not in whole]
+    parts = [f"no {o} predictions" for o in whole]
+    if rest:
+        parts.append(f"no images for: {'; '.join(rest)}")
+    return ", ".join(parts) + ", so no rows for them"
+
+
 def summarize_shares(
     per: pd.DataFrame,
     classes: list[str],
@@ -52,7 +64,7 @@ def summarize_shares(
         s = per[select(per, sel, classes)]
         where = {"split": sel.outcome, "selection": _label(sel)}
         if len(s) == 0:
-            empty.append(sel.describe())
+            empty.append(sel)
             continue
         shares, areas = share_matrices(s)
         present = areas.sum(0) > 0
@@ -100,7 +112,7 @@ def summarize_shares(
                 "judged": judged[1] or "yes",
             })  # fmt: skip
     if empty:
-        out.messages.insert(0, f"no images, so no rows, for: {'; '.join(empty)}")
+        out.messages.insert(0, _empty_message(empty, selections))
     out.summary, out.truth, out.agreement = (
         pd.DataFrame(summary), pd.DataFrame(truth_rows), pd.DataFrame(agree)
     )  # fmt: skip
