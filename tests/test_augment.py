@@ -1,5 +1,5 @@
 """Training augmentation: random erasing puts one mean-colored box in each chosen image;
-shift moves the content by whole draws within its bound and leaves the other draws alone."""
+shift translates the content within its bound and leaves the other draws alone."""
 
 import torch
 
