@@ -129,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"resuming after epoch {trainer.epoch} of {cfg.epochs}")
     if trainer.epoch >= cfg.epochs:
         print(f"nothing to do: the run already has {trainer.epoch} epochs (raise --epochs)")
+    elif trainer.bad_epochs >= cfg.early_stopping:
+        print(
+            f"nothing to do: the run stopped early after {trainer.bad_epochs} epochs without a "
+            "better validation loss; more --epochs will not restart it"
+        )
     n_train = d["n_train"]
 
     def report(e: EpochEvent) -> None:
