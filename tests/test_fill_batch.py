@@ -51,6 +51,30 @@ def test_batched_variants_equal_the_reference(synth_small, device, fill, mode, p
     assert changed.any(axis=(0, 2, 3, 4)).all()  # every region's variant differs somewhere
 
 
+@pytest.mark.parametrize("fill", ["blur", "noise"])
+@pytest.mark.parametrize("mode", ["delete", "keep"])
+def test_float32_arithmetic_of_accelerators_stays_within_one_level(
+    synth_small, monkeypatch, fill, mode
+):
+    """The accelerator path's float32 masks and sums, run on the CPU (CI has no GPU)."""
+    import saliency.faces.fill_batch as fill_batch
+
+    images, labels = faces(synth_small)
+    regions = list(REGIONS)
+    noise = torch.from_numpy(np.stack([fill_source(im, "noise", 3) for im in images]))
+    want = np.stack([np.stack(ablated(im, lab, regions, fill, mode, 3)[0]) for im, lab in
+                     zip(images, labels, strict=True)])  # fmt: skip
+    monkeypatch.setattr(fill_batch, "work_dtype", lambda device: torch.float32)
+    got, _ = ablated_batch(
+        torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels)), regions, fill,
+        mode, True, noise,
+    )  # fmt: skip
+    diff = np.abs(got.numpy().astype(int) - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-4
+    box = fill_batch.fill_sources_batch(torch.from_numpy(np.stack(images)), "blur")
+    assert np.array_equal(box.numpy(), np.stack([fill_source(im, "blur") for im in images]))
+
+
 def test_masks_match_on_non_square_maps():
     rng = np.random.default_rng(0)
     labels = np.zeros((2, 40, 56), np.uint8)

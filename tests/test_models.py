@@ -281,3 +281,17 @@ def test_inference_commands_run_without_tf32_and_restore_the_settings(tiny_image
         assert full_float32(lambda: torch.backends.cudnn.allow_tf32)() is False
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_normalization_constants_made_under_inference_mode_still_allow_backward():
+    """The mean/std tensors are made once per device and reused; the first call may come
+    from an inference-mode command (ablate), and a later one needs gradients (IG)."""
+    from saliency.models.preprocess import Preprocessing, normalize
+
+    pre = Preprocessing(size=4, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.125))
+    with torch.inference_mode():
+        first = normalize(torch.ones(1, 3, 4, 4), pre)
+    x = torch.ones(1, 3, 4, 4, requires_grad=True)
+    normalize(x, pre).sum().backward()
+    assert torch.allclose(first[0, :, 0, 0], torch.tensor([1.8, 3.2, 5.6]))
+    assert torch.equal(x.grad[0, :, 0, 0], torch.tensor([2.0, 4.0, 8.0]))  # 1 / std

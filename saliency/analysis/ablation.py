@@ -110,40 +110,20 @@ def ablate_run(
         batch_size=cfg.batch_size,
         num_workers=workers,
         collate_fn=collate,
+        pin_memory=device.type == "cuda",
     )
     true = torch.tensor(rows["label"].map({c: k for k, c in enumerate(classes)}).to_numpy())
-    n_reg = len(cfg.regions)
-    frames, skipped = [], []
-    for items in loader:
-        good = [it for it in items if it[1] is not None]
-        skipped += [(i, why) for i, item, why in items if item is None]
-        if good:
-            idx, batch, areas = batch_inputs(good, cfg, device)
-            logits = model(model_input(batch, pre)).float().cpu()
-            t = true[idx].view(-1, 1, 1).expand(-1, n_reg + 1, 1)  # the true class, per variant
-            scores = (
-                outputs.class_scores(logits).view(len(good), n_reg + 1, -1).gather(2, t)[..., 0]
-            )
-            probs = (
-                outputs.probabilities(logits).view(len(good), n_reg + 1, -1).gather(2, t)[..., 0]
-            )
-            preds = outputs.predicted(logits).view(len(good), n_reg + 1)
-            frames.append(pd.DataFrame({  # image-major: (image, region) -> one row
-                "row": idx.repeat_interleave(n_reg).numpy(),
-                "region": np.tile(cfg.regions, len(good)),
-                "region_area": areas.flatten().numpy(),
-                "score_before": scores[:, :1].expand(-1, n_reg).flatten().numpy(),
-                "score_after": scores[:, 1:].flatten().numpy(),
-                "prob_before": probs[:, :1].expand(-1, n_reg).flatten().numpy(),
-                "prob_after": probs[:, 1:].flatten().numpy(),
-                "pred_before": preds[:, :1].expand(-1, n_reg).flatten().numpy(),
-                "pred_after": preds[:, 1:].flatten().numpy(),
-            }))  # fmt: skip
+    logits, order, areas, skipped = [], [], [], []
+    for batch in loader:  # nothing in the loop waits for the device: it queues work
+        skipped += batch.skipped
+        if len(batch.raw_idx) + len(batch.done_idx):
+            idx, inputs, area = batch_inputs(batch, cfg, device)
+            logits.append(model(model_input(inputs, pre)).float())
+            order.append(idx)
+            areas.append(area)
         if progress is not None:
-            progress(len(items))
-    cols = ["row", "region", "region_area", "score_before", "score_after", "prob_before",
-            "prob_after", "pred_before", "pred_after"]  # fmt: skip
-    per = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+            progress(len(batch))
+    per = _per_variant(logits, order, areas, true, cfg.regions)
     meta = rows.reset_index(drop=True)[["path", "label", "group"]]
     meta["path"] = [relative_path(p, manifest.parent) for p in meta["path"]]  # as evaluate's
     per = meta.iloc[per["row"]].reset_index(drop=True).join(per.drop(columns="row"))
@@ -159,3 +139,36 @@ def ablate_run(
         columns=["path", "label", "group", "reason"],
     )
     return per, skip, classes
+
+
+def _per_variant(
+    logits: list[torch.Tensor],
+    order: list[torch.Tensor],
+    areas: list[torch.Tensor],
+    true: torch.Tensor,
+    regions: list[str],
+) -> pd.DataFrame:
+    """Batches' logits ``[b * (R + 1), C]`` (per image: original, then each region), row
+    indices ``[b]`` and region areas ``[b, R]`` -> one row per (image, region), image-major."""
+    cols = ["row", "region", "region_area", "score_before", "score_after", "prob_before",
+            "prob_after", "pred_before", "pred_after"]  # fmt: skip
+    if not logits:
+        return pd.DataFrame(columns=cols)
+    n_reg = len(regions)
+    out = torch.cat(logits).cpu()  # the one wait for the device
+    idx, area = torch.cat(order), torch.cat(areas).cpu()
+    t = true[idx].view(-1, 1, 1).expand(-1, n_reg + 1, 1)  # the true class, per variant
+    scores = outputs.class_scores(out).view(len(idx), n_reg + 1, -1).gather(2, t)[..., 0]
+    probs = outputs.probabilities(out).view(len(idx), n_reg + 1, -1).gather(2, t)[..., 0]
+    preds = outputs.predicted(out).view(len(idx), n_reg + 1)
+    return pd.DataFrame({
+        "row": idx.repeat_interleave(n_reg).numpy(),
+        "region": np.tile(regions, len(idx)),
+        "region_area": area.flatten().numpy(),
+        "score_before": scores[:, :1].expand(-1, n_reg).flatten().numpy(),
+        "score_after": scores[:, 1:].flatten().numpy(),
+        "prob_before": probs[:, :1].expand(-1, n_reg).flatten().numpy(),
+        "prob_after": probs[:, 1:].flatten().numpy(),
+        "pred_before": preds[:, :1].expand(-1, n_reg).flatten().numpy(),
+        "pred_after": preds[:, 1:].flatten().numpy(),
+    })[cols]  # fmt: skip

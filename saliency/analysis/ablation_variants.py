@@ -13,6 +13,8 @@ Two places give the same bytes (``tests/test_fill_batch.py``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -102,33 +104,74 @@ class Variants(Dataset):
         return i, ("stack", torch.from_numpy(stack), torch.tensor(areas)), ""
 
 
-def collate(items):
-    return items
+@dataclass
+class LoaderBatch:
+    """One loader batch, stacked in the worker so the pinning thread can pin it whole (a
+    pageable copy to a GPU waits for all queued work; a pinned one does not).
+
+    ``raw_*``: rows the device fills (images ``uint8 [b, S, S, 3]``, labels ``uint8 [b, S,
+    S]``, noise like images or None); ``done_*``: rows the worker filled (stack ``uint8
+    [d * (R + 1), S, S, 3]``, areas ``int64 [d, R]``); ``skipped``: ``(row, reason)``."""
+
+    skipped: list[tuple[int, str]]
+    raw_idx: list[int]
+    raw_images: torch.Tensor | None = None
+    raw_labels: torch.Tensor | None = None
+    raw_noise: torch.Tensor | None = None
+    done_idx: list[int] = field(default_factory=list)
+    done_stack: torch.Tensor | None = None
+    done_areas: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.skipped) + len(self.raw_idx) + len(self.done_idx)
+
+    def pin_memory(self) -> LoaderBatch:
+        for name in ("raw_images", "raw_labels", "raw_noise", "done_stack", "done_areas"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.pin_memory())
+        return self
+
+
+def collate(items) -> LoaderBatch:
+    """``Variants`` items -> one :class:`LoaderBatch` (runs in the loader's workers)."""
+    raw = [(i, it) for i, it, _ in items if it is not None and it[0] == "raw"]
+    done = [(i, it) for i, it, _ in items if it is not None and it[0] == "stack"]
+    batch = LoaderBatch([(i, why) for i, it, why in items if it is None], [i for i, _ in raw])
+    if raw:
+        batch.raw_images = torch.stack([it[1] for _, it in raw])
+        batch.raw_labels = torch.stack([it[2] for _, it in raw])
+        if raw[0][1][3] is not None:
+            batch.raw_noise = torch.stack([it[3] for _, it in raw])
+    if done:
+        batch.done_idx = [i for i, _ in done]
+        batch.done_stack = torch.cat([it[1] for _, it in done])
+        batch.done_areas = torch.stack([it[2] for _, it in done])
+    return batch
 
 
 def batch_inputs(
-    good: list, cfg, device: torch.device
+    batch: LoaderBatch, cfg, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Usable items of one loader batch -> row indices ``[B]``, model-size images ``uint8
-    [B * (R + 1), S, S, 3]`` on ``device`` (per image: original, then each region), and
-    region areas ``int64 [B, R]`` (px, at the stored size)."""
-    raw = [(i, it) for i, it, _ in good if it[0] == "raw"]
-    done = [(i, it) for i, it, _ in good if it[0] == "stack"]
+    """A loader batch's usable rows -> row indices ``int64 [B]`` (CPU), model-size images
+    ``uint8 [B * (R + 1), S, S, 3]`` on ``device`` (per image: original, then each region),
+    and region areas ``int64 [B, R]`` (px, at the stored size) on ``device``. Nothing here
+    waits for the device: copies are asynchronous from pinned memory."""
     idx, stacks, areas = [], [], []
-    if raw:
-        images = torch.stack([it[1] for _, it in raw]).to(device, non_blocking=True)
-        labels = torch.stack([it[2] for _, it in raw]).to(device, non_blocking=True)
+    if batch.raw_idx:
+        images = batch.raw_images.to(device, non_blocking=True)
+        labels = batch.raw_labels.to(device, non_blocking=True)
         noise = None
         if cfg.fill == "noise":
-            noise = torch.stack([it[3] for _, it in raw]).to(device, non_blocking=True)
+            noise = batch.raw_noise.to(device, non_blocking=True)
         variants, area = ablated_batch(
             images, labels, cfg.regions, cfg.fill, cfg.mode, cfg.protect, noise
         )
         stacks.append(torch.cat([images.unsqueeze(1), variants], 1).flatten(0, 1))
-        idx += [i for i, _ in raw]
-        areas.append(area.cpu())
-    if done:
-        stacks.append(torch.cat([it[1] for _, it in done]).to(device, non_blocking=True))
-        idx += [i for i, _ in done]
-        areas.append(torch.stack([it[2] for _, it in done]))
-    return torch.tensor(idx), torch.cat(stacks), torch.cat(areas)
+        idx += batch.raw_idx
+        areas.append(area)
+    if batch.done_idx:
+        stacks.append(batch.done_stack.to(device, non_blocking=True))
+        idx += batch.done_idx
+        areas.append(batch.done_areas.to(device, non_blocking=True))
+    return torch.tensor(idx, dtype=torch.int64), torch.cat(stacks), torch.cat(areas)

@@ -2,18 +2,22 @@
 
 Same recipe, same numbers: the square dilation is a stride-1 max pool of side ``2 r + 1``
 (OpenCV's dilate ignores the border, as the pool's -inf padding does); the feather is the same
-float64 Gaussian kernel (``cv2.getGaussianKernel``) applied separably with OpenCV's default
-border, reflect-101 (torch's ``reflect``); the box blur sums the same reflect-101 window in
-float64, which is exact for 8-bit pixels; blending repeats :func:`saliency.faces.fill.blend`'s
-float32 operations in the same order. The CPU functions in :mod:`saliency.faces.fill` stay the
-reference; tests hold the two to at most one grey level apart, and in practice they agree
-except where a feathered weight lands within rounding of a half level.
+Gaussian kernel (``cv2.getGaussianKernel``) applied separably with OpenCV's default border,
+reflect-101 (torch's ``reflect``); the box blur sums the same reflect-101 window, which is
+exact for 8-bit pixels; blending repeats :func:`saliency.faces.fill.blend`'s float32
+operations in the same order. On the CPU the arithmetic is float64, as OpenCV's, and the bytes
+are the reference's; on an accelerator it is float32 (:func:`work_dtype`). The CPU functions
+in :mod:`saliency.faces.fill` stay the reference; tests hold the two to at most one grey level
+apart, and in practice they agree except where a feathered weight lands within rounding of a
+half level.
 
 The noise fill draws its pixels with NumPy's seeded generator (as the reference does) and
 takes them as an argument; everything else is computed here.
 """
 
 from __future__ import annotations
+
+import functools
 
 import cv2
 import torch
@@ -29,20 +33,42 @@ from saliency.faces.fill import (
     feather_sigma,
     image_side,
 )
+from saliency.models.precision import full_float32_context
 
 
-def _gaussian(side: float, device: torch.device) -> torch.Tensor:
-    """The feather's 1-D kernel ``float64 [2 h + 1]``, exactly OpenCV's."""
+@functools.lru_cache(maxsize=16)
+def _taps(side: float) -> tuple[float, ...]:
+    """The feather's 1-D kernel, ``2 h + 1`` float64 taps, exactly OpenCV's."""
     h = feather_half_width(side)
-    k = cv2.getGaussianKernel(2 * h + 1, feather_sigma(side), cv2.CV_64F)[:, 0]
-    return torch.from_numpy(k).to(device)
+    return tuple(cv2.getGaussianKernel(2 * h + 1, feather_sigma(side), cv2.CV_64F)[:, 0])
 
 
-def _separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Correlate ``[M, 1, H, W]`` with ``kernel [K]`` along x then y, reflect-101 borders."""
+@functools.lru_cache(maxsize=16)
+def _gaussian(side: float, device: torch.device) -> torch.Tensor:
+    """:func:`_taps` as ``float64 [2 h + 1]`` on ``device``; cached, since a copy from
+    pageable memory to a GPU waits for the work queued before it."""
+    with torch.inference_mode(False):  # an ordinary tensor, whatever mode the first call ran in
+        return torch.tensor(_taps(side), dtype=torch.float64, device=device)
+
+
+def work_dtype(device: torch.device) -> torch.dtype:
+    """The float type of the mask and blur arithmetic: float64 on the CPU (OpenCV's, so the
+    bytes are the reference's), float32 on an accelerator, where float64 is slow (on an H100
+    the float64 feather alone took 4.4 ms per 64 images, an eighth of the forward pass). Dilation
+    and the box sums are exact in both (0/1 maxima; integer sums below 2^24); the feather
+    differs in its last bits, which moves a blended pixel by one level only where a weight
+    lands within rounding of a half level."""
+    return torch.float64 if device.type == "cpu" else torch.float32
+
+
+def _separable(x: torch.Tensor, side: float) -> torch.Tensor:
+    """Correlate ``[M, 1, H, W]`` with the feather's kernel along x then y, reflect-101
+    borders, in ``x``'s float type (TF32 off: true float32 on a GPU)."""
+    kernel = _gaussian(side, x.device).to(x.dtype)
     h = kernel.numel() // 2
-    x = F.conv2d(F.pad(x, (h, h, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, h, h), mode="reflect"), kernel.view(1, 1, -1, 1))
+    with full_float32_context():
+        x = F.conv2d(F.pad(x, (h, h, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(x, (0, 0, h, h), mode="reflect"), kernel.view(1, 1, -1, 1))
 
 
 def fill_masks_batch(labels: torch.Tensor, regions: list[str]) -> torch.Tensor:
@@ -59,15 +85,16 @@ def fill_masks_batch(labels: torch.Tensor, regions: list[str]) -> torch.Tensor:
         raise ValueError(f"expected label maps [B, H, W], got shape {tuple(labels.shape)}")
     b, height, width = labels.shape
     side = image_side((height, width))
+    dtype = work_dtype(labels.device)
     out = []
     for region in regions:
-        m = (labels == REGION_CODES[check_region(region)]).to(torch.float64).unsqueeze(1)
+        m = (labels == REGION_CODES[check_region(region)]).to(dtype).unsqueeze(1)
         r = dilation_radius(region, side)
         if r > 0:
             m = F.max_pool2d(m, 2 * r + 1, stride=1, padding=r)
         out.append(m)
     stacked = torch.cat(out, 1).view(b * len(regions), 1, height, width)
-    soft = _separable(stacked, _gaussian(side, labels.device))
+    soft = _separable(stacked, side)
     return soft.clamp_(0.0, 1.0).to(torch.float32).view(b, len(regions), height, width)
 
 
@@ -80,7 +107,8 @@ def fill_sources_batch(
     if fill == "blur":
         k = box_size(image_side(images.shape[1:3]))
         p = k // 2
-        x = F.pad(images.permute(0, 3, 1, 2).to(torch.float64), (p, p, p, p), mode="reflect")
+        x = images.permute(0, 3, 1, 2).to(work_dtype(images.device))
+        x = F.pad(x, (p, p, p, p), mode="reflect")
         sums = F.avg_pool2d(x, k, stride=1, divisor_override=1)  # exact integer sums
         return sums.div_(k * k).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     if fill == "mean":
@@ -126,13 +154,14 @@ def ablated_batch(
         variants ``uint8 [B, R, H, W, 3]`` and each region's area ``int64 [B, R]`` (px).
     """
     alpha = fill_masks_batch(labels, regions)
-    codes = torch.tensor([REGION_CODES[r] for r in regions], device=labels.device)
-    inside = labels.unsqueeze(1) == codes.view(1, -1, 1, 1)  # [B, R, H, W]
+    # comparisons with Python ints: no code tensor to copy to the device (a pageable copy
+    # would wait for the work queued before it)
+    inside = torch.stack([labels == REGION_CODES[r] for r in regions], 1)  # [B, R, H, W]
     if mode == "keep":
         alpha = torch.where(inside, 0.0, 1.0 - alpha)
     elif mode == "delete" and protect:
-        feature_codes = torch.tensor([REGION_CODES[f] for f in FEATURES], device=labels.device)
-        others = torch.isin(labels, feature_codes).unsqueeze(1) & ~inside  # other features
+        features = functools.reduce(torch.logical_or, [labels == REGION_CODES[f] for f in FEATURES])
+        others = features.unsqueeze(1) & ~inside  # other features
         alpha = torch.where(others, 0.0, alpha)
     elif mode != "delete":
         raise ValueError(f"unknown mode {mode!r}; valid: delete, keep")

@@ -7,6 +7,7 @@ tensor that is explained or ablated is the tensor that was classified.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass
 
@@ -91,9 +92,22 @@ def to_unit(batch: torch.Tensor) -> torch.Tensor:
 
 def normalize(x: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
     """Float ``[N, 3, H, W]`` in [0, 1] -> the model's input (mean/std normalized)."""
-    mean = torch.tensor(pre.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(pre.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    mean, std = _channel_stats(tuple(pre.mean), tuple(pre.std), x.dtype, x.device)
     return (x - mean) / std
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_stats(
+    mean: tuple[float, ...], std: tuple[float, ...], dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std ``[1, 3, 1, 1]`` on ``device``, made once: a copy from pageable memory
+    to a GPU waits for all the work queued before it, so a per-batch copy would stall."""
+    shape = (1, len(mean), 1, 1)
+    with torch.inference_mode(False):  # ordinary tensors: autograd may save them later
+        return (
+            torch.tensor(mean, dtype=dtype, device=device).view(shape),
+            torch.tensor(std, dtype=dtype, device=device).view(shape),
+        )
 
 
 def model_input(batch: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
