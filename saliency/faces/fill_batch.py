@@ -37,18 +37,14 @@ from saliency.models.precision import full_float32_context
 
 
 @functools.lru_cache(maxsize=16)
-def _taps(side: float) -> tuple[float, ...]:
-    """The feather's 1-D kernel, ``2 h + 1`` float64 taps, exactly OpenCV's."""
+def _gaussian(side: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The feather's 1-D kernel ``[2 h + 1]``, exactly OpenCV's (float64 taps), on ``device``
+    in ``dtype``; cached, since a copy from pageable memory to a GPU waits for the work
+    queued before it."""
     h = feather_half_width(side)
-    return tuple(cv2.getGaussianKernel(2 * h + 1, feather_sigma(side), cv2.CV_64F)[:, 0])
-
-
-@functools.lru_cache(maxsize=16)
-def _gaussian(side: float, device: torch.device) -> torch.Tensor:
-    """:func:`_taps` as ``float64 [2 h + 1]`` on ``device``; cached, since a copy from
-    pageable memory to a GPU waits for the work queued before it."""
+    k = cv2.getGaussianKernel(2 * h + 1, feather_sigma(side), cv2.CV_64F)[:, 0]
     with torch.inference_mode(False):  # an ordinary tensor, whatever mode the first call ran in
-        return torch.tensor(_taps(side), dtype=torch.float64, device=device)
+        return torch.from_numpy(k).to(device=device, dtype=dtype)
 
 
 def work_dtype(device: torch.device) -> torch.dtype:
@@ -64,7 +60,7 @@ def work_dtype(device: torch.device) -> torch.dtype:
 def _separable(x: torch.Tensor, side: float) -> torch.Tensor:
     """Correlate ``[M, 1, H, W]`` with the feather's kernel along x then y, reflect-101
     borders, in ``x``'s float type (TF32 off: true float32 on a GPU)."""
-    kernel = _gaussian(side, x.device).to(x.dtype)
+    kernel = _gaussian(side, x.device, x.dtype)
     h = kernel.numel() // 2
     with full_float32_context():
         x = F.conv2d(F.pad(x, (h, h, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
