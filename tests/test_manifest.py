@@ -83,3 +83,28 @@ def test_group_specs_select_the_reference_cells():
 def test_landmark_columns_are_in_ibug_order():
     assert LANDMARK_COLUMNS[:4] == ("x0", "y0", "x1", "y1")
     assert LANDMARK_COLUMNS[-2:] == ("x67", "y67")
+
+
+def test_landmark_cells_parse_as_numbers_and_a_bad_cell_becomes_nan_alone(tmp_path):
+    pts = np.random.default_rng(1).uniform(0, 60, (4, 68, 2))
+    df = pd.concat(
+        [pd.DataFrame({"path": list("abcd"), "label": ["m", "f", "m", "f"]}), landmark_frame(pts)],
+        axis=1,
+    )
+    path = write_manifest(df, tmp_path / "m.csv")
+    clean = read_manifest(path).landmarks()
+    np.testing.assert_allclose(clean, pts, atol=5e-4)  # written with 3 decimals
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw.loc[1, "x5"], raw.loc[2, "y7"] = "n/a", ""  # a word and an empty cell
+    raw.to_csv(tmp_path / "bad.csv", index=False)
+    got = read_manifest(tmp_path / "bad.csv").landmarks()
+    assert np.isnan(got[1, 5, 0]) and np.isnan(got[2, 7, 1])
+    bad = np.zeros(got.shape, dtype=bool)
+    bad[1, 5, 0] = bad[2, 7, 1] = True
+    np.testing.assert_array_equal(got[~bad], clean[~bad])  # every other cell as before
+
+
+def test_an_empty_file_is_a_clear_manifest_error(tmp_path):
+    (tmp_path / "m.csv").write_text("")
+    with pytest.raises(ManifestError, match="not a UTF-8 CSV with a header row"):
+        read_manifest(tmp_path / "m.csv")

@@ -295,3 +295,28 @@ def test_normalization_constants_made_under_inference_mode_still_allow_backward(
     normalize(x, pre).sum().backward()
     assert torch.allclose(first[0, :, 0, 0], torch.tensor([1.8, 3.2, 5.6]))
     assert torch.equal(x.grad[0, :, 0, 0], torch.tensor([2.0, 4.0, 8.0]))  # 1 / std
+
+
+def test_load_model_restores_every_tensor_of_the_checkpoint(tiny_run, monkeypatch):
+    import saliency.models.checkpoint as checkpoint
+
+    path = tiny_run / "checkpoints" / "best.pt"
+    state = read_checkpoint(path)["state_dict"]
+    model = load_model(path)[0]
+    got = model.state_dict()
+    assert got.keys() == state.keys()
+    assert all(torch.equal(got[k], state[k]) for k in state)
+    assert not any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+    assert all(p.requires_grad for p in model.parameters())  # methods may freeze them
+
+    built = checkpoint.build_model  # a net with a buffer no state dict holds is built for real
+
+    def with_extra_buffer(spec):
+        net = built(spec)
+        net.register_buffer("scale", torch.full((3,), 2.0), persistent=False)
+        return net
+
+    monkeypatch.setattr(checkpoint, "build_model", with_extra_buffer)
+    model = load_model(path)[0]
+    assert torch.equal(model.scale, torch.full((3,), 2.0))
+    assert all(torch.equal(model.state_dict()[k], state[k]) for k in state)

@@ -1,7 +1,8 @@
 """The fills of :mod:`saliency.faces.fill`, batched in torch on the model's device.
 
-Same recipe, same numbers: the square dilation is a stride-1 max pool of side ``2 r + 1``
-(OpenCV's dilate ignores the border, as the pool's -inf padding does); the feather is the same
+Same recipe, same numbers: the square dilation is a stride-1 max pool of side ``2 r + 1``,
+taken as a row pool then a column pool (OpenCV's dilate ignores the border, as the pool's
+-inf padding does); the feather is the same
 Gaussian kernel (``cv2.getGaussianKernel``) applied separably with OpenCV's default border,
 reflect-101 (torch's ``reflect``); the box blur sums the same reflect-101 window, which is
 exact for 8-bit pixels; blending repeats :func:`saliency.faces.fill.blend`'s float32
@@ -86,8 +87,9 @@ def fill_masks_batch(labels: torch.Tensor, regions: list[str]) -> torch.Tensor:
     for region in regions:
         m = (labels == REGION_CODES[check_region(region)]).to(dtype).unsqueeze(1)
         r = dilation_radius(region, side)
-        if r > 0:
-            m = F.max_pool2d(m, 2 * r + 1, stride=1, padding=r)
+        if r > 0:  # a square max is a row max then a column max: 2 (2r + 1) reads, not (2r + 1)^2
+            m = F.max_pool2d(m, (1, 2 * r + 1), stride=1, padding=(0, r))
+            m = F.max_pool2d(m, (2 * r + 1, 1), stride=1, padding=(r, 0))
         out.append(m)
     stacked = torch.cat(out, 1).view(b * len(regions), 1, height, width)
     soft = _separable(stacked, side)
