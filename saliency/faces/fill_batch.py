@@ -2,15 +2,14 @@
 
 Same recipe, same numbers: the square dilation is a stride-1 max pool of side ``2 r + 1``,
 taken as a row pool then a column pool (OpenCV's dilate ignores the border, as the pool's
--inf padding does); the feather is the same
-Gaussian kernel (``cv2.getGaussianKernel``) applied separably with OpenCV's default border,
-reflect-101 (torch's ``reflect``); the box blur sums the same reflect-101 window, which is
-exact for 8-bit pixels; blending repeats :func:`saliency.faces.fill.blend`'s float32
-operations in the same order. On the CPU the arithmetic is float64, as OpenCV's, and the bytes
-are the reference's; on an accelerator it is float32 (:func:`work_dtype`). The CPU functions
-in :mod:`saliency.faces.fill` stay the reference; tests hold the two to at most one grey level
-apart, and in practice they agree except where a feathered weight lands within rounding of a
-half level.
+-inf padding does); the feather is the same Gaussian kernel (``cv2.getGaussianKernel``)
+applied separably with OpenCV's default border, reflect-101 (torch's ``reflect``); the box
+blur sums the same reflect-101 window, which is exact for 8-bit pixels; blending repeats
+:func:`saliency.faces.fill.blend`'s float32 operations in the same order. On the CPU the
+arithmetic is float64, as OpenCV's, and the bytes are the reference's; on an accelerator it is
+float32 (:func:`work_dtype`). The CPU functions in :mod:`saliency.faces.fill` stay the
+reference; tests hold the two to at most one grey level apart, and in practice they agree
+except where a feathered weight lands within rounding of a half level.
 
 The noise fill draws its pixels with NumPy's seeded generator (as the reference does) and
 takes them as an argument; everything else is computed here.
