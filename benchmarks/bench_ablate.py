@@ -37,10 +37,10 @@ from saliency.data.synth.config import SynthConfig
 from saliency.data.synth.generate import generate
 from saliency.models.checkpoint import load_model
 from saliency.models.evaluate import evaluation_rows
-from saliency.models.precision import full_float32_context
 from saliency.models.preprocess import model_input
-from saliency.models.train import TrainConfig, Trainer, resolve_device
+from saliency.models.train import TrainConfig, Trainer
 from saliency.rundir import best_checkpoint
+from saliency.runtime import full_float32_context, resolve_device
 
 
 def stacked(items) -> torch.Tensor:
@@ -75,7 +75,7 @@ def main() -> None:
     n = len(rows)
     print(f"{n} images x 7 inputs ({stacks.shape[0]} forward passes) at {pre.size} px on {device}")
 
-    def forward() -> None:  # in full float32, as ablate runs (saliency.models.precision)
+    def forward() -> None:  # in full float32, as ablate runs (saliency.runtime)
         with torch.inference_mode(), full_float32_context():
             out = [model(model_input(b, pre)).float() for b in stacks.split(args.batch_size * 7)]
             torch.cat(out).cpu()

@@ -65,3 +65,78 @@ def tiny_run(tmp_path_factory, synth_tiny) -> Path:
     assert main(argv) == 0
     assert main(["evaluate", "--run", str(run), "--workers", "0"]) == 0
     return run
+
+
+BROWS_SIZE = 64
+
+
+def brows_world_labels(size: int = BROWS_SIZE) -> np.ndarray:
+    """One face layout for every image: all six regions, far enough apart at 64 px."""
+    from saliency.data.regions import REGION_CODES as C
+
+    lab = np.zeros((size, size), np.uint8)
+    lab[12:60, 12:52] = C["skin"]
+    lab[2:12, 10:54] = C["hair"]
+    lab[21:25, 17:28] = lab[21:25, 36:47] = C["brows"]
+    lab[29:32, 19:27] = lab[29:32, 37:45] = C["eyes"]
+    lab[34:42, 29:35] = C["nose"]
+    lab[47:51, 24:40] = C["mouth"]
+    return lab
+
+
+@pytest.fixture(scope="session")
+def brows_world(tmp_path_factory) -> Path:
+    """48 faces on one layout whose class shows only in the brows' darkness: male brows dark,
+    female brows lighter than the skin; a third of group B's women have dark brows (the hard
+    cell B_F, whose errors the hand-weighted reader makes). Every split is ``test``."""
+    import pandas as pd
+
+    from saliency.data.manifest import write_manifest
+    from saliency.data.regions import REGION_CODES as C
+
+    out = tmp_path_factory.mktemp("brows_world")
+    lab = brows_world_labels()
+    write_rgb(out / "mask.png", lab)
+    (out / "images").mkdir()
+    rng = np.random.default_rng(21)
+    rows = []
+    colors = {"skin": 175, "eyes": 50, "nose": 150, "mouth": 110}
+    for i in range(48):
+        label = ("female", "male")[i % 2]
+        group = "AB"[(i // 2) % 2]
+        img = rng.integers(0, 256, (*lab.shape, 3)).astype(np.float64)  # background noise
+        for region, level in colors.items():
+            m = lab == C[region]
+            img[m] = level + rng.normal(0, 12, (m.sum(), 3))
+        hair = lab == C["hair"]
+        img[hair] = rng.uniform(30, 220) + rng.normal(0, 10, (hair.sum(), 3))
+        flipped = group == "B" and label == "female" and (i // 4) % 3 == 0
+        dark = label == "male" or flipped
+        brows = lab == C["brows"]
+        level = (30 if dark else 225) + rng.uniform(-15, 15)
+        img[brows] = level + rng.normal(0, 4, (brows.sum(), 3))
+        path = f"images/{i:03d}.png"
+        write_rgb(out / path, np.clip(img, 0, 255).astype(np.uint8))
+        rows.append({"path": path, "label": label, "group": group, "split": "test",
+                     "mask": "mask.png", "flipped": flipped})  # fmt: skip
+    write_manifest(pd.DataFrame(rows), out / "manifest.csv")
+    return out
+
+
+@pytest.fixture(scope="session")
+def brows_reader_run(tmp_path_factory, brows_world) -> Path:
+    """A run whose model is the hand-weighted region reader of the brows (no training)."""
+    import torch
+
+    from saliency.data.regions import REGION_CODES
+    from saliency.models.checkpoint import save_checkpoint
+    from saliency.models.preprocess import Preprocessing
+    from saliency.models.reader import reader_checkpoint
+
+    run = tmp_path_factory.mktemp("runs") / "brows_reader"
+    template = torch.from_numpy(brows_world_labels() == REGION_CODES["brows"]).float()
+    ckpt = reader_checkpoint(
+        brows_world / "manifest.csv", template, Preprocessing(size=BROWS_SIZE), weight=400.0
+    )
+    save_checkpoint(run / "checkpoints" / "best.pt", ckpt)
+    return run

@@ -87,7 +87,14 @@ def test_ablation_through_the_run_changes_scores_and_summarizes(tiny_run):
         (sub["prob_after"] - sub["prob_before"]).mean()
     )
     assert (summary["p_holm"] >= summary["mcnemar_p"] - 1e-12).all()
-    assert list(ranking(summary)["region"])[0] in {"eyes", "brows", "hair"}
+    # the ranking orders regions by the mean drop of the true class's probability
+    drop = (per["prob_before"] - per["prob_after"]).groupby(per["region"]).mean()
+    drop = drop.sort_values(ascending=False)
+    ranked = ranking(summary)
+    assert list(ranked["region"]) == list(drop.index)
+    np.testing.assert_allclose(ranked["effect"], drop.to_numpy(), rtol=1e-5, atol=1e-9)
+    for r in ranked.itertuples():  # "excludes zero" is the interval's, on either side
+        assert r.excludes_zero == (not r.prob_change_low <= 0 <= r.prob_change_high)
 
 
 def test_zero_area_regions_and_empty_groups_give_no_nan_rows():

@@ -13,11 +13,12 @@ from saliency.data.manifest import read_manifest
 from saliency.faces.align import fit_residual, similarity, template, transform_points, warp
 from saliency.faces.landmarks import FIVE, five_points, make_backend
 
-skimage_data = pytest.importorskip("skimage.data")
-
 
 @pytest.fixture(scope="module")
 def astronaut():
+    """scikit-image's real photo; a dev dependency, so a missing install fails, never skips."""
+    from skimage import data as skimage_data
+
     return skimage_data.astronaut()
 
 
@@ -64,6 +65,8 @@ def messy(tmp_path_factory, astronaut):
     rotated.save(d / "exif.jpg", exif=exif, quality=95)
     (d / "empty.jpg").write_bytes(b"")
     (d / "text.jpg").write_text("not an image")
+    from skimage import data as skimage_data
+
     Image.fromarray(skimage_data.coffee()).save(d / "coffee.png")
     names = ["astro.jpg", "gray.png", "rgba.png", "exif.jpg", "empty.jpg", "text.jpg", "coffee.png"]
     labels = ["female"] * 4 + ["male"] * 3
@@ -141,7 +144,7 @@ def test_five_point_columns_are_enough_to_align(tmp_path, astronaut):
 
 
 def test_fan_without_weights_explains_what_to_place_and_never_downloads(tmp_path, monkeypatch):
-    pytest.importorskip("face_alignment")
+    import face_alignment  # noqa: F401 (installed by `make setup`; missing it fails here)
     import torch.hub
 
     from saliency.faces import fan_backend

@@ -10,6 +10,7 @@ import torch
 from saliency.analysis.normalize import normalize_maps
 from saliency.analysis.permutation import max_t_test
 from saliency.cli import main
+from saliency.data.imageio import read_rgb
 from saliency.methods.explain import ExplainConfig, explain_run, read_maps
 from saliency.methods.registry import IGConfig
 
@@ -133,7 +134,7 @@ def test_resumed_explain_equals_one_pass(tiny_run, tmp_path):
         explain_run(tiny_run, changed, device, workers=0)
 
 
-def test_average_mean_and_std_equal_numpy(explained, capsys):
+def test_average_mean_and_std_equal_numpy(explained, synth_tiny, capsys):
     assert average(explained, "--method", "hirescam", "--group", "A_F", "--norm", "max") == 0
     maps, index, _ = read_maps(explained / "saliency" / "test" / "hirescam")
     sel = ((index["group"] == "A") & (index["label"] == "female")).to_numpy()
@@ -142,7 +143,8 @@ def test_average_mean_and_std_equal_numpy(explained, capsys):
     np.testing.assert_allclose(out["mean"], expected.mean(axis=0), atol=1e-10)
     np.testing.assert_allclose(out["std"], expected.std(axis=0), atol=1e-10)
     assert int(out["count"]) == sel.sum() and str(out["normalization"]) == "max"
-    assert out["mean_face"].shape == (32, 32, 3) and 0 <= out["mean_face"].min()
+    faces = [read_rgb(synth_tiny / p) / 255.0 for p in index["path"][sel]]  # stored at 32 px
+    np.testing.assert_allclose(out["mean_face"], np.mean(faces, axis=0), atol=1e-6)
     assert (explained / "averages" / "hirescam_all_A_F.png").is_file()
 
 
@@ -179,7 +181,14 @@ def test_contrast_writes_difference_and_fwe_pvalues(explained):
         == 0
     )
     out = np.load(explained / "averages" / "cam_all_A_vs_B.npz")
-    assert out["p_fwe"].shape == (32, 32) and (out["p_fwe"] > 0).all()
+    maps, index, _ = read_maps(explained / "saliency" / "test" / "cam")
+    norm = normalize_maps(np.asarray(maps), "max")
+    a, b = (index["group"] == "A").to_numpy(), (index["group"] == "B").to_numpy()
+    np.testing.assert_allclose(out["difference"], norm[a].mean(0) - norm[b].mean(0), atol=1e-9)
+    assert int(out["count"]) == a.sum() and int(out["contrast_count"]) == b.sum()
+    p = out["p_fwe"]  # permutation p-values: (1 + exceedances) / (1 + permutations)
+    assert p.shape == (32, 32) and (p >= 1 / 51).all() and (p <= 1).all()
+    np.testing.assert_allclose(p * 51, np.round(p * 51), atol=1e-9)
     assert (explained / "averages" / "cam_all_A_vs_B_contrast.png").is_file()
 
 
@@ -198,8 +207,10 @@ def test_max_t_permutation_finds_a_planted_difference_and_controls_errors():
     assert (null.p_fwe < 0.05).sum() <= 1
 
 
-def test_predict_prints_class_and_writes_overlays(tiny_run, synth_tiny, tmp_path, capsys):
-    img = synth_tiny / "images" / "000000.png"
+def test_predict_prints_class_and_writes_overlays(explained, synth_tiny, tmp_path, capsys):
+    tiny_run = explained
+    pred = pd.read_csv(tiny_run / "eval" / "test" / "predictions.csv").iloc[0]
+    img = synth_tiny / pred["path"]
     assert (
         main(
             [
@@ -215,9 +226,11 @@ def test_predict_prints_class_and_writes_overlays(tiny_run, synth_tiny, tmp_path
         )
         == 0
     )
-    line = capsys.readouterr().out.strip()
-    assert ("female" in line or "male" in line) and "%" in line
-    assert (tmp_path / "000000_gradcam.png").is_file()
+    fields = capsys.readouterr().out.strip().splitlines()[-1].split()  # after any warning
+    # path, class, confidence, overlay: the class and probability evaluate computed
+    assert fields[0] == str(img) and fields[1] == pred["pred"]
+    assert fields[2] == f"{pred[f'prob_{pred.pred}']:.1%}"
+    assert (tmp_path / f"{img.stem}_gradcam.png").is_file() and fields[-1].endswith(".png")
 
 
 def test_ig_baselines(tiny_run):
@@ -228,10 +241,23 @@ def test_ig_baselines(tiny_run):
     unit = torch.rand(2, 3, 8, 8)
     black = make_baseline("black", unit, pre)
     torch.testing.assert_close(black, normalize(torch.zeros(1, 3, 8, 8), pre))
+    flat = torch.full((2, 3, 8, 8), 0.4)  # a blur leaves a constant image as it is
+    torch.testing.assert_close(make_baseline("blur", flat, pre), normalize(flat, pre))
     blur = make_baseline("blur", unit, pre)
-    assert blur.shape == unit.shape and not torch.allclose(blur, normalize(unit, pre))
+    assert blur.shape == unit.shape
+    std, mean = torch.tensor(pre.std).view(1, 3, 1, 1), torch.tensor(pre.mean).view(1, 3, 1, 1)
+
+    def unblurred(t):
+        return t * std + mean
+
+    # a blur lowers the variance of random pixels a lot
+    assert float(unblurred(blur).var()) < 0.5 * float(unit.var())
     a = make_baseline("noise", unit, pre, seed=4)
     torch.testing.assert_close(a, make_baseline("noise", unit, pre, seed=4))
+    assert not torch.allclose(a, make_baseline("noise", unit, pre, seed=5))
+    assert (
+        a.shape == unit.shape and float(unblurred(a).min()) >= 0 and float(unblurred(a).max()) <= 1
+    )
     with pytest.raises(ValueError, match="mean face"):
         make_baseline("mean", unit, pre)
     # the mean baseline through explain: the training split's mean face

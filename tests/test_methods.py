@@ -207,3 +207,47 @@ def test_explain_batch_runs_ig_on_the_folded_copy(resnet):
     plain, _ = explain_batch(resnet, unit, pre, ["ig"], pick, cfg)
     rel = (res.maps["ig"] - plain.maps["ig"]).abs().max() / plain.maps["ig"].abs().max()
     assert float(rel) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"],
+)
+def test_quadrature_rules_integrate_what_they_should_exactly(method):
+    from saliency.methods.ig import quadrature
+
+    n = 6
+    alphas, w = quadrature(method, n)
+    assert alphas.shape == w.shape == (n,) and (0 <= alphas).all() and (alphas <= 1).all()
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)  # constants exactly
+    # Gauss-Legendre with n nodes is exact up to degree 2n - 1; the midpoint and
+    # trapezoid rules for linear functions; left and right sums miss x by -1/2n and +1/2n
+    if method == "gausslegendre":
+        for k in range(2 * n):
+            assert (w * alphas**k).sum() == pytest.approx(1 / (k + 1), abs=1e-12)
+    else:
+        expected = {"trapezoid": 0.5, "middle": 0.5, "left": 0.5 - 1 / (2 * n)}
+        expected["right"] = 0.5 + 1 / (2 * n)
+        assert (w * alphas).sum() == pytest.approx(expected[method.split("_")[1]], abs=1e-12)
+    with pytest.raises(ValueError, match="at least"):
+        quadrature(method, 0)
+
+
+@pytest.mark.parametrize("method", ["riemann_trapezoid", "riemann_left", "riemann_middle"])
+def test_ig_riemann_rules_agree_with_captum(method):
+    from captum.attr import IntegratedGradients
+
+    from saliency.methods.ig import integrated_gradients
+
+    torch.manual_seed(5)
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1))
+    model = nn.Sequential(conv, nn.Flatten(), nn.Linear(4, 1)).eval()
+    x, base = torch.randn(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
+    ours = integrated_gradients(model, x, torch.tensor([1]), base, n_steps=7, method=method)
+    ref = IntegratedGradients(lambda inp: model(inp)[:, 0]).attribute(
+        x, base, n_steps=7, method=method
+    )
+    if method == "riemann_trapezoid":  # captum's trapezoid weights sum to (n - 1) / n
+        ref = ref * 7 / 6
+        assert float(ours.completeness_error.max()) < 0.05
+    torch.testing.assert_close(ours.attributions, ref, rtol=1e-4, atol=1e-6)

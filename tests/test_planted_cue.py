@@ -1,86 +1,68 @@
-"""End to end: a net trained on a brows cue, explained by IG, puts its attribution on the brows,
-image by image and in the average map that `saliency average` writes."""
+"""End to end on a trained model: a ResNet-18 trained by the default recipe on faces whose
+class shows only in the brows. The mechanisms are proven exactly on the hand-weighted reader
+(test_known_answer.py); this test makes the statistical claims a user relies on, with
+margins measured across training seeds, CPU kernels (ATEN_CPU_CAPABILITY default, avx2,
+avx512) and thread counts (the note of issue 16 lists them):
 
-import numpy as np
+- the model learns the cue: test accuracy's 95% lower bound is far above chance;
+- deleting the brows costs the true class more probability than deleting the nose, the
+  mouth or the hair, with an interval that excludes zero (the eyes and the skin are the
+  brows' neighbours: a CNN reads the brows with their context, and their order among those
+  three varied across kernels, so it is not asserted);
+- IG with a blur baseline puts more of its positive mass per area into the brows than into
+  any region but the eyes, and the brows' enrichment is far above the uniform 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import pandas as pd
-import torch
 
-from saliency.analysis.normalize import normalize_maps
-from saliency.analysis.share import region_shares
-from saliency.data.imageio import read_label_map
-from saliency.data.manifest import read_manifest
+from saliency.cli import main
 from saliency.data.synth.config import SynthConfig
 from saliency.data.synth.generate import generate
-from saliency.methods.explain import ExplainConfig, explain_run, read_maps
-from saliency.methods.registry import IGConfig
-from saliency.models.train import TrainConfig, Trainer
+from saliency.models.recipe import TrainConfig
+from saliency.models.train import Trainer
+
+FAR = ("nose", "mouth", "hair")  # regions that do not touch the brows
 
 
-def test_ig_with_a_blur_baseline_recovers_the_planted_brows_cue(tmp_path):
-    data = tmp_path / "data"
-    generate(SynthConfig(n=1200, size=64, seed=9, cues={"brows": 1.0}), data, workers=2)
+def planted_brows_evidence(tmp: Path, seed: int = 0) -> dict:
+    """Train on the brows cue, then evaluate, explain (ig), ablate and share; returns the
+    numbers the test judges."""
+    data, run = tmp / "data", tmp / "run"
+    generate(SynthConfig(n=1000, size=64, seed=9, cues={"brows": 1.0}), data, workers=2)
     cfg = TrainConfig(
-        manifest=str(data / "manifest.csv"),
-        out=str(tmp_path / "run"),
-        size=64,
-        epochs=6,
-        workers=0,
-        early_stopping=10,
+        manifest=str(data / "manifest.csv"), out=str(run), size=64, epochs=6, workers=0, seed=seed
     )
-    log = Trainer(cfg).fit()
-    assert max(r["val_accuracy"] for r in log) > 0.7  # the net has learned something
-    ig = IGConfig(n_steps=16, baseline="blur")
-    res = explain_run(
-        tmp_path / "run",
-        ExplainConfig(methods=["ig"], limit=48, ig=ig),
-        torch.device("cpu"),
-        workers=0,
-    )
-    maps, index, _ = read_maps(res.out / "ig")
-    m = read_manifest(data / "manifest.csv")
-    mask_of = dict(zip(m.df["path"], m.df["mask"], strict=True))
-    labels = np.stack([read_label_map(m.abspath(mask_of[p])) for p in index["path"]])
-    shares = [region_shares(a, b) for a, b in zip(normalize_maps(maps, "max"), labels, strict=True)]
-    enrichment = pd.DataFrame([{k: v["enrichment"] for k, v in s.items()} for s in shares]).mean()
-    assert enrichment.idxmax() == "brows", enrichment.to_dict()
-    assert enrichment["brows"] > 3.0 and enrichment["brows"] > 1.2 * enrichment.drop("brows").max()
+    Trainer(cfg).fit()
+    r = str(run)
+    assert main(["evaluate", "--run", r, "--workers", "0", "--device", "cpu"]) == 0
+    explain = ["explain", "--run", r, "--methods", "ig", "--ig-baseline", "blur"]
+    assert main([*explain, "--ig-steps", "16", "--workers", "0", "--device", "cpu"]) == 0
+    assert main(["ablate", "--run", r, "--workers", "0", "--device", "cpu"]) == 0
+    share = ["share", "--run", r, "--method", "ig", "--split", "all", "--group", "all"]
+    assert main([*share, "--bootstrap", "500", "--workers", "0"]) == 0
+    metrics = pd.read_json(run / "eval" / "test" / "metrics.json", typ="series")
+    ranking = pd.read_csv(run / "ablation" / "ranking_blur_delete.csv").set_index("region")
+    summary = pd.read_csv(run / "share" / "ig_test" / "summary.csv").set_index("region")
+    return {
+        "accuracy_low": metrics["accuracy"]["all"]["ci"][0],
+        "chance": metrics["chance"]["level"],
+        "drop": ranking["effect"].to_dict(),
+        "drop_low": (-ranking["prob_change_high"]).to_dict(),
+        "enrichment": summary["enrichment"].to_dict(),
+        "enrichment_low": summary["enrichment_low"].to_dict(),
+    }
 
-    from saliency.cli import main
 
-    assert (
-        main(
-            [
-                "average",
-                "--run",
-                str(tmp_path / "run"),
-                "--method",
-                "ig",
-                "--group",
-                "all",
-                "--workers",
-                "0",
-            ]
-        )
-        == 0
-    )
-    avg = np.load(tmp_path / "run" / "averages" / "ig_all_all.npz")
-    assert int(avg["count"]) == len(index)
-    mean_map = region_shares(avg["mean"], labels)  # regions as frequencies over the 48 faces
-    average = pd.Series({k: v["enrichment"] for k, v in mean_map.items()})
-    assert average.idxmax() == "brows", average.to_dict()
-    assert average["brows"] > 1.2 * average.drop("brows").max()
-
-    # the two independent answers agree: deleting the brows hurts most (interval excluding
-    # zero), IG's enrichment singles them out, so `share` calls the brows recovered
-    run = str(tmp_path / "run")
-    assert main(["ablate", "--run", run, "--limit", "48", "--workers", "0"]) == 0
-    ranked = pd.read_csv(tmp_path / "run" / "ablation" / "ranking_blur_delete.csv")
-    assert ranked["region"].iloc[0] == "brows" and bool(ranked["excludes_zero"].iloc[0])
-    argv = ["share", "--run", run, "--method", "ig", "--split", "all", "--group", "all"]
-    assert main([*argv, "--workers", "0"]) == 0
-    share = tmp_path / "run" / "share" / "ig_test"
-    agreement = pd.read_csv(share / "agreement.csv", keep_default_na=False).iloc[0]
-    assert agreement["recovered"] == "brows", agreement.to_dict()
-    assert agreement["spearman"] > 0.5
-    truth = pd.read_csv(share / "truth.csv").iloc[0]
-    assert truth["rank_accuracy_low"] > 3 * truth["chance"]  # far above chance
+def test_a_trained_model_finds_the_planted_brows_by_ablation_and_ig(tmp_path):
+    ev = planted_brows_evidence(tmp_path)
+    assert ev["accuracy_low"] > ev["chance"] + 0.3, ev
+    drop, low = ev["drop"], ev["drop_low"]
+    assert low["brows"] > 0, ev
+    assert all(drop["brows"] > 2 * drop[r] for r in FAR), ev
+    enrich = ev["enrichment"]
+    assert ev["enrichment_low"]["brows"] > 3, ev
+    assert all(enrich["brows"] > 1.5 * enrich[r] for r in (*FAR, "skin")), ev

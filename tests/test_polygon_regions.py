@@ -69,15 +69,22 @@ def test_label_map_is_exclusive_with_documented_precedence(synth_faces, predicte
         assert labels.dtype == np.uint8 and labels.shape == image.shape[:2]
         assert set(np.unique(labels)) <= set(range(7))
         assert set(range(6)) <= set(np.unique(labels))  # background and the five polygons
+        # the polygons alone, painted in the documented precedence, from their own shapes
         shapes = landmark_shapes(lm, labels.shape)
         shapes["skin"] = shapes.pop("oval")
-        shapes["hair"] = labels == REGION_CODES["hair"]
         expected = np.zeros_like(labels)
         for name in reversed(PRECEDENCE):
-            expected[shapes[name]] = REGION_CODES[name]
-        np.testing.assert_array_equal(labels, expected)
+            if name != "hair":
+                expected[shapes[name]] = REGION_CODES[name]
+        no_hair = landmark_regions(lm, image, hair=False)
+        np.testing.assert_array_equal(no_hair, expected)
         # eyes win where the brow band or nose outline overlaps them
-        assert not (labels[shapes["eyes"]] != REGION_CODES["eyes"]).any()
+        assert not (no_hair[shapes["eyes"]] != REGION_CODES["eyes"]).any()
+        # the hair estimate changes only pixels that were skin or background
+        hair = labels == REGION_CODES["hair"]
+        assert hair.sum() > 0.02 * hair.size
+        np.testing.assert_array_equal(labels[~hair], no_hair[~hair])
+        assert set(np.unique(no_hair[hair])) <= {0, REGION_CODES["skin"]}
 
 
 def test_hair_never_in_the_face_below_the_brows(synth_faces, predicted):

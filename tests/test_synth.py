@@ -1,6 +1,7 @@
 """The planted-cue generator: cues sit where they were planted, landmarks match masks."""
 
 import json
+from concurrent.futures import ProcessPoolExecutor
 
 import cv2
 import numpy as np
@@ -23,10 +24,12 @@ KERNEL = np.ones((3, 3), np.uint8)
 
 
 def region_pixels(image: np.ndarray, labels: np.ndarray, code: int) -> np.ndarray:
-    """One region's pixels: its mask eroded by 1 px; other regions inside its outline take the
-    region's own mean; everything else is 0. Each pixel also carries its local texture, the
-    absolute brightness differences to its right and lower neighbours (inside the region),
-    so a linear probe sees texture (contrast, direction) as well as shape and color.
+    """One region's pixels: its mask eroded by 1 px; other regions inside its outline (the
+    skin's holes where the brows are, say) take pixels drawn from the region's own, so the
+    holes' shape (a neighbouring region's outline) does not show; everything else is 0. Each
+    pixel also carries its local texture, the absolute brightness differences to its right
+    and lower neighbours (inside the region), so a linear probe sees texture (contrast,
+    direction) as well as shape and color.
     Returns float ``[H, W, 5]``: colors in [0, 1], differences in units of 32 levels."""
     region = labels == code
     outline = cv2.erode(ndimage.binary_fill_holes(region).astype(np.uint8), KERNEL) > 0
@@ -38,8 +41,11 @@ def region_pixels(image: np.ndarray, labels: np.ndarray, code: int) -> np.ndarra
         dx = np.abs(np.diff(gray, axis=1, append=gray[:, -1:]))
         dy = np.abs(np.diff(gray, axis=0, append=gray[-1:]))
         features = np.concatenate([image / 255.0, np.stack([dx, dy], -1) / 32], -1)
-        out[outline] = features[inner].mean(0)
-        out[inner] = features[inner]
+        own = features[inner]
+        holes = outline & ~inner
+        draw = np.random.default_rng(int(holes.sum())).integers(0, len(own), int(holes.sum()))
+        out[holes] = own[draw]
+        out[inner] = own
     return out
 
 
@@ -55,7 +61,8 @@ def region_accuracy(data, y, region: str, train: np.ndarray) -> float:
 def test_cue_is_only_where_it_was_planted(cue):
     """Logistic regression on one region's pixels: >= 90% on the cued region, <= 60% elsewhere."""
     cfg = SynthConfig(n=1000, size=64, seed=1, cues={cue: 1.0})
-    rendered = [render_slot(cfg, s) for s in assign_slots(cfg)]
+    with ProcessPoolExecutor(2) as pool:  # seeded per slot: the same faces as one process
+        rendered = list(pool.map(render_slot, [cfg] * cfg.n, assign_slots(cfg), chunksize=50))
     data = [(im, lab) for im, lab, _ in rendered]
     y = np.array([row["label"] == "male" for *_, row in rendered])
     train = np.arange(len(y)) < 700

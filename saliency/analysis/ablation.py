@@ -26,18 +26,17 @@ from saliency.analysis.ablation_variants import (
     collate,
     fill_place,
 )
+from saliency.analysis.names import MODES
 from saliency.data.cells import parse_group, present_groups
 from saliency.data.manifest import relative_path
 from saliency.data.regions import REGION_CODES, REGIONS
-from saliency.faces.fill import FILLS
+from saliency.faces.names import FILLS
 from saliency.models import outputs
 from saliency.models.checkpoint import load_model
 from saliency.models.evaluate import evaluation_rows
-from saliency.models.precision import full_float32
 from saliency.models.preprocess import model_input
 from saliency.rundir import best_checkpoint
-
-MODES = ("delete", "keep")
+from saliency.runtime import full_float32
 
 
 @dataclass

@@ -19,13 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from saliency.analysis.names import FILL_PLACES
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb
 from saliency.data.regions import REGION_CODES
 from saliency.faces.fill import FEATURES, blend, fill_mask, fill_source
 from saliency.faces.fill_batch import ablated_batch
 from saliency.models.preprocess import resize_rgb
-
-FILL_PLACES = ("auto", "device", "workers")
 
 
 def fill_place(setting: str, device: torch.device) -> str:

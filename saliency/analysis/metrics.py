@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from saliency.analysis.stats import newcombe_difference, wilson
+from saliency.binomial import at_chance
 from saliency.data.cells import cell_column, class_keys, present_groups
 
 
@@ -187,6 +190,7 @@ def evaluation_metrics(df: pd.DataFrame, classes: list[str], n_bins: int = 15) -
         (v["accuracy"]["value"], k) for k, v in cells.items() if v["accuracy"]["value"] is not None
     )
     p_true = probs[np.arange(len(df)), df["label"].map({c: i for i, c in enumerate(classes)})]
+    majority = float(df["label"].value_counts().max() / len(df)) if len(df) else math.nan
     return {
         "n": len(df),
         "classes": classes,
@@ -194,6 +198,10 @@ def evaluation_metrics(df: pd.DataFrame, classes: list[str], n_bins: int = 15) -
         "positive_class": classes[1],
         "accuracy": {
             r.selection: {"kind": r.kind, **proportion(r.correct, r.n)} for r in table.itertuples()
+        },
+        "chance": {  # the majority class's share: what a constant prediction scores
+            "level": _nan_to_none(majority),
+            "at_chance": bool(at_chance(int(correct.sum()), len(df), majority)),
         },
         "cells": cells,
         "hardest_cell": ranked[0][1] if ranked else None,
@@ -210,3 +218,41 @@ def evaluation_metrics(df: pd.DataFrame, classes: list[str], n_bins: int = 15) -
         "confusion": {"labels": classes, "rows_true_cols_pred": confusion},
         "gaps": _gaps(df, classes),
     }
+
+
+def chance_message(metrics: dict, split: str) -> str | None:
+    """One line when ``metrics`` (a ``metrics.json``) says the model is at chance, else None."""
+    chance = metrics.get("chance") or {}
+    if not chance.get("at_chance"):
+        return None
+    acc = metrics["accuracy"]["all"]
+    lo, hi = acc["ci"] if acc["ci"] else (math.nan, math.nan)
+    return (
+        f"the model is at chance on {split}: accuracy {acc['value']:.1%} [{lo:.1%}, {hi:.1%}] "
+        f"includes the majority class's {chance['level']:.1%}; its maps and region effects "
+        "show noise, not what it learned"
+    )
+
+
+def run_chance_warning(run: str | os.PathLike) -> str | None:
+    """The chance warning of a run, for every command that reads its model or maps.
+
+    From ``RUN/eval/<split>/metrics.json`` (``test`` first); without an evaluation, from the
+    training log when validation accuracy never left chance. None when neither says so."""
+    import json
+
+    run = Path(run)
+    found = sorted((run / "eval").glob("*/metrics.json"), key=lambda p: p.parent.name != "test")
+    for path in found:
+        message = chance_message(json.loads(path.read_text()), path.parent.name)
+        if message:
+            return message
+    log = run / "train_log.csv"
+    if not found and log.is_file():
+        at = pd.read_csv(log).get("val_at_chance")
+        if at is not None and len(at) and at.astype(bool).all():
+            return (
+                "the model never left chance on validation in training; its maps and region "
+                "effects show noise, not what it learned"
+            )
+    return None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-NORMS = ("max", "minmax", "sum", "none")
+from saliency.analysis.names import NORMS
+
 EPS = 1e-12
 
 

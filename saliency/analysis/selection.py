@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from saliency.analysis.names import OUTCOMES
 from saliency.data.cells import ALL, class_keys, parse_group, present_groups
-
-OUTCOMES = ("all", "correct", "incorrect")
 
 
 @dataclass(frozen=True)

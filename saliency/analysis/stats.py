@@ -1,6 +1,6 @@
 """Interval statistics used across the analyses.
 
-- Wilson score interval for a proportion (Wilson 1927; Newcombe 1998, method 3).
+- Wilson score interval for a proportion (:mod:`saliency.binomial`, on the ground floor).
 - Newcombe's hybrid score interval for a difference of two independent proportions
   (Newcombe 1998, method 10), built from the two Wilson intervals.
 - Percentile bootstrap intervals over images (Efron and Tibshirani 1993), seeded.
@@ -13,27 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from statistics import NormalDist
 
 import numpy as np
 
-
-def z_value(confidence: float = 0.95) -> float:
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
-
-
-def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes in ``n`` trials; ``(nan, nan)`` when n = 0."""
-    if n == 0:
-        return (math.nan, math.nan)
-    z = z_value(confidence)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact bounds at the extremes
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return (lo, hi)
+from saliency.binomial import wilson
 
 
 def newcombe_difference(

@@ -24,8 +24,6 @@ from saliency.cli import (
     synth,
     train,
 )
-from saliency.data.imageio import ImageReadError
-from saliency.data.manifest import ManifestError
 
 COMMANDS = (
     demo,
@@ -41,8 +39,16 @@ COMMANDS = (
     share,
     ablate,
 )
-# Exceptions that carry a message fit for the user: printed as one line, exit code 2.
-USER_ERRORS = (ValueError, ManifestError, FileNotFoundError, ImageReadError, NotADirectoryError)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that carry a message fit for the user: printed as one line, exit code 2.
+
+    Imported when a command runs, so that building the parser (``--help``) stays light."""
+    from saliency.data.imageio import ImageReadError
+    from saliency.data.manifest import ManifestError
+
+    return (ValueError, ManifestError, FileNotFoundError, ImageReadError, NotADirectoryError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    errors = user_errors()
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as exc:
+    except errors as exc:
         print(f"saliency {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

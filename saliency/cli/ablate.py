@@ -5,24 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from saliency.analysis.ablation import MODES, AblationConfig, ablate_run
-from saliency.analysis.ablation_store import merged, result_dir, store
-from saliency.analysis.ablation_summary import ranking, summarize
-from saliency.analysis.ablation_variants import FILL_PLACES
-from saliency.analysis.recovered import ablation_leader, judged
-from saliency.analysis.region_evidence import ablation_drops
-from saliency.analysis.selection import Selection
-from saliency.analysis.share_summary import summarize_shares
-from saliency.cli.progress import bar
-from saliency.data.atomic import atomic_write_text
+from saliency.analysis.names import FILL_PLACES, MODES
 from saliency.data.regions import REGIONS
-from saliency.faces.fill import FILLS
-from saliency.models.checkpoint import file_sha256
-from saliency.models.train import resolve_device
-from saliency.rundir import best_checkpoint, record, require_run
+from saliency.faces.names import FILLS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +54,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from saliency.analysis.ablation import AblationConfig, ablate_run
+    from saliency.analysis.ablation_store import merged, result_dir, store
+    from saliency.analysis.ablation_summary import ranking, summarize
+    from saliency.cli.chance import warn_if_at_chance
+    from saliency.cli.progress import bar
+    from saliency.data.atomic import atomic_write_text
+    from saliency.models.checkpoint import file_sha256
+    from saliency.rundir import best_checkpoint, record, require_run
+    from saliency.runtime import resolve_device
+
     run_dir = require_run(args.run)
+    warn_if_at_chance(run_dir)
     regions = list(REGIONS) if args.region == "all" else [args.region]
     groups = args.group or ["all"]
     cfg = AblationConfig(
@@ -121,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_ranking(group: str, table: pd.DataFrame) -> None:
+    from saliency.analysis.recovered import ablation_leader
+
     if not len(table):
         print(f"{group}: no images with these regions; nothing to rank")
         return
@@ -140,6 +145,14 @@ def _print_ranking(group: str, table: pd.DataFrame) -> None:
 
 def _agreement(run_dir: Path, args: argparse.Namespace, groups: list[str], classes) -> None:
     """Rank agreement with every method's stored shares of the same split, when present."""
+    import pandas as pd
+
+    from saliency.analysis.recovered import judged
+    from saliency.analysis.region_evidence import ablation_drops
+    from saliency.analysis.selection import Selection
+    from saliency.analysis.share_summary import summarize_shares
+    from saliency.data.atomic import atomic_write_text
+
     drops = ablation_drops(run_dir, args.fill)
     if drops is None:
         return

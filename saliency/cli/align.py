@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saliency.cli.progress import bar
-from saliency.data.manifest import read_manifest
-from saliency.faces.align_run import POLICIES, AlignConfig, align_manifest
-from saliency.faces.landmarks import BACKENDS
+from saliency.faces.names import BACKENDS, POLICIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from saliency.cli.progress import bar
+    from saliency.data.manifest import read_manifest
+    from saliency.faces.align_run import AlignConfig, align_manifest
+
     cfg = AlignConfig(
         manifest=str(args.manifest),
         out=str(args.out),

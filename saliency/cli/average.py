@@ -5,33 +5,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+from saliency.analysis.names import NORMS, OUTCOMES
 
-from saliency.analysis.average import (
-    merge_partitions,
-    partition_faces,
-    partition_ids,
-    partition_moments,
-)
-from saliency.analysis.normalize import NORMS, normalize_maps
-from saliency.analysis.permutation import max_t_test
-from saliency.analysis.selection import (
-    OUTCOMES,
-    Selection,
-    check_class,
-    check_outcome,
-    default_groups,
-    select,
-)
-from saliency.data.atomic import atomic_write
-from saliency.data.cells import parse_group, present_groups
-from saliency.methods.explain import explained_methods, read_maps
-from saliency.models.preprocess import Preprocessing
-from saliency.rundir import record
-from saliency.viz.average import average_figure, contrast_figure
-from saliency.viz.style import save_figure
+if TYPE_CHECKING:
+    from saliency.analysis.selection import Selection
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _contrast(sel: Selection, text: str, groups: list[str], classes: list[str]) -> Selection:
+    from saliency.data.cells import parse_group
+
     if text in OUTCOMES:
         return replace(sel, outcome=text)
     parse_group(text, groups, classes)  # raises with the valid values
@@ -76,11 +57,42 @@ def _contrast(sel: Selection, text: str, groups: list[str], classes: list[str]) 
 
 
 def _write_npz(path: Path, **arrays) -> None:
+    import numpy as np
+
+    from saliency.data.atomic import atomic_write
+
     atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from saliency.analysis.average import (
+        merge_partitions,
+        partition_faces,
+        partition_ids,
+        partition_moments,
+    )
+    from saliency.analysis.normalize import normalize_maps
+    from saliency.analysis.permutation import max_t_test
+    from saliency.analysis.selection import (
+        Selection,
+        check_class,
+        check_outcome,
+        default_groups,
+        select,
+    )
+    from saliency.cli.chance import warn_if_at_chance
+    from saliency.data.cells import parse_group, present_groups
+    from saliency.methods.explain import explained_methods, read_maps
+    from saliency.models.preprocess import Preprocessing
+    from saliency.rundir import record
+    from saliency.viz.average import average_figure, contrast_figure
+    from saliency.viz.style import save_figure
+
     run_dir = args.run
+    warn_if_at_chance(run_dir)
     check_outcome(args.split)
     methods = explained_methods(run_dir, args.maps_split, args.method)
     out = run_dir / "averages"

@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saliency.cli.progress import bar
-from saliency.data.atomic import atomic_write_text
-from saliency.data.check import check_manifest, summarize
-from saliency.data.importers import FORMATS, ImportOptions, import_dataset
-from saliency.data.importers.common import parse_map
-from saliency.data.manifest import write_manifest
+from saliency.data.names import FORMAT_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,11 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp = data_sub.add_parser(
         "import",
         help="write a manifest from a data set's own layout",
-        description="Formats: " + ", ".join(FORMATS) + ". Rows that cannot be used are "
+        description="Formats: " + ", ".join(FORMAT_NAMES) + ". Rows that cannot be used are "
         "skipped and listed with a reason in <manifest>_skipped.csv.",
     )
     imp.add_argument("src", type=Path, help="data set folder (or CSV file for csv/morph)")
-    imp.add_argument("--format", required=True, choices=list(FORMATS))
+    imp.add_argument("--format", required=True, choices=FORMAT_NAMES)
     imp.add_argument("--out", required=True, type=Path, help="manifest CSV to write")
     imp.add_argument("--images", type=Path, help="folder image paths are relative to")
     for col in ("path", "label", "group", "split"):
@@ -54,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from saliency.data.atomic import atomic_write_text
+    from saliency.data.importers import ImportOptions, import_dataset
+    from saliency.data.importers.common import parse_map
+    from saliency.data.manifest import write_manifest
+
     opts = ImportOptions(
         path_col=args.path_col,
         label_col=args.label_col,
@@ -90,6 +90,10 @@ def run_import(args: argparse.Namespace) -> int:
 def check_and_report(
     manifest: Path, classes: list[str] | None, decode: bool, report: Path | None
 ) -> int:
+    from saliency.cli.progress import bar
+    from saliency.data.atomic import atomic_write_text
+    from saliency.data.check import check_manifest, summarize
+
     with bar(0, "check", unit="row") as progress:
         result = check_manifest(manifest, classes=classes, decode=decode, progress=progress.update)
     summary = summarize(result)

@@ -10,12 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saliency.cli import evaluate as evaluate_cmd
-from saliency.cli import synth as synth_cmd
-from saliency.cli import train as train_cmd
-from saliency.cli.data import check_and_report
-from saliency.rundir import best_checkpoint
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole study on built-in synthetic faces")
@@ -29,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from saliency.cli import evaluate as evaluate_cmd
+    from saliency.cli import synth as synth_cmd
+    from saliency.cli import train as train_cmd
+    from saliency.cli.data import check_and_report
+    from saliency.rundir import best_checkpoint
+
     data, run_dir = args.out / "data", args.out / "run"
     manifest = data / "manifest.csv"
     print(f"[1/4] synth: {args.n} faces, brows cue, B_F carries its own cue half the time")

@@ -6,21 +6,10 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import torch
-
-from saliency.analysis.metrics import evaluation_metrics, group_table
-from saliency.cli.progress import bar
-from saliency.data.atomic import atomic_write_json, atomic_write_text
-from saliency.data.manifest import relative_path
-from saliency.models.checkpoint import load_model
-from saliency.models.evaluate import count_parameters, evaluation_rows
-from saliency.models.predict import predict_logits, predictions_frame
-from saliency.models.train import resolve_device
-from saliency.rundir import best_checkpoint, eval_dir, record, require_run
-from saliency.viz import evaluation as plots
-from saliency.viz.style import new_figure, save_figure
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], run: Path) -> None:
+    import pandas as pd
+
+    from saliency.viz import evaluation as plots
+    from saliency.viz.style import new_figure, save_figure
+
     fig = new_figure(3.4, 3.0)
     plots.confusion_plot(fig.add_subplot(), metrics["confusion"]["rows_true_cols_pred"], classes)
     save_figure(fig, out / "confusion.png")
@@ -60,6 +54,8 @@ def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], r
 
 
 def print_table(table: pd.DataFrame, metrics: dict) -> None:
+    import pandas as pd
+
     print(f"{'selection':>14s} {'n':>6s} {'accuracy':>9s}   95% CI")
     for r in table.itertuples():
         acc = "-" if r.accuracy is None or pd.isna(r.accuracy) else f"{r.accuracy:.1%}"
@@ -77,6 +73,16 @@ def print_table(table: pd.DataFrame, metrics: dict) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from saliency.analysis.metrics import chance_message, evaluation_metrics, group_table
+    from saliency.cli.progress import bar
+    from saliency.data.atomic import atomic_write_json, atomic_write_text
+    from saliency.data.manifest import relative_path
+    from saliency.models.checkpoint import load_model
+    from saliency.models.evaluate import evaluation_rows
+    from saliency.models.predict import predict_logits, predictions_frame
+    from saliency.rundir import best_checkpoint, eval_dir, record, require_run
+    from saliency.runtime import resolve_device
+
     run = require_run(args.run)
     device = resolve_device(args.device)
     model, pre, classes, ckpt = load_model(best_checkpoint(run), device)
@@ -107,11 +113,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{metrics['calibration']['ece']:.3f} -> {out}"
     )
     print_table(table, metrics)
+    message = chance_message(metrics, args.split)
+    if message:
+        print(f"warning: {message}")
     return 0
 
 
 def inference_ms(model, size: int, batch: int = 32, repeats: int = 3) -> float:
     """Median milliseconds per image of a forward pass on random input (CPU or the model's)."""
+    import torch
+
     device = next(model.parameters()).device
     x = torch.randn(batch, 3, size, size, device=device)
     times = []
@@ -127,6 +138,14 @@ def inference_ms(model, size: int, batch: int = 32, repeats: int = 3) -> float:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+    import torch
+
+    from saliency.data.atomic import atomic_write_text
+    from saliency.models.checkpoint import load_model
+    from saliency.models.evaluate import count_parameters
+    from saliency.rundir import best_checkpoint, eval_dir, require_run
+
     rows = []
     for run in args.runs:
         require_run(run)

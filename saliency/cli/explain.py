@@ -6,14 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from saliency.cli.progress import bar
-from saliency.methods.baselines import BASELINES
-from saliency.methods.explain import ExplainConfig, explain_run
-from saliency.methods.geometry import RULES
-from saliency.methods.ig import METHODS as IG_METHODS
-from saliency.methods.registry import METHODS, IGConfig
-from saliency.models.train import resolve_device
-from saliency.rundir import record, require_run
+from saliency.methods.names import BASELINES, IG_METHODS, METHODS, RULES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from saliency.cli.chance import warn_if_at_chance
+    from saliency.cli.progress import bar
+    from saliency.methods.explain import ExplainConfig, explain_run
+    from saliency.methods.registry import IGConfig
+    from saliency.rundir import record, require_run
+    from saliency.runtime import resolve_device
+
     run_dir = require_run(args.run)
+    warn_if_at_chance(run_dir)
     ig = IGConfig(
         n_steps=args.ig_steps,
         method=args.ig_method,

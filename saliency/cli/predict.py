@@ -5,17 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from saliency.methods.registry import METHODS, explain_batch
-from saliency.models import outputs
-from saliency.models.checkpoint import load_model
-from saliency.models.preprocess import load_resized, to_unit
-from saliency.models.train import resolve_device
-from saliency.rundir import best_checkpoint, require_run
-from saliency.viz.average import map_figure
-from saliency.viz.style import save_figure
+from saliency.methods.names import METHODS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,11 +19,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from saliency.cli.chance import warn_if_at_chance
+    from saliency.methods.registry import explain_batch
+    from saliency.models import outputs
+    from saliency.models.checkpoint import load_model
+    from saliency.models.preprocess import load_resized, to_unit
+    from saliency.rundir import best_checkpoint, require_run
+    from saliency.runtime import resolve_device
+    from saliency.viz.average import map_figure
+    from saliency.viz.style import save_figure
+
     if args.explain and args.out is None:
         raise ValueError("--explain needs --out FOLDER for the overlays")
-    model, pre, classes, _ = load_model(
-        best_checkpoint(require_run(args.run)), resolve_device(args.device)
-    )
+    run_dir = require_run(args.run)
+    warn_if_at_chance(run_dir)
+    model, pre, classes, _ = load_model(best_checkpoint(run_dir), resolve_device(args.device))
     for p in model.parameters():
         p.requires_grad_(False)
     device = next(model.parameters()).device

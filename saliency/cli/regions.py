@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saliency.cli.progress import bar
-from saliency.data.manifest import read_manifest
-from saliency.faces.regions_run import SOURCES, RegionsConfig, region_masks
+from saliency.faces.names import SOURCES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from saliency.cli.progress import bar
+    from saliency.data.manifest import read_manifest
+    from saliency.faces.regions_run import RegionsConfig, region_masks
+
     cfg = RegionsConfig(
         manifest=str(args.manifest),
         out=str(args.out),

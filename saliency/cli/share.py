@@ -5,17 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from saliency.analysis.recovered import judged
-from saliency.analysis.region_evidence import ablation_drops, ablation_fills
-from saliency.analysis.selection import OUTCOMES, Selection, check_class, check_outcome
-from saliency.analysis.share_run import share_table
-from saliency.analysis.share_summary import summarize_shares
-from saliency.cli.progress import bar
-from saliency.data.atomic import atomic_write_text
-from saliency.data.cells import ALL, class_keys, parse_group, present_groups
-from saliency.methods.explain import explained_methods
-from saliency.rundir import record, require_run
+from saliency.analysis.names import OUTCOMES
+
+if TYPE_CHECKING:
+    from saliency.analysis.selection import Selection
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def selections(args, index, classes) -> list[Selection]:
+    from saliency.analysis.selection import Selection, check_class, check_outcome
+    from saliency.data.cells import ALL, class_keys, parse_group, present_groups
+
     outcomes = [check_outcome(o) for o in (args.split or OUTCOMES)]
     label = check_class(args.label, classes)
     groups = present_groups(index)
@@ -67,7 +65,19 @@ def _interval(e, lo, hi) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from saliency.analysis.recovered import judged
+    from saliency.analysis.region_evidence import ablation_drops, ablation_fills
+    from saliency.analysis.share_run import share_table
+    from saliency.analysis.share_summary import summarize_shares
+    from saliency.cli.chance import warn_if_at_chance
+    from saliency.cli.progress import bar
+    from saliency.data.atomic import atomic_write_text
+    from saliency.data.cells import present_groups
+    from saliency.methods.explain import explained_methods
+    from saliency.rundir import record, require_run
+
     run_dir = require_run(args.run)
+    warn_if_at_chance(run_dir)
     methods = explained_methods(run_dir, args.maps_split, args.method)
     drops = {}
     for fill in ablation_fills(run_dir):
@@ -105,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         if len(skipped):
             print(f"{method}: skipped {len(skipped)} image(s) (reasons in {out / 'skipped.csv'})")
         _print(method, tables, can, out)
+        if not len(tables.summary):
+            print(f"{method}: no image has positive attribution to share; nothing summarized")
+            continue
         for split, t in tables.summary.groupby("split", sort=False):
             shown = ["all", *present_groups(per), *classes]  # cells: in summary.csv
             fig = enrichment_figure(t, f"{method}: enrichment, {split} predictions", shown)

@@ -6,9 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from saliency.cli.progress import bar
 from saliency.data.synth.config import SynthConfig, parse_cue, parse_cue_cell, parse_group_tone
-from saliency.data.synth.generate import MANIFEST, generate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +69,9 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from saliency.cli.progress import bar
+    from saliency.data.synth.generate import MANIFEST, generate
+
     cfg = config_from_args(args)
     start = time.perf_counter()
     with bar(cfg.n, "synth") as progress:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from saliency.cli.progress import bar
-from saliency.models.augment import Augmentation
-from saliency.models.backbones import ARCHS
-from saliency.models.train import EpochEvent, TrainConfig, Trainer, config_from_checkpoint
-from saliency.rundir import last_checkpoint, record
+from saliency.models.names import ARCHS
+from saliency.models.recipe import Augmentation, TrainConfig
+
+if TYPE_CHECKING:
+    from saliency.models.train import EpochEvent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,6 +107,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from saliency.cli.progress import bar
+    from saliency.models.train import Trainer, config_from_checkpoint
+    from saliency.rundir import last_checkpoint, record
+
     if args.resume:
         if not last_checkpoint(args.out).is_file():
             raise FileNotFoundError(f"nothing to resume: {last_checkpoint(args.out)} not found")
@@ -138,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
     def report(e: EpochEvent) -> None:
         r = e.row
-        mark = " *" if e.improved else ""
+        mark = (" *" if e.improved else "") + ("  (at chance)" if r.get("val_at_chance") else "")
         print(
             f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f} acc {r['train_accuracy']:.3f}"
             f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.3f}  lr {r['lr']:.1e}"
@@ -153,4 +158,10 @@ def run(args: argparse.Namespace) -> int:
         f"best epoch {best['epoch']}: val loss {best['val_loss']:.4f}, val accuracy "
         f"{best['val_accuracy']:.3f} -> {args.out / 'checkpoints' / 'best.pt'}"
     )
+    if not trainer.learned:
+        print(
+            f"warning: validation accuracy never left chance ({trainer.val_chance:.1%}, the "
+            "majority class) in any epoch; the model has learned nothing its maps could show. "
+            "Try more epochs or another --lr."
+        )
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from saliency.analysis.stats import wilson
+from saliency.binomial import wilson
 from saliency.data.atomic import atomic_write_json, atomic_write_text
 from saliency.data.cells import standard_selections
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
@@ -32,8 +32,8 @@ from saliency.data.manifest import (
 )
 from saliency.faces.align import MAX_RESIDUAL, fit_residual, transform_points, warp
 from saliency.faces.landmarks import FIVE, five_points, make_backend
+from saliency.faces.names import POLICIES
 
-POLICIES = ("largest", "skip")  # several faces: keep the largest box, or skip the image
 FIVE_COLUMNS = [f"{n}_{a}" for n in FIVE for a in ("x", "y")]
 
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from saliency.data.regions import REGION_CODES, REGIONS, check_region
+from saliency.faces.names import FILLS
 
 REFERENCE_SIDE = 224
 DILATION_ITERATIONS: dict[str, int] = {
@@ -94,9 +95,6 @@ def fill_mask(labels: np.ndarray, region: str) -> np.ndarray:
 def fill_masks(labels: np.ndarray) -> dict[str, np.ndarray]:
     """Fill masks of all six regions, ``{region: float32 [H, W]}`` in the order of REGIONS."""
     return {region: fill_mask(labels, region) for region in REGIONS}
-
-
-FILLS = ("blur", "mean", "gray", "noise")
 
 
 def fill_source(image: np.ndarray, fill: str, seed: int = 0) -> np.ndarray:

@@ -33,7 +33,7 @@ from saliency.faces.fill import (
     feather_sigma,
     image_side,
 )
-from saliency.models.precision import full_float32_context
+from saliency.runtime import full_float32_context
 
 
 @functools.lru_cache(maxsize=16)

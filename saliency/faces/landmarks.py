@@ -13,7 +13,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-BACKENDS = ("dlib", "fan", "columns")
+from saliency.faces.names import BACKENDS
+
 FIVE = ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")  # CelebA names, image left first
 
 

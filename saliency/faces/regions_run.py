@@ -29,8 +29,8 @@ from saliency.data.manifest import (
     write_manifest,
 )
 from saliency.data.regions import REGION_CODES
+from saliency.faces.names import SOURCES
 
-SOURCES = ("auto", "synthetic", "parsing", "landmarks")
 PARSE_BATCH = 16
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from saliency.methods.names import BASELINES
 from saliency.models.preprocess import Preprocessing, normalize
-
-BASELINES = ("black", "blur", "mean", "noise")
 
 
 def make_baseline(

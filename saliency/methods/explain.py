@@ -24,22 +24,17 @@ from saliency.data.atomic import atomic_write_json, atomic_write_text
 from saliency.data.manifest import relative_path
 from saliency.methods.fold import fold_batchnorm
 from saliency.methods.geometry import grid_geometry
-from saliency.methods.registry import (
-    GRID_METHODS,
-    UNITS,
-    IGConfig,
-    check_methods,
-    explain_batch,
-)
+from saliency.methods.names import GRID_METHODS
+from saliency.methods.registry import UNITS, IGConfig, check_methods, explain_batch
 from saliency.methods.targets import resolve_targets
 from saliency.models import outputs
 from saliency.models.checkpoint import file_sha256, load_model
 from saliency.models.evaluate import evaluation_rows
 from saliency.models.loader import ImageSource
-from saliency.models.precision import full_float32
 from saliency.models.predict import predictions_frame
 from saliency.models.preprocess import normalize, to_unit
 from saliency.rundir import best_checkpoint
+from saliency.runtime import full_float32
 
 PROGRESS = ".progress.json"
 MIN_GRID = 4  # below this grid size CAM-type maps cannot localize facial regions

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-RULES = ("receptive-field", "half-pixel")
+from saliency.methods.names import RULES
+
 PROBE_MAX = 4096  # largest probe image side (px); the probe runs one channel, so it is cheap
 
 
@@ -173,6 +174,8 @@ def grid_geometry(model, size: int, rule: str = "receptive-field") -> GridGeomet
         )
     if rule == "half-pixel":
         return GridGeometry.half_pixel((size, size), grid)
+    if grid == (size, size):  # one cell per pixel (stride 1, "same" padding): nothing to place
+        return GridGeometry("receptive-field", grid, (1.0, 1.0), (0.0, 0.0), "pixel grid")
     side, why = 2 * size, f"the receptive field is wider than the largest probe ({PROBE_MAX} px)"
     try:
         while side <= PROBE_MAX:

@@ -1,10 +1,11 @@
 """Integrated Gradients (Sundararajan et al. 2017), batched over images and path steps.
 
 ``attr = (x - b) * sum_k w_k * dS/dx(b + a_k (x - b))`` with the quadrature nodes ``a_k`` and
-weights ``w_k`` of captum's approximation methods (``gausslegendre`` by default, or the
-Riemann rules), so results equal captum's IntegratedGradients at the same ``n_steps`` and
-``method``. Maps are the per-pixel sum over channels (signed, score units); the completeness
-error ``|sum(attr) - (S(x) - S(b))| / |S(x) - S(b)|`` of every image is returned with them.
+weights ``w_k`` of the rules captum offers (``gausslegendre`` by default, from numpy's
+``leggauss``, or the Riemann rules), so results equal captum's IntegratedGradients at the
+same ``n_steps`` and ``method`` (tested against captum's public API). Maps are the
+per-pixel sum over channels (signed, score units); the completeness error
+``|sum(attr) - (S(x) - S(b))| / |S(x) - S(b)|`` of every image is returned with them.
 Baselines are built by :mod:`saliency.methods.baselines`.
 """
 
@@ -12,13 +13,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from captum.attr._utils.approximation_methods import approximation_parameters
 
 from saliency.methods.base import target_scores
+from saliency.methods.names import IG_METHODS
 from saliency.models.camnet import CamNet
 
-METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+METHODS = IG_METHODS
+
+
+def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes ``alpha [n]`` in [0, 1] and weights ``w [n]`` (summing to 1) of ``method``.
+
+    Gauss-Legendre maps numpy's nodes on [-1, 1] to [0, 1]; the Riemann rules use ``n``
+    equal steps, as captum does. Trapezoid: ``n`` points from 0 to 1, ``n - 1`` intervals,
+    half weight at the ends. (captum gives its trapezoid points weight ``1 / n``, so its
+    weights sum to ``(n - 1) / n`` and its maps are that factor too small; ours sum to 1.)
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown IG method {method!r}; valid: {', '.join(METHODS)}")
+    if method == "gausslegendre":
+        if n_steps < 1:
+            raise ValueError("IG needs at least 1 step with gausslegendre")
+        x, w = np.polynomial.legendre.leggauss(n_steps)
+        return 0.5 * (1.0 + x), 0.5 * w
+    if n_steps < 2:
+        raise ValueError("IG needs at least 2 steps with the Riemann rules")
+    n = n_steps
+    weights = np.full(n, 1.0 / n)
+    rule = method.split("_")[-1]
+    if rule == "trapezoid":
+        weights = np.full(n, 1.0 / (n - 1))
+        weights[[0, -1]] /= 2
+        alphas = np.linspace(0.0, 1.0, n)
+    elif rule == "left":
+        alphas = np.linspace(0.0, 1.0 - 1.0 / n, n)
+    elif rule == "right":
+        alphas = np.linspace(1.0 / n, 1.0, n)
+    else:  # middle
+        alphas = np.linspace(1.0 / (2 * n), 1.0 - 1.0 / (2 * n), n)
+    return alphas, weights
 
 
 def _memory_format(model: torch.nn.Module) -> torch.memory_format:
@@ -52,11 +87,9 @@ def integrated_gradients(
 
     ``internal_batch`` bounds how many path points go through the model at once.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown IG method {method!r}; valid: {', '.join(METHODS)}")
-    step_fn, alpha_fn = approximation_parameters(method)
-    weights = torch.tensor(step_fn(n_steps), dtype=x.dtype, device=x.device)
-    alphas = torch.tensor(alpha_fn(n_steps), dtype=x.dtype, device=x.device)
+    nodes, steps = quadrature(method, n_steps)
+    weights = torch.tensor(steps, dtype=x.dtype, device=x.device)
+    alphas = torch.tensor(nodes, dtype=x.dtype, device=x.device)
     baseline = baseline.to(x.device, x.dtype).expand_as(x)
     diff = x - baseline
     n = x.shape[0]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from saliency.methods.names import LIBRARY_METHODS
 from saliency.models.camnet import CamNet
 
-LIBRARY_METHODS = ("scorecam", "eigencam")
 LIBRARY_UNITS = "pytorch-grad-cam output: ReLU, then min-max to [0, 1] per image (not raw)"
 
 

@@ -12,18 +12,22 @@ from dataclasses import asdict, dataclass
 import torch
 
 from saliency.methods.base import target_weights
-from saliency.methods.baselines import BASELINES, make_baseline
+from saliency.methods.baselines import make_baseline
 from saliency.methods.geometry import GridGeometry, grid_geometry, upsample
 from saliency.methods.gradcam import COMBINE, head_gradients
-from saliency.methods.ig import METHODS as IG_METHODS
 from saliency.methods.ig import integrated_gradients
-from saliency.methods.library_cams import LIBRARY_METHODS, LIBRARY_UNITS, library_cam
+from saliency.methods.library_cams import LIBRARY_UNITS, library_cam
+from saliency.methods.names import (
+    BASELINES,
+    GRADCAM_FAMILY,
+    IG_METHODS,
+    LIBRARY_METHODS,
+    METHODS,
+)
 from saliency.models.camnet import CamNet
 from saliency.models.preprocess import Preprocessing, normalize
 
-GRADCAM_FAMILY = tuple(COMBINE)
-GRID_METHODS = ("cam", *GRADCAM_FAMILY)  # computed on the last block's grid, then upsampled
-METHODS = ("cam", *GRADCAM_FAMILY, "ig", *LIBRARY_METHODS)  # the last two: asked for only
+assert tuple(COMBINE) == GRADCAM_FAMILY  # the names module lists the implemented variants
 UNITS = {
     **{m: LIBRARY_UNITS for m in LIBRARY_METHODS},
     "cam": "target score (logit) per feature cell, signed; mean over the grid + bias = score",

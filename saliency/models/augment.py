@@ -8,23 +8,11 @@ resumed run continues the same sequence.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class Augmentation:
-    hflip: float = 0.5  # probability
-    rotation_deg: float = 10.0  # uniform in [-r, r]
-    brightness: float = 0.2  # multiplicative factor in [1 - b, 1 + b]
-    contrast: float = 0.2  # factor in [1 - c, 1 + c] around the image's mean gray
-    erase: float = 0.0  # probability of random erasing (Zhong et al. 2020); 0 is off
-    shift: float = 0.0  # translation, uniform in [-s, s] of the side, per axis; 0 is off
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from saliency.models.recipe import Augmentation
 
 
 def augment(x: torch.Tensor, aug: Augmentation, gen: torch.Generator) -> torch.Tensor:

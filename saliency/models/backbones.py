@@ -12,6 +12,8 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.ops import SqueezeExcitation
 
+from saliency.models.names import ARCHS, OTHER_ARCHS, RESNET_ARCHS
+
 RESNETS = {
     "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
     "resnet34": (tvm.resnet34, tvm.ResNet34_Weights.IMAGENET1K_V1),
@@ -23,8 +25,7 @@ OTHERS = {
     "inception_v3": (tvm.inception_v3, tvm.Inception_V3_Weights.IMAGENET1K_V1),
     "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1),
 }
-ARCHS = (*RESNETS, *OTHERS)
-INCEPTION_MIN_SIZE = 75
+assert tuple(RESNETS) == RESNET_ARCHS and tuple(OTHERS) == OTHER_ARCHS
 
 
 def _add_se(net: tvm.ResNet, reduction: int = 16) -> None:

@@ -49,7 +49,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found; train first with `saliency train`")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated copies, other formats, pickles with code in them
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ValueError(
+            f"{path} cannot be read as a checkpoint ({why}); it may be truncated or corrupt: "
+            "copy it again or retrain"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a saliency checkpoint")
     return ckpt
@@ -66,7 +73,14 @@ def load_model(
     spec = ModelSpec(**ckpt["model"])
     with torch.device("meta"):  # no random init to overwrite (0.09 s for a ResNet-18)
         model = build_model(spec)
-    model.load_state_dict(ckpt["state_dict"], assign=True)
+    try:
+        model.load_state_dict(ckpt["state_dict"], assign=True)
+    except RuntimeError as exc:
+        lines = [s.strip() for s in str(exc).splitlines() if s.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else "weights do not fit"
+        raise ValueError(
+            f"{path}: its weights do not fit its architecture ({spec.arch}): {detail[:160]}"
+        ) from exc
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
         model = build_model(spec)  # a buffer outside the state dict: build it for real
         model.load_state_dict(ckpt["state_dict"])

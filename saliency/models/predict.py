@@ -12,8 +12,8 @@ import torch
 from saliency.models import outputs
 from saliency.models.camnet import CamNet
 from saliency.models.loader import ImageSource
-from saliency.models.precision import full_float32
 from saliency.models.preprocess import Preprocessing, model_input
+from saliency.runtime import full_float32
 
 
 @torch.inference_mode()

@@ -1,5 +1,11 @@
 """Train a CAM-ready net: Adam, ReduceLROnPlateau on validation loss, early stopping.
 
+Early stopping and the plateau schedule wait for learning: while the validation accuracy's
+Wilson interval still reaches the majority class's share (the model is at chance, as a
+subtle cue's model can be for several epochs), epochs count neither toward the patience nor
+toward a learning-rate cut. Once a model has left chance it has learned for good, and both
+run as usual. A model that never leaves chance trains all its epochs and says so.
+
 Every random draw (shuffling, balanced sampling, augmentation) comes from one seeded
 ``torch.Generator``; dropout uses torch's global generator. Both states go into ``last.pt``
 with the optimizer, scheduler and early-stopping counters, so ``resume=True`` continues an
@@ -11,62 +17,25 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from saliency.binomial import at_chance
 from saliency.data.atomic import atomic_write_text
 from saliency.models import outputs
-from saliency.models.augment import Augmentation, augment
+from saliency.models.augment import augment
 from saliency.models.checkpoint import CheckpointWriter, file_sha256, read_checkpoint
 from saliency.models.loader import ImageSource
 from saliency.models.preprocess import normalize, to_unit
+from saliency.models.recipe import Augmentation, TrainConfig
 from saliency.models.trainset import TrainData, prepare
 from saliency.models.zoo import ModelSpec, build_model, default_preprocessing, load_backbone
 from saliency.rundir import best_checkpoint, last_checkpoint
-
-
-@dataclass
-class TrainConfig:
-    manifest: str
-    out: str
-    arch: str = "resnet18"
-    size: int = 128
-    loss: str = "bce"
-    output_stride: int = 16
-    se: bool = False
-    dropout: float = 0.3
-    pretrained: str | None = None
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    epochs: int = 20
-    plateau_factor: float = 0.2
-    plateau_patience: int = 3
-    early_stopping: int = 5
-    balanced: bool = False
-    seed: int = 0
-    classes: list[str] | None = None
-    augmentation: Augmentation = field(default_factory=Augmentation)
-    workers: int = 2
-    device: str = "auto"
-    cache_bytes: int = 4 << 30
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["augmentation"] = self.augmentation.to_dict()
-        return d
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)
+from saliency.runtime import resolve_device
 
 
 @dataclass
@@ -118,6 +87,7 @@ class Trainer:
             "cuda", enabled=self.cuda and self.amp_dtype == torch.float16
         )
         self.epoch, self.best, self.bad_epochs = 0, float("inf"), 0
+        self.learned = False  # has validation accuracy left chance yet?
         self.log: list[dict] = []
         m = self.data.manifest
         self.labels = torch.from_numpy(m.label_index())
@@ -141,6 +111,9 @@ class Trainer:
         )
         # the source holds train rows first (indices 0..n_train-1), then val rows
         self.source_y = self.labels[torch.from_numpy(used)]
+        val_y = self.source_y[self.train_rows.size :]
+        counts = torch.bincount(val_y, minlength=len(self.classes))
+        self.val_chance = float(counts.max()) / max(1, int(val_y.numel()))
 
     # -- state -------------------------------------------------------------------------
     def _checkpoint(self, with_resume: bool) -> dict:
@@ -162,6 +135,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict(),
                 "best": self.best,
                 "bad_epochs": self.bad_epochs,
+                "learned": self.learned,
                 "log": self.log,
                 "generator": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(),
@@ -182,6 +156,7 @@ class Trainer:
         self.sched.load_state_dict(r["scheduler"])
         self.scaler.load_state_dict(r["scaler"])
         self.best, self.bad_epochs, self.log = r["best"], r["bad_epochs"], list(r["log"])
+        self.learned = bool(r.get("learned", True))  # runs before this rule always counted
         self.gen.set_state(r["generator"])
         torch.set_rng_state(r["torch_rng"])
         if self.cuda and r["cuda_rng"]:
@@ -271,12 +246,16 @@ class Trainer:
             start = time.perf_counter()
             train_loss, train_acc = self.train_epoch(step)
             val_loss, val_acc = self.validate()
-            self.sched.step(val_loss)
+            n_val = int(self.val_rows.size)
+            chance = at_chance(round(val_acc * n_val), n_val, self.val_chance)
+            self.learned = self.learned or not chance
+            if self.learned:
+                self.sched.step(val_loss)
             self.epoch += 1
             improved = val_loss < self.best
             if improved:
                 self.best, self.bad_epochs = val_loss, 0
-            else:
+            elif self.learned:
                 self.bad_epochs += 1
             row = {
                 "epoch": self.epoch,
@@ -284,6 +263,7 @@ class Trainer:
                 "train_accuracy": train_acc,
                 "val_loss": val_loss,
                 "val_accuracy": val_acc,
+                "val_at_chance": chance,
                 "lr": self.opt.param_groups[0]["lr"],
                 "seconds": round(time.perf_counter() - start, 3),
             }

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import torch
 
-from saliency.models.backbones import (
-    ARCHS,
-    INCEPTION_MIN_SIZE,
-    OTHERS,
-    RESNETS,
-    build_features,
-)
+from saliency.models.backbones import OTHERS, RESNETS, build_features
 from saliency.models.camnet import CamNet
+from saliency.models.names import ARCHS, INCEPTION_MIN_SIZE
 from saliency.models.preprocess import Preprocessing
+from saliency.models.reader import ARCH as READER
+from saliency.models.reader import TemplateReader
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class ModelSpec:
     pretrained: str | None = None
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
+        if self.arch not in (*ARCHS, READER):
             raise ValueError(f"unknown architecture {self.arch!r}; valid: {', '.join(ARCHS)}")
         if self.loss not in ("bce", "ce"):
             raise ValueError("--loss must be bce (one logit) or ce (one logit per class)")
@@ -42,7 +39,12 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec) -> CamNet:
-    """A freshly initialized CamNet for ``spec`` (weights loaded separately)."""
+    """A freshly initialized CamNet for ``spec`` (weights loaded separately).
+
+    ``region-reader`` is the hand-weighted known-answer net of :mod:`saliency.models.reader`
+    (never trained: its weights come from ``reader_state_dict``)."""
+    if spec.arch == READER:
+        return CamNet(TemplateReader(), 1, spec.n_outputs, spec.dropout)
     features, channels = build_features(spec.arch, spec.output_stride, spec.se)
     return CamNet(features, channels, spec.n_outputs, spec.dropout)
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from saliency.data.importers import celeba, fairface, imagefolder, tables, utkface
 from saliency.data.importers.common import ImportOptions, ImportResult, Skips, finalize
+from saliency.data.names import FORMAT_NAMES
 
 Loader = Callable[[Path, ImportOptions, Skips], pd.DataFrame]
 FORMATS: dict[str, Loader] = {
@@ -25,6 +26,7 @@ FORMATS: dict[str, Loader] = {
     "fairface": fairface.load,
     "morph": tables.load_morph,
 }
+assert tuple(FORMATS) == FORMAT_NAMES  # the CLI offers the names module's list
 
 
 def import_dataset(

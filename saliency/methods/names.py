@@ -1,0 +1,20 @@
+"""The attribution methods' names and options, importable without torch (for the CLI's help).
+
+The modules that implement them import these tuples, so there is one list of each.
+"""
+
+from __future__ import annotations
+
+GRADCAM_FAMILY: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam")
+LIBRARY_METHODS: tuple[str, ...] = ("scorecam", "eigencam")  # through pytorch-grad-cam
+GRID_METHODS: tuple[str, ...] = ("cam", *GRADCAM_FAMILY)  # on the last block's grid
+METHODS: tuple[str, ...] = ("cam", *GRADCAM_FAMILY, "ig", *LIBRARY_METHODS)
+IG_METHODS: tuple[str, ...] = (
+    "gausslegendre",
+    "riemann_trapezoid",
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+)
+BASELINES: tuple[str, ...] = ("black", "blur", "mean", "noise")
+RULES: tuple[str, ...] = ("receptive-field", "half-pixel")  # grid-to-pixel placement
