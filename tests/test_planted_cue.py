@@ -1,16 +1,18 @@
-"""End to end on a trained model: a ResNet-18 trained by the default recipe on faces whose
-class shows only in the brows. The mechanisms are proven exactly on the hand-weighted reader
-(test_known_answer.py); this test makes the statistical claims a user relies on, with
-margins measured across training seeds, CPU kernels (ATEN_CPU_CAPABILITY default, avx2,
-avx512) and thread counts (the note of issue 16 lists them):
+"""End to end on a trained model: a ResNet-18 trained by the default recipe (8 epochs, batch
+32) on faces whose class shows only in the brows. The mechanisms are proven exactly on the
+hand-weighted reader (test_known_answer.py); this test makes the statistical claims a user
+relies on, with margins measured on 8 runs: training seeds 0-2 under ATEN_CPU_CAPABILITY
+avx512 (native here), default and avx2, with 2 threads and 1 (issue 16's note has the table).
 
-- the model learns the cue: test accuracy's 95% lower bound is far above chance;
-- deleting the brows costs the true class more probability than deleting the nose, the
-  mouth or the hair, with an interval that excludes zero (the eyes and the skin are the
-  brows' neighbours: a CNN reads the brows with their context, and their order among those
-  three varied across kernels, so it is not asserted);
-- IG with a blur baseline puts more of its positive mass per area into the brows than into
-  any region but the eyes, and the brows' enrichment is far above the uniform 1.
+- the model learns the cue: the test accuracy's 95% lower bound is above 0.65 (lowest seen
+  0.74; the old 6-epoch, batch-64 recipe stayed at chance on one seed with default kernels);
+- deleting the brows costs the true class the most probability, with an interval that
+  excludes zero (runner-up, the eyes or the skin, at least 0.09 behind in every run), and at
+  least 1.5 times as much as deleting the nose, the mouth or the hair (lowest ratio seen 2.4);
+- IG with a blur baseline gives the brows an enrichment whose lower bound is above 5 (lowest
+  seen 9.8), and over 3 times that of the nose, mouth, hair and skin (lowest ratio seen 7.0).
+  The eyes are not compared: IG gives those small, high-contrast edges a large enrichment on
+  any model (issue 19), and they led the brows in 1 of the 8 runs.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ def planted_brows_evidence(tmp: Path, seed: int = 0) -> dict:
     data, run = tmp / "data", tmp / "run"
     generate(SynthConfig(n=1000, size=64, seed=9, cues={"brows": 1.0}), data, workers=2)
     cfg = TrainConfig(
-        manifest=str(data / "manifest.csv"), out=str(run), size=64, epochs=6, workers=0, seed=seed
+        manifest=str(data / "manifest.csv"),
+        out=str(run),
+        size=64,
+        epochs=8,
+        batch_size=32,
+        workers=0,
+        seed=seed,
     )
     Trainer(cfg).fit()
     r = str(run)
@@ -59,10 +67,10 @@ def planted_brows_evidence(tmp: Path, seed: int = 0) -> dict:
 
 def test_a_trained_model_finds_the_planted_brows_by_ablation_and_ig(tmp_path):
     ev = planted_brows_evidence(tmp_path)
-    assert ev["accuracy_low"] > ev["chance"] + 0.3, ev
-    drop, low = ev["drop"], ev["drop_low"]
-    assert low["brows"] > 0, ev
-    assert all(drop["brows"] > 2 * drop[r] for r in FAR), ev
+    assert ev["accuracy_low"] > 0.65, ev
+    drop = ev["drop"]
+    assert max(drop, key=drop.get) == "brows" and ev["drop_low"]["brows"] > 0, ev
+    assert drop["brows"] > 1.5 * max(drop[r] for r in FAR), ev
     enrich = ev["enrichment"]
-    assert ev["enrichment_low"]["brows"] > 3, ev
-    assert all(enrich["brows"] > 1.5 * enrich[r] for r in (*FAR, "skin")), ev
+    assert ev["enrichment_low"]["brows"] > 5, ev
+    assert enrich["brows"] > 3 * max(enrich[r] for r in (*FAR, "skin")), ev
