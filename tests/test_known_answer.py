@@ -41,6 +41,7 @@ def explained(brows_reader_run):
     argv = ["explain", "--run", str(brows_reader_run), "--workers", "0"]
     assert main([*argv, "--methods", "cam,gradcam,ig", "--ig-baseline", "blur"]) == 0
     assert main(["evaluate", "--run", str(brows_reader_run), "--workers", "0"]) == 0
+    assert main(["ablate", "--run", str(brows_reader_run), "--workers", "0"]) == 0
     return brows_reader_run
 
 
@@ -111,7 +112,6 @@ def test_contrast_difference_is_the_difference_of_means_and_centred(explained):
 
 
 def test_only_deleting_the_brows_changes_the_output(explained):
-    assert main(["ablate", "--run", str(explained), "--workers", "0"]) == 0
     for region in REGIONS:
         per = pd.read_csv(explained / "ablation" / f"{region}_blur_delete" / "per_image.csv")
         assert len(per) == 48

