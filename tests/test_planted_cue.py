@@ -7,7 +7,7 @@ avx512 (native here), default and avx2, with 2 threads and 1 (issue 16's note ha
 - the model learns the cue: the test accuracy's 95% lower bound is above 0.65 (lowest seen
   0.74; the old 6-epoch, batch-64 recipe stayed at chance on one seed with default kernels);
 - deleting the brows costs the true class the most probability, with an interval that
-  excludes zero (runner-up, the eyes or the skin, at least 0.09 behind in every run), and at
+  excludes zero (the runner-up, skin, eyes or hair, at least 0.085 behind in every run), and at
   least 1.5 times as much as deleting the nose, the mouth or the hair (lowest ratio seen 2.4);
 - IG with a blur baseline gives the brows an enrichment whose lower bound is above 5 (lowest
   seen 9.8), and over 3 times that of the nose, mouth, hair and skin (lowest ratio seen 7.0).
