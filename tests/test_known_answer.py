@@ -25,15 +25,18 @@ W, D0 = 400.0, 0.5
 BROWS = brows_world_labels() == REGION_CODES["brows"]
 
 
+def darkness(world, paths) -> np.ndarray:
+    """``1 - gray`` of each stored image ``[N, H, W]`` (the stored size is the model's)."""
+    return np.stack([1 - read_rgb(world / p).astype(np.float64).mean(-1) / 255 for p in paths])
+
+
 def expected_logits(world, paths) -> np.ndarray:
-    d = np.stack([1 - read_rgb(world / p).astype(np.float64).mean(-1) / 255 for p in paths])
-    return W * ((d - D0) * BROWS).mean(axis=(1, 2))
+    return W * ((darkness(world, paths) - D0) * BROWS).mean(axis=(1, 2))
 
 
 def expected_cam(world, paths) -> np.ndarray:
     """CAM for the male logit: ``w * t * (d - d0)`` per pixel."""
-    d = np.stack([1 - read_rgb(world / p).astype(np.float64).mean(-1) / 255 for p in paths])
-    return W * (d - D0) * BROWS
+    return W * (darkness(world, paths) - D0) * BROWS
 
 
 @pytest.fixture(scope="module")
