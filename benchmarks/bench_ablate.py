@@ -31,16 +31,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from saliency.analysis.ablation import AblationConfig, ablate_run
-from saliency.analysis.ablation_variants import Variants, fill_place
 from saliency.data.synth.config import SynthConfig
 from saliency.data.synth.generate import generate
 from saliency.models.checkpoint import load_model
 from saliency.models.evaluate import evaluation_rows
 from saliency.models.preprocess import model_input
 from saliency.models.train import TrainConfig, Trainer
+from saliency.perturb.variants import Variants, fill_place
 from saliency.rundir import best_checkpoint
 from saliency.runtime import full_float32_context, resolve_device
+from saliency.stages.ablate import AblationConfig, ablate_run
 
 
 def stacked(items) -> torch.Tensor:

@@ -202,7 +202,7 @@ def ig_speed(model, unit: torch.Tensor, pre: Preprocessing, ig_steps: int) -> No
 
 MEMORY_CHILD = """
 import sys, torch
-from saliency.methods.explain import ExplainConfig, explain_run
+from saliency.stages.explain import ExplainConfig, explain_run
 run, limit = sys.argv[1], int(sys.argv[2])
 explain_run(run, ExplainConfig(split="all", methods=["gradcam"], limit=limit, batch_size=64),
             torch.device("cpu"), workers=2, overwrite=True)

@@ -1,10 +1,11 @@
 """One row per planted-cue run: training, test accuracy, ablation and share verdicts.
 
 Reads what ``benchmarks/cue_validation.sh`` leaves in each run folder (``train_log.csv``,
-``eval/test/metrics.json``, ``ablation/ranking_blur_delete.csv`` and
-``share/<method>_test/{summary,agreement}.csv``) and prints, per run and method, the two
-regions with the highest enrichment (estimate and lower bound) and the verdict of
-``saliency.analysis.recovered``. A run whose files are missing is listed with what is missing.
+``eval/test/metrics.json``, ``ablation/ranking_blur_delete.csv``,
+``share/<method>_test/summary.csv`` and ``agreement/<method>_test.csv``) and prints, per run
+and method, the two regions with the highest enrichment (estimate and lower bound) and the
+verdict of ``saliency.analysis.recovered``. A run whose files are missing is listed with what
+is missing.
 
     .venv/bin/python benchmarks/cue_table.py /tmp/val/hair/run_s0 /tmp/val/hair/run_s1 ...
 """
@@ -40,7 +41,8 @@ def describe(run: Path) -> list[str]:
     for method in METHODS:
         folder = run / "share" / f"{method}_test"
         s = overall(pd.read_csv(folder / "summary.csv")).sort_values("enrichment", ascending=False)
-        verdict = overall(pd.read_csv(folder / "agreement.csv")).iloc[0]["recovered"]
+        agreement = pd.read_csv(run / "agreement" / f"{method}_test.csv")
+        verdict = overall(agreement).iloc[0]["recovered"]
         verdict = verdict if isinstance(verdict, str) and verdict else "nothing"
         lead = ", ".join(
             f"{r.region} {r.enrichment:.2f} [{r.enrichment_low:.2f}]"

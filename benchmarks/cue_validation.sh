@@ -38,7 +38,7 @@ for cue in "${cues[@]}"; do
       --workers 8
     $S ablate --run "$r" --region all --device "$device" --workers 8
     $S share --run "$r" --workers 8
-    $S ablate --run "$r" --region all --device "$device" --workers 8 >/dev/null  # agreement
+    $S agreement --run "$r"
   done
 done
 "${PYTHON:-python3}" "$(dirname "$0")/cue_table.py" "${runs[@]}"

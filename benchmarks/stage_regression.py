@@ -12,9 +12,10 @@ incorrect; a contrast), share, ablate (every region), predict, regions (syntheti
 and align + regions (landmarks) on scikit-image's astronaut photo.
 
 ``compare`` demands the same set of files; CSV and JSON equal after removing what records
-time (``time``, ``seconds``, ``argv``, ``saliency_version``) and after replacing each folder's
-own path by ``<ROOT>``; arrays (npy, npz, pt tensors) exactly equal; images equal pixel for
-pixel. It prints one line per difference and exits 1 when there is any.
+time (``time``, ``seconds``, ``argv``, ``saliency_version``) or hashes a file that holds
+time or paths (``sha256``, ``checkpoint_sha256``, the resume ``key``), and after replacing
+each folder's own path by ``<ROOT>``; arrays (npy, npz, pt tensors) exactly equal; images
+equal pixel for pixel. It prints one line per difference and exits 1 when there is any.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+# what records time, and hashes of files that hold time or their folder's path
 TIME_KEYS = {"time", "seconds", "argv", "saliency_version", "train_seconds"}
+TIME_KEYS |= {"sha256", "checkpoint_sha256", "key"}
 
 
 def make(out: Path) -> None:
@@ -61,6 +64,8 @@ def make(out: Path) -> None:
         "--workers", 0)  # fmt: skip
     cli("share", "--run", run, "--bootstrap", 200, "--workers", 0)
     cli("ablate", "--run", run, "--region", "all", "--workers", 0, "--device", "cpu")
+    if "agreement" in _commands():  # its own stage since issue 17 (ablate wrote it before)
+        cli("agreement", "--run", run)
     images = sorted((d / "images").iterdir())[:3]
     cli("predict", "--run", run, *images, "--explain", "gradcam", "--out", out / "predict",
         "--device", "cpu")  # fmt: skip
@@ -72,6 +77,12 @@ def make(out: Path) -> None:
     cli("align", "--manifest", photo / "manifest.csv", "--out", out / "aligned", "--workers", 0)
     cli("regions", "--manifest", out / "aligned" / "manifest.csv", "--out",
         out / "regions_photo", "--source", "landmarks")  # fmt: skip
+
+
+def _commands() -> set[str]:
+    import importlib.util
+
+    return {c for c in ("agreement",) if importlib.util.find_spec(f"saliency.cli.{c}")}
 
 
 def _clean(value, root: str):

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md, "Run directory"): paths and the config.json record.
+"""The run directory (DESIGN.md, "Run directory"): every RUN/ path and the config.json record.
 
 Every command that works on a run records its resolved configuration in ``RUN/config.json``
 under its own name, with provenance (time, version, command line).
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from saliency.data.atomic import atomic_write_json
+from saliency.atomic import atomic_write_json
 
 CONFIG = "config.json"
 
@@ -26,8 +26,56 @@ def last_checkpoint(run: str | os.PathLike) -> Path:
     return Path(run) / "checkpoints" / "last.pt"
 
 
+def train_log(run: str | os.PathLike) -> Path:
+    return Path(run) / "train_log.csv"
+
+
 def eval_dir(run: str | os.PathLike, split: str) -> Path:
     return Path(run) / "eval" / split
+
+
+def saliency_dir(run: str | os.PathLike, split: str, method: str | None = None) -> Path:
+    """``RUN/saliency/<split>/`` or, with ``method``, that method's maps folder."""
+    base = Path(run) / "saliency" / split
+    return base / method if method else base
+
+
+def averages_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "averages"
+
+
+def ablation_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "ablation"
+
+
+def ablation_result_dir(run: str | os.PathLike, region: str, fill: str, mode: str) -> Path:
+    return ablation_dir(run) / f"{region}_{fill}_{mode}"
+
+
+def share_dir(run: str | os.PathLike, method: str | None = None, split: str = "test") -> Path:
+    """``RUN/share/`` or, with ``method``, ``RUN/share/<method>_<maps split>/``."""
+    base = Path(run) / "share"
+    return base / f"{method}_{split}" if method else base
+
+
+def agreement_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "agreement"
+
+
+def null_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "null"
+
+
+def validation_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "validation"
+
+
+def figures_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "figures"
+
+
+def report_path(run: str | os.PathLike) -> Path:
+    return Path(run) / "report.html"
 
 
 def require_run(run: str | os.PathLike) -> Path:

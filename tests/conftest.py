@@ -131,7 +131,7 @@ def brows_reader_run(tmp_path_factory, brows_world) -> Path:
     from saliency.data.regions import REGION_CODES
     from saliency.models.checkpoint import save_checkpoint
     from saliency.models.preprocess import Preprocessing
-    from saliency.models.reader import reader_checkpoint
+    from saliency.models.reader_run import reader_checkpoint
 
     run = tmp_path_factory.mktemp("runs") / "brows_reader"
     template = torch.from_numpy(brows_world_labels() == REGION_CODES["brows"]).float()

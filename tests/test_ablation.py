@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from saliency.analysis.ablation import AblationConfig, ablate_run
-from saliency.analysis.ablation_summary import ranking, summarize
-from saliency.analysis.ablation_variants import ablated
+from saliency.analysis.ablation.summary import ranking, summarize
 from saliency.data.regions import REGION_CODES
+from saliency.perturb.variants import ablated
+from saliency.stages.ablate import AblationConfig, ablate_run
 
 
 def face_labels(size: int = 128) -> np.ndarray:
@@ -60,8 +60,8 @@ def test_deleting_skin_leaves_the_features_inside_it_untouched_unless_asked():
 def test_keep_mode_with_an_all_ones_mask_reproduces_the_predictions_exactly(
     tiny_run, monkeypatch, place
 ):
-    import saliency.analysis.ablation_variants as variants
-    import saliency.faces.fill_batch as fill_batch
+    import saliency.perturb.fill_torch as fill_batch
+    import saliency.perturb.variants as variants
 
     monkeypatch.setattr(variants, "fill_mask", lambda labels, region: np.ones(labels.shape))
     real = fill_batch.fill_masks_batch

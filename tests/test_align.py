@@ -147,7 +147,7 @@ def test_fan_without_weights_explains_what_to_place_and_never_downloads(tmp_path
     import face_alignment  # noqa: F401 (installed by `make setup`; missing it fails here)
     import torch.hub
 
-    from saliency.faces import fan_backend
+    from saliency.faces.landmarks import fan as fan_backend
 
     def no_download(*args, **kwargs):
         raise AssertionError("a download was attempted")

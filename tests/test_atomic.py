@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from saliency.data.atomic import atomic_write, atomic_write_json, atomic_write_text
+from saliency.atomic import atomic_write, atomic_write_json, atomic_write_text
 
 
 class Interrupted(Exception):

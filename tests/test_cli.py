@@ -57,12 +57,12 @@ def test_names_the_help_offers_are_the_ones_the_code_implements():
 
     from saliency.data.importers import FORMATS
     from saliency.data.names import FORMAT_NAMES
-    from saliency.faces.fill import fill_source
-    from saliency.faces.names import FILLS
     from saliency.methods.gradcam import COMBINE
     from saliency.methods.names import GRADCAM_FAMILY
     from saliency.models.backbones import OTHERS, RESNETS
     from saliency.models.names import ARCHS
+    from saliency.perturb.fill import fill_source
+    from saliency.perturb.names import FILLS
 
     assert tuple(FORMATS) == FORMAT_NAMES
     assert tuple(COMBINE) == GRADCAM_FAMILY

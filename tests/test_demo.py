@@ -3,14 +3,16 @@
 import json
 
 from saliency.cli import main
+from saliency.cli.demo import STAGES
 
 
 def test_demo_runs_every_stage_and_a_second_run_keeps_them(tmp_path, capsys):
     argv = ["demo", "--out", str(tmp_path), "--n", "120", "--size", "32", "--train-size", "32"]
     assert main([*argv, "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    for stage in ("[1/4] synth", "[2/4] data check", "[3/4] train", "[4/4] evaluate"):
-        assert stage in out
+    for k, stage in enumerate(STAGES, 1):
+        assert f"[{k}/{len(STAGES)}] {stage}" in out
+    assert len(STAGES) == 9
     data, run = tmp_path / "data", tmp_path / "run"
     for path in (data / "manifest.csv", data / "preview.png", data / "synth.json"):
         assert path.is_file(), path
@@ -20,6 +22,16 @@ def test_demo_runs_every_stage_and_a_second_run_keeps_them(tmp_path, capsys):
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert metrics["n"] == sum(1 for line in open(data / "manifest.csv") if ",test," in line)
     assert "B_F" in metrics["accuracy"]
+    for m in ("cam", "gradcam", "ig"):  # maps of every test image, each method
+        index = (run / "saliency" / "test" / m / "index.csv").read_text().splitlines()
+        assert len(index) - 1 == metrics["n"], m
+    for split in ("all", "correct", "incorrect"):  # an average face per split (all groups)
+        assert any((run / "averages").glob(f"gradcam_{split}_*.npz")), split
+    assert (run / "averages" / "cam_all_B_F.npz").is_file()
+    assert (run / "share" / "ig_test" / "summary.csv").is_file()
+    ranking = (run / "ablation" / "ranking_blur_delete.csv").read_text()
+    assert all(r in ranking for r in ("eyes", "brows", "nose", "mouth", "skin", "hair"))
+    assert (run / "agreement" / "ig_test.csv").is_file()
     weights = (run / "checkpoints" / "best.pt").stat().st_mtime_ns
     assert main([*argv, "--epochs", "1"]) == 0
     again = capsys.readouterr().out

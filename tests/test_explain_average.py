@@ -11,8 +11,9 @@ from saliency.analysis.normalize import normalize_maps
 from saliency.analysis.permutation import max_t_test
 from saliency.cli import main
 from saliency.data.imageio import read_rgb
-from saliency.methods.explain import ExplainConfig, explain_run, read_maps
 from saliency.methods.registry import IGConfig
+from saliency.methods.store import read_maps
+from saliency.stages.explain import ExplainConfig, explain_run
 
 
 def average(run, *argv: str) -> int:

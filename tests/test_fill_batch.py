@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from saliency.analysis.ablation import AblationConfig, ablate_run
-from saliency.analysis.ablation_variants import Variants, ablated, fill_place
 from saliency.data.imageio import read_label_map, read_rgb
 from saliency.data.manifest import read_manifest
 from saliency.data.regions import REGIONS
-from saliency.faces.fill import fill_mask, fill_source
-from saliency.faces.fill_batch import ablated_batch, fill_masks_batch
+from saliency.perturb.fill import fill_mask, fill_source
+from saliency.perturb.fill_torch import ablated_batch, fill_masks_batch
+from saliency.perturb.variants import Variants, ablated, fill_place
+from saliency.stages.ablate import AblationConfig, ablate_run
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -57,7 +57,7 @@ def test_float32_arithmetic_of_accelerators_stays_within_one_level(
     synth_small, monkeypatch, fill, mode
 ):
     """The accelerator path's float32 masks and sums, run on the CPU (CI has no GPU)."""
-    import saliency.faces.fill_batch as fill_batch
+    import saliency.perturb.fill_torch as fill_batch
 
     images, labels = faces(synth_small)
     regions = list(REGIONS)

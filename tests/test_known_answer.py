@@ -19,7 +19,7 @@ from conftest import BROWS_SIZE, brows_world_labels
 from saliency.cli import main
 from saliency.data.imageio import read_rgb
 from saliency.data.regions import REGION_CODES, REGIONS
-from saliency.methods.explain import read_maps
+from saliency.methods.store import read_maps
 
 W, D0 = 400.0, 0.5
 BROWS = brows_world_labels() == REGION_CODES["brows"]
@@ -140,8 +140,13 @@ def test_share_gives_the_brows_all_positive_attribution_and_recovers_them(explai
     assert summary.loc["brows", "enrichment"] == pytest.approx(1 / BROWS.mean(), rel=1e-4)
     skipped = pd.read_csv(folder / "skipped.csv")
     assert len(skipped) == 0  # the blur baseline gives every image positive IG mass
-    agreement = pd.read_csv(folder / "agreement.csv", keep_default_na=False).iloc[0]
-    assert agreement["recovered"] == "brows", agreement.to_dict()
+    # the agreement stage, after share and ablate (test above): both answers name the brows
+    assert main(["agreement", "--run", str(explained), "--method", method, "--group", "all",
+                 "--bootstrap", "200"]) == 0  # fmt: skip
+    agreement = pd.read_csv(explained / "agreement" / f"{method}_test.csv", keep_default_na=False)
+    row = agreement[agreement["split"] == "all"].iloc[0]
+    assert row["selection"] == "all" and row["fill"] == "blur" and row["n"] == 48
+    assert row["recovered"] == "brows", row.to_dict()
 
 
 def test_a_model_at_chance_is_warned_about_by_every_command(brows_world, tmp_path, capsys):
@@ -149,7 +154,7 @@ def test_a_model_at_chance_is_warned_about_by_every_command(brows_world, tmp_pat
 
     from saliency.models.checkpoint import save_checkpoint
     from saliency.models.preprocess import Preprocessing
-    from saliency.models.reader import reader_checkpoint
+    from saliency.models.reader_run import reader_checkpoint
 
     run = tmp_path / "blind"  # weight 0: the logit is 0 for every face
     ckpt = reader_checkpoint(

@@ -13,6 +13,7 @@ from saliency.cli import main
 from saliency.data.manifest import read_manifest, write_manifest
 from saliency.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from saliency.models.preprocess import load_resized, model_input
+from saliency.models.protocol import ExplainableModel
 from saliency.models.train import TrainConfig, Trainer
 from saliency.models.zoo import ModelSpec, build_model, hub_weights_path, load_backbone
 
@@ -36,6 +37,14 @@ def test_feature_grid_and_gap_fc_head(arch, stride, size, grid):
         assert maps.shape[2:] == (grid, grid) and maps.shape[1] == model.channels
         expected = maps.mean(dim=(2, 3)) @ model.fc.weight.T + model.fc.bias
         torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+    # the model protocol the methods rely on: the feature layer's output is forward_features
+    assert isinstance(model, ExplainableModel)
+    seen = []
+    handle = model.feature_layer.register_forward_hook(lambda m, i, o: seen.append(o))
+    with torch.no_grad():
+        model.forward_features(x)
+    handle.remove()
+    torch.testing.assert_close(seen[-1], maps, rtol=0, atol=0)
 
 
 def test_resnet50_output_stride_16_uses_dilation_not_stride():

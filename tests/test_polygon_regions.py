@@ -13,7 +13,13 @@ from saliency.data.manifest import read_manifest
 from saliency.data.regions import REGION_CODES, REGIONS
 from saliency.data.synth.config import SynthConfig
 from saliency.data.synth.generate import generate
-from saliency.faces.fill import (
+from saliency.faces.polygons import (
+    FIVE_POINT_REASON,
+    PRECEDENCE,
+    landmark_regions,
+    landmark_shapes,
+)
+from saliency.perturb.fill import (
     blur_fill,
     box_size,
     dilation_radius,
@@ -21,12 +27,6 @@ from saliency.faces.fill import (
     feather_sigma,
     fill_mask,
     fill_masks,
-)
-from saliency.faces.polygons import (
-    FIVE_POINT_REASON,
-    PRECEDENCE,
-    landmark_regions,
-    landmark_shapes,
 )
 
 # acceptance criteria: mean IoU over faces against the generator's exact masks

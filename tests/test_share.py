@@ -9,15 +9,16 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from saliency.analysis.agreement import agreement_table
 from saliency.analysis.recovered import ablation_leader, judged, share_leader, verdict
-from saliency.analysis.region_evidence import average_ranks, evidence, spearman
 from saliency.analysis.selection import Selection
-from saliency.analysis.share import batch_region_mass, rank_accuracy, region_shares
-from saliency.analysis.share_summary import summarize_shares
+from saliency.analysis.share.evidence import average_ranks, evidence, spearman
+from saliency.analysis.share.mass import batch_region_mass, rank_accuracy, region_shares
+from saliency.analysis.share.summary import summarize_shares
 from saliency.data.imageio import read_label_map
 from saliency.data.manifest import read_manifest
 from saliency.data.regions import REGION_CODES, REGIONS
-from saliency.methods.explain import read_maps
+from saliency.methods.store import read_maps
 from saliency.models.preprocess import resize_labels
 
 
@@ -146,13 +147,14 @@ def test_agreement_recovers_a_region_both_answers_single_out():
     rng = np.random.default_rng(1)
     for r in REGIONS:
         drops[f"drop_{r}"] = rng.normal(0.3 if r == "nose" else 0.0, 0.02, len(per))
-    t = summarize_shares(per, ["female", "male"], [Selection("all", "all")], {"blur": drops},
-                         n_boot=300)  # fmt: skip
-    row = t.agreement.iloc[0]
+    t = agreement_table(per, ["female", "male"], [Selection("all", "all")], {"blur": drops},
+                        n_boot=300)  # fmt: skip
+    row = t.iloc[0]
     assert row["ablation_leader"] == row["share_leader"] == row["recovered"] == "nose"
-    coarse = summarize_shares(per, ["female", "male"], [Selection("all", "all")],
-                              {"blur": drops}, judged=(False, "4x4"), n_boot=300)  # fmt: skip
-    assert coarse.agreement.iloc[0]["recovered"] == ""
+    assert row["n"] == len(per) and row["fill"] == "blur"
+    coarse = agreement_table(per, ["female", "male"], [Selection("all", "all")],
+                             {"blur": drops}, judged=(False, "4x4"), n_boot=300)  # fmt: skip
+    assert coarse.iloc[0]["recovered"] == "" and coarse.iloc[0]["ablation_leader"] == "nose"
 
 
 @pytest.fixture
@@ -189,12 +191,17 @@ def test_share_and_ablate_commands_write_tables_and_agreement(own_run, synth_tin
     assert set(truth["truth"]) == {"brows"} and truth["chance"].between(0, 0.2).all()
     assert "grid" in capsys.readouterr().out  # a 2x2 grid at 32 px is not judged
 
-    # ablate one group, then the other: both are kept and the agreement is reported
+    # agreement before any ablation: says what is missing, exit code 1
+    assert main(["agreement", "--run", run, "--bootstrap", "100"]) == 1
+    assert "saliency ablate" in capsys.readouterr().out
+    # ablate one group, then the other: both are kept, and the agreement covers their images
     base = ["ablate", "--run", run, "--workers", "0", "--batch-size", "8"]
     assert main([*base, "--group", "A"]) == 0
     assert main([*base, "--group", "B_F"]) == 0
+    capsys.readouterr()
+    assert main(["agreement", "--run", run, "--group", "B_F", "--bootstrap", "100"]) == 0
     text = capsys.readouterr().out
-    assert "agreement with attribution share" in text and "cam, B_F" in text
+    assert "agreement of ablation and attribution share" in text and "cam, B_F" in text
     stored = pd.read_csv(own_run / "ablation" / "eyes_blur_delete" / "per_image.csv",
                          keep_default_na=False)  # fmt: skip
     assert (
@@ -202,7 +209,10 @@ def test_share_and_ablate_commands_write_tables_and_agreement(own_run, synth_tin
         and (stored[stored["group"] == "B"]["label"] == "female").all()
     )
     assert stored["path"].isin(per["path"]).all()  # one key: the manifest's path
-    agreement = pd.read_csv(own_run / "ablation" / "agreement_blur.csv", keep_default_na=False)
+    agreement = pd.read_csv(own_run / "agreement" / "cam_test.csv", keep_default_na=False)
     assert set(agreement["selection"]) == {"B_F"} and agreement["recovered"].eq("").all()
+    assert set(agreement["split"]) <= {"all", "correct", "incorrect"}
+    n_bf = int((per["group"].eq("B") & per["label"].eq("female")).sum())
+    assert agreement.loc[agreement["split"] == "all", "n"].item() == n_bf
     assert main([*base, "--group", "Z"]) == 2
     assert "valid values" in capsys.readouterr().err

@@ -91,7 +91,7 @@ def test_auc_with_ties():
 
 
 def test_region_shares_by_hand():
-    from saliency.analysis.share import region_shares
+    from saliency.analysis.share.mass import region_shares
 
     labels = np.zeros((2, 4), np.uint8)
     labels[0, :2] = 2  # brows: 2 of 8 pixels
@@ -107,7 +107,7 @@ def test_region_shares_by_hand():
 
 
 def test_region_shares_of_an_average_map_use_region_frequencies():
-    from saliency.analysis.share import region_shares
+    from saliency.analysis.share.mass import region_shares
 
     a = np.zeros((2, 4), np.uint8)
     a[0, :2] = 2  # face 1: brows on the first two pixels of row 0

@@ -18,6 +18,7 @@ import pandas as pd
 from saliency.analysis.stats import newcombe_difference, wilson
 from saliency.binomial import at_chance
 from saliency.data.cells import cell_column, class_keys, present_groups
+from saliency.rundir import train_log
 
 
 def _nan_to_none(x: float) -> float | None:
@@ -252,7 +253,7 @@ def run_chance_warning(run: str | os.PathLike) -> str | None:
         message = chance_message(json.loads(path.read_text()), path.parent.name)
         if message:
             return message
-    log = run / "train_log.csv"
+    log = train_log(run)
     if not found and log.is_file():
         at = pd.read_csv(log).get("val_at_chance")
         at = at.dropna() if at is not None else None  # rows from before the column: unknown

@@ -66,3 +66,30 @@ def default_groups(index: pd.DataFrame, classes: list[str]) -> list[str]:
     groups = present_groups(index)
     keys = class_keys(classes)
     return [ALL, *groups, *[f"{g}_{keys[c]}" for g in groups for c in classes]]
+
+
+def standard_selections(
+    index: pd.DataFrame,
+    classes: list[str],
+    outcomes: list[str] | None = None,
+    groups: list[str] | None = None,
+    label: str | None = None,
+) -> list[Selection]:
+    """The selections the region analyses report: each outcome (default all three) times
+    ``groups`` when given, else all, every subgroup and (without ``label``) every class and
+    cell. Unknown values raise ``ValueError`` listing the valid ones."""
+    outcomes = [check_outcome(o) for o in (outcomes or OUTCOMES)]
+    label = check_class(label, classes)
+    present = present_groups(index)
+    if groups:
+        for g in groups:
+            parse_group(g, present, classes)
+        return [Selection(o, g, label) for o in outcomes for g in groups]
+    keys = class_keys(classes)
+    sels = []
+    for o in outcomes:
+        sels += [Selection(o, ALL, label), *(Selection(o, g, label) for g in present)]
+        if label is None:
+            sels += [Selection(o, ALL, c) for c in classes]
+            sels += [Selection(o, f"{g}_{keys[c]}") for g in present for c in classes]
+    return sels

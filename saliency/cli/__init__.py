@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from saliency.cli import (
     ablate,
+    agreement,
     align,
     average,
     data,
@@ -38,6 +39,7 @@ COMMANDS = (
     predict,
     share,
     ablate,
+    agreement,
 )
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from saliency.analysis.names import FILL_PLACES, MODES
 from saliency.data.regions import REGIONS
-from saliency.faces.names import FILLS
+from saliency.perturb.names import FILL_PLACES, FILLS, MODES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,73 +52,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from saliency.analysis.ablation import AblationConfig, ablate_run
-    from saliency.analysis.ablation_store import merged, result_dir, store
-    from saliency.analysis.ablation_summary import ranking, summarize
     from saliency.cli.chance import warn_if_at_chance
     from saliency.cli.progress import bar
-    from saliency.data.atomic import atomic_write_text
-    from saliency.models.checkpoint import file_sha256
-    from saliency.rundir import best_checkpoint, record, require_run
-    from saliency.runtime import resolve_device
+    from saliency.stages import ablate
 
-    run_dir = require_run(args.run)
-    warn_if_at_chance(run_dir)
+    warn_if_at_chance(args.run)
     regions = list(REGIONS) if args.region == "all" else [args.region]
-    groups = args.group or ["all"]
-    cfg = AblationConfig(
+    cfg = ablate.AblationConfig(
         split=args.split, regions=regions, fill=args.fill, mode=args.mode,
-        batch_size=args.batch_size, seed=args.seed, limit=args.limit, groups=groups,
-        protect=args.protect, fill_on=args.fill_on,
+        batch_size=args.batch_size, seed=args.seed, limit=args.limit,
+        groups=args.group or ["all"], protect=args.protect, fill_on=args.fill_on,
     )  # fmt: skip
     with bar(0, f"ablate {args.split}") as progress:
-        new, skipped, classes = ablate_run(
-            run_dir, cfg, resolve_device(args.device), args.workers, progress.update
-        )
-    settings = {
-        "checkpoint_sha256": file_sha256(best_checkpoint(run_dir)),
-        "split": args.split, "fill": args.fill, "mode": args.mode, "seed": args.seed,
-        "protect": args.protect,
-    }  # fmt: skip
-    per = pd.concat(
-        [merged(result_dir(run_dir, r, args.fill, args.mode), new[new["region"] == r], settings)
-         for r in regions], ignore_index=True,
-    )  # fmt: skip
-    summary = summarize(per, classes, seed=args.seed)
-    from saliency.viz.ablation import distributions_figure
-    from saliency.viz.style import save_figure
-
-    for region in regions:
-        out = result_dir(run_dir, region, args.fill, args.mode)
-        rows = per[per["region"] == region]
-        store(out, rows, settings)
-        atomic_write_text(
-            out / "summary.csv",
-            summary[summary["region"] == region].to_csv(index=False, float_format="%.5g"),
-        )
-        atomic_write_text(out / "skipped.csv", skipped.to_csv(index=False))
-        save_figure(distributions_figure(rows, f"{region}: {args.mode} with {args.fill}"),
-                    out / "distributions.png")  # fmt: skip
-        if (rows["region_area"] == 0).all():
-            print(f"warning: {region} has zero area in every image; nothing was filled")
-    tables = [ranking(summary, g).assign(selection=g) for g in groups]
-    table = pd.concat(tables, ignore_index=True)
-    atomic_write_text(
-        run_dir / "ablation" / f"ranking_{args.fill}_{args.mode}.csv",
-        table.to_csv(index=False, float_format="%.5g"),
-    )
-    record(run_dir, f"ablate:{args.split}", cfg.to_dict())
-    n = new.drop_duplicates("path").shape[0]
-    print(f"{n} images x {len(regions)} region(s), {args.mode} with {args.fill} fill")
-    if len(skipped):
-        print(f"skipped {len(skipped)} image(s) (reasons in skipped.csv)")
-    for g, t in zip(groups, tables, strict=True):
-        _print_ranking(g, t)
-    if args.mode == "delete" and len(regions) >= 3:
-        _agreement(run_dir, args, groups, classes)
+        res = ablate.run(args.run, cfg, args.device, args.workers, progress.update)
+    report(res, cfg)
     return 0
+
+
+def report(res, cfg) -> None:
+    """Print an ablate stage's result: empty regions, skipped images, rankings."""
+    for region in res.empty_regions:
+        print(f"warning: {region} has zero area in every image; nothing was filled")
+    n = res.new.drop_duplicates("path").shape[0]
+    print(f"{n} images x {len(cfg.regions)} region(s), {cfg.mode} with {cfg.fill} fill")
+    if len(res.skipped):
+        print(f"skipped {len(res.skipped)} image(s) (reasons in skipped.csv)")
+    for g, t in res.rankings.items():
+        _print_ranking(g, t)
 
 
 def _print_ranking(group: str, table: pd.DataFrame) -> None:
@@ -141,46 +99,3 @@ def _print_ranking(group: str, table: pd.DataFrame) -> None:
     print(f"{group}: regions by drop of the true class's probability (95% bootstrap interval)")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"  ablation criterion met by: {lead or 'no region'}")
-
-
-def _agreement(run_dir: Path, args: argparse.Namespace, groups: list[str], classes) -> None:
-    """Rank agreement with every method's stored shares of the same split, when present."""
-    import pandas as pd
-
-    from saliency.analysis.recovered import judged
-    from saliency.analysis.region_evidence import ablation_drops
-    from saliency.analysis.selection import Selection
-    from saliency.analysis.share_summary import summarize_shares
-    from saliency.data.atomic import atomic_write_text
-
-    drops = ablation_drops(run_dir, args.fill)
-    if drops is None:
-        return
-    rows = []
-    for f in sorted((run_dir / "share").glob(f"*_{args.split}/per_image.csv")):
-        method = f.parent.name[: -len(args.split) - 1]
-        meta_file = run_dir / "saliency" / args.split / method / "meta.json"
-        if not meta_file.is_file():
-            continue
-        share = pd.read_csv(f, keep_default_na=False)
-        sels = [Selection("all", g) for g in groups]
-        t = summarize_shares(
-            share, classes, sels, {args.fill: drops}, judged(json.loads(meta_file.read_text())),
-            seed=args.seed,
-        ).agreement  # fmt: skip
-        rows += [t.assign(method=method)] if len(t) else []
-    if not rows:
-        return
-    table = pd.concat(rows, ignore_index=True)
-    atomic_write_text(
-        run_dir / "ablation" / f"agreement_{args.fill}.csv",
-        table.to_csv(index=False, float_format="%.5g"),
-    )
-    print("agreement with attribution share (Spearman across regions, 95% interval):")
-    for _, r in table.iterrows():
-        verdict = f"recovered: {r['recovered']}" if r["recovered"] else "nothing recovered"
-        print(
-            f"  {r['method']}, {r['selection']} (n = {r['n']}): {r['spearman']:.2f} "
-            f"[{r['spearman_low']:.2f}, {r['spearman_high']:.2f}]; share leader "
-            f"{r['share_leader'] or 'none'}; {verdict}"
-        )

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from saliency.cli.progress import bar
     from saliency.data.manifest import read_manifest
-    from saliency.faces.align_run import AlignConfig, align_manifest
+    from saliency.stages.align import AlignConfig, align_manifest
 
     cfg = AlignConfig(
         manifest=str(args.manifest),

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from saliency.data.atomic import atomic_write_text
+    from saliency.atomic import atomic_write_text
     from saliency.data.importers import ImportOptions, import_dataset
     from saliency.data.importers.common import parse_map
     from saliency.data.manifest import write_manifest
@@ -91,20 +91,22 @@ def check_and_report(
     manifest: Path, classes: list[str] | None, decode: bool, report: Path | None
 ) -> int:
     from saliency.cli.progress import bar
-    from saliency.data.atomic import atomic_write_text
-    from saliency.data.check import check_manifest, summarize
+    from saliency.stages import check
 
     with bar(0, "check", unit="row") as progress:
-        result = check_manifest(manifest, classes=classes, decode=decode, progress=progress.update)
-    summary = summarize(result)
-    if report is not None:
-        atomic_write_text(report, result.frame().to_csv(index=False))
-    n_err, n_warn = len(result.errors), len(result.problems) - len(result.errors)
+        res = check.run(manifest, classes, decode, report, progress.update)
+    return report_check(res)
+
+
+def report_check(res) -> int:
+    """Print a check stage's result; 1 when the manifest has errors."""
+    result, n_err = res.result, len(res.result.errors)
+    n_warn = len(result.problems) - n_err
     print(
-        f"{manifest}: {result.n_rows} rows, classes {result.classes}, "
+        f"{res.manifest}: {result.n_rows} rows, classes {result.classes}, "
         f"{n_err} error(s), {n_warn} warning(s)"
     )
-    for _, row in summary.iterrows():
+    for _, row in res.summary.iterrows():
         print(f"  {row['severity']:7s} {row['kind']:10s} {row['count']:6d}  e.g. {row['example']}")
     return 0 if result.ok else 1
 

@@ -29,30 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
 
-def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], run: Path) -> None:
-    import pandas as pd
-
-    from saliency.viz import evaluation as plots
-    from saliency.viz.style import new_figure, save_figure
-
-    fig = new_figure(3.4, 3.0)
-    plots.confusion_plot(fig.add_subplot(), metrics["confusion"]["rows_true_cols_pred"], classes)
-    save_figure(fig, out / "confusion.png")
-    fig = new_figure(3.6, 3.4)
-    plots.roc_plot(fig.add_subplot(), pred, classes, metrics["roc_auc"])
-    save_figure(fig, out / "roc.png")
-    fig = new_figure(3.4, 3.2)
-    plots.reliability_plot(fig.add_subplot(), metrics["calibration"])
-    save_figure(fig, out / "reliability.png")
-    log_path = run / "train_log.csv"
-    if log_path.is_file():
-        fig = new_figure(7.0, 2.8)
-        plots.training_curves(
-            fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2), pd.read_csv(log_path)
-        )
-        save_figure(fig, out / "curves.png")
-
-
 def print_table(table: pd.DataFrame, metrics: dict) -> None:
     import pandas as pd
 
@@ -73,50 +49,29 @@ def print_table(table: pd.DataFrame, metrics: dict) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from saliency.analysis.metrics import chance_message, evaluation_metrics, group_table
     from saliency.cli.progress import bar
-    from saliency.data.atomic import atomic_write_json, atomic_write_text
-    from saliency.data.manifest import relative_path
-    from saliency.models.checkpoint import load_model
-    from saliency.models.evaluate import evaluation_rows
-    from saliency.models.predict import predict_logits, predictions_frame
-    from saliency.rundir import best_checkpoint, eval_dir, record, require_run
-    from saliency.runtime import resolve_device
+    from saliency.stages import evaluate
 
-    run = require_run(args.run)
-    device = resolve_device(args.device)
-    model, pre, classes, ckpt = load_model(best_checkpoint(run), device)
-    rows, manifest = evaluation_rows(ckpt, args.split, args.manifest)
-    with bar(len(rows), f"evaluate {args.split}") as progress:
-        logits = predict_logits(
-            model, pre, rows["path"], args.batch_size, args.workers, progress.update
-        )
-    pred = predictions_frame(rows, logits, classes)
-    pred["path"] = [relative_path(p, manifest.parent) for p in pred["path"]]
-    metrics = evaluation_metrics(pred, classes)
-    metrics["checkpoint"] = {"epoch": ckpt["epoch"], "arch": ckpt["model"]["arch"]}
-    metrics["manifest"] = str(manifest)
-    out = eval_dir(run, args.split)
-    atomic_write_text(out / "predictions.csv", pred.to_csv(index=False))
-    atomic_write_json(out / "metrics.json", metrics)
-    table = group_table(pred, classes)
-    atomic_write_text(out / "group_accuracy.csv", table.to_csv(index=False))
-    _figures(out, pred, metrics, classes, run)
-    record(
-        run,
-        f"evaluate:{args.split}",
-        {"split": args.split, "manifest": str(manifest), "batch_size": args.batch_size},
+    cfg = evaluate.EvaluateConfig(
+        args.run, args.split, args.manifest, args.batch_size, args.workers, args.device
     )
-    print(
-        f"{args.split}: {len(pred)} images, loss {metrics['loss']:.4f}, ROC AUC "
-        f"{metrics['roc_auc']['all'] or float('nan'):.3f}, ECE "
-        f"{metrics['calibration']['ece']:.3f} -> {out}"
-    )
-    print_table(table, metrics)
-    message = chance_message(metrics, args.split)
-    if message:
-        print(f"warning: {message}")
+    with bar(0, f"evaluate {args.split}") as progress:
+        res = evaluate.run(cfg, progress.update)
+    report(res, args.split)
     return 0
+
+
+def report(res, split: str) -> None:
+    """Print an evaluate stage's result: the headline, the table, the chance warning."""
+    m = res.metrics
+    print(
+        f"{split}: {len(res.predictions)} images, loss {m['loss']:.4f}, ROC AUC "
+        f"{m['roc_auc']['all'] or float('nan'):.3f}, ECE {m['calibration']['ece']:.3f} "
+        f"-> {res.out}"
+    )
+    print_table(res.table, m)
+    if res.chance_warning:
+        print(f"warning: {res.chance_warning}")
 
 
 def inference_ms(model, size: int, batch: int = 32, repeats: int = 3) -> float:
@@ -141,7 +96,7 @@ def run_compare(args: argparse.Namespace) -> int:
     import pandas as pd
     import torch
 
-    from saliency.data.atomic import atomic_write_text
+    from saliency.atomic import atomic_write_text
     from saliency.models.checkpoint import load_model
     from saliency.models.evaluate import count_parameters
     from saliency.rundir import best_checkpoint, eval_dir, require_run

@@ -57,13 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from saliency.cli.chance import warn_if_at_chance
     from saliency.cli.progress import bar
-    from saliency.methods.explain import ExplainConfig, explain_run
     from saliency.methods.registry import IGConfig
-    from saliency.rundir import record, require_run
-    from saliency.runtime import resolve_device
+    from saliency.stages import explain
 
-    run_dir = require_run(args.run)
-    warn_if_at_chance(run_dir)
+    warn_if_at_chance(args.run)
     ig = IGConfig(
         n_steps=args.ig_steps,
         method=args.ig_method,
@@ -71,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         tolerance=args.ig_tolerance,
     )
-    cfg = ExplainConfig(
+    cfg = explain.ExplainConfig(
         split=args.split,
         methods=[m.strip() for m in args.methods.split(",")],
         target=args.target,
@@ -83,11 +80,13 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     with bar(0, f"explain {args.split}") as progress:
-        res = explain_run(
-            run_dir, cfg, resolve_device(args.device), args.workers, progress.update, args.overwrite
-        )
-    seconds = time.perf_counter() - start
-    record(run_dir, f"explain:{args.split}", cfg.to_dict())
+        res = explain.run(args.run, cfg, args.device, args.workers, progress.update, args.overwrite)
+    report(res, cfg, time.perf_counter() - start)
+    return 0
+
+
+def report(res, cfg, seconds: float) -> None:
+    """Print an explain stage's result: what was done, warnings, IG completeness."""
     if res.n and res.resumed_from == res.n:
         print(f"all {res.n} maps of each method were already there (same settings): kept")
     elif res.resumed_from:
@@ -101,6 +100,5 @@ def run(args: argparse.Namespace) -> int:
     if "ig" in cfg.methods and res.ig_over_tolerance:
         print(
             f"warning: {res.ig_over_tolerance} image(s) have an IG completeness error above "
-            f"{args.ig_tolerance:.0%}; raise --ig-steps (see ig_error in index.csv)"
+            f"{cfg.ig.tolerance:.0%}; raise --ig-steps (see ig_error in index.csv)"
         )
-    return 0

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from saliency.cli.progress import bar
     from saliency.data.manifest import read_manifest
-    from saliency.faces.regions_run import RegionsConfig, region_masks
+    from saliency.stages.regions import RegionsConfig, region_masks
 
     cfg = RegionsConfig(
         manifest=str(args.manifest),

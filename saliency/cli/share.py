@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from saliency.analysis.names import OUTCOMES
-
-if TYPE_CHECKING:
-    from saliency.analysis.selection import Selection
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="attribution share per facial region",
         description="Per region (exclusive masks): share of positive attribution, share of "
         "area, enrichment (their ratio), with bootstrap intervals over images, per split and "
-        "group; rank accuracy on synthetic data; agreement with `saliency ablate`.",
+        "group; rank accuracy on synthetic data. `saliency agreement` compares them with "
+        "`saliency ablate`.",
     )
     p.add_argument("--run", required=True, type=Path)
     p.add_argument("--method", action="append", help="repeatable; default: every explained")
@@ -39,91 +33,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def selections(args, index, classes) -> list[Selection]:
-    from saliency.analysis.selection import Selection, check_class, check_outcome
-    from saliency.data.cells import ALL, class_keys, parse_group, present_groups
-
-    outcomes = [check_outcome(o) for o in (args.split or OUTCOMES)]
-    label = check_class(args.label, classes)
-    groups = present_groups(index)
-    if args.group:
-        for g in args.group:
-            parse_group(g, groups, classes)
-        return [Selection(o, g, label) for o in outcomes for g in args.group]
-    keys = class_keys(classes)
-    sels = []
-    for o in outcomes:
-        sels += [Selection(o, ALL, label), *(Selection(o, g, label) for g in groups)]
-        if label is None:
-            sels += [Selection(o, ALL, c) for c in classes]
-            sels += [Selection(o, f"{g}_{keys[c]}") for g in groups for c in classes]
-    return sels
-
-
 def _interval(e, lo, hi) -> str:
     return f"{e:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
 def run(args: argparse.Namespace) -> int:
-    from saliency.analysis.recovered import judged
-    from saliency.analysis.region_evidence import ablation_drops, ablation_fills
-    from saliency.analysis.share_run import share_table
-    from saliency.analysis.share_summary import summarize_shares
     from saliency.cli.chance import warn_if_at_chance
     from saliency.cli.progress import bar
-    from saliency.data.atomic import atomic_write_text
-    from saliency.data.cells import present_groups
-    from saliency.methods.explain import explained_methods
-    from saliency.rundir import record, require_run
+    from saliency.stages import share
 
-    run_dir = require_run(args.run)
-    warn_if_at_chance(run_dir)
-    methods = explained_methods(run_dir, args.maps_split, args.method)
-    drops = {}
-    for fill in ablation_fills(run_dir):
-        d = ablation_drops(run_dir, fill)
-        if d is not None:
-            drops[fill] = d
-    from saliency.viz.share import enrichment_figure
-    from saliency.viz.style import save_figure
+    warn_if_at_chance(args.run)
+    cfg = share.ShareConfig(
+        args.run, args.method, args.split, args.group, args.label, args.maps_split,
+        args.bootstrap, args.seed, args.workers,
+    )  # fmt: skip
+    bars = []
 
-    for method in methods:
-        folder = run_dir / "saliency" / args.maps_split / method
-        n = json.loads((folder / "meta.json").read_text())["shape"][0]
-        with bar(n, f"share {method}") as progress:
-            per, skipped, meta = share_table(folder, workers=args.workers, progress=progress.update)
-        classes = meta["classes"]
-        sels = selections(args, per, classes)
-        can = judged(meta)
-        tables = summarize_shares(
-            per, classes, sels, drops, can, meta["ground_truth"], args.bootstrap, args.seed
-        )
-        out = run_dir / "share" / f"{method}_{args.maps_split}"
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "per_image.csv", per.to_csv(index=False, float_format="%.6g"))
-        atomic_write_text(out / "skipped.csv", skipped.to_csv(index=False))
-        for name in ("summary", "truth", "agreement"):
-            table = getattr(tables, name)
-            if len(table):
-                atomic_write_text(
-                    out / f"{name}.csv", table.to_csv(index=False, float_format="%.5g")
-                )
-            else:
-                (out / f"{name}.csv").unlink(missing_ok=True)
-        for m in tables.messages:
-            print(f"{method}: {m}")
-        if len(skipped):
-            print(f"{method}: skipped {len(skipped)} image(s) (reasons in {out / 'skipped.csv'})")
-        _print(method, tables, can, out)
-        if not len(tables.summary):
-            print(f"{method}: no image has positive attribution to share; nothing summarized")
-            continue
-        for split, t in tables.summary.groupby("split", sort=False):
-            shown = ["all", *present_groups(per), *classes]  # cells: in summary.csv
-            fig = enrichment_figure(t, f"{method}: enrichment, {split} predictions", shown)
-            save_figure(fig, out / f"enrichment_{split}.png")
-    record(run_dir, "share", {k: str(v) for k, v in vars(args).items() if k != "func"})
+    def progress(method: str, n: int):
+        bars.append(bar(n, f"share {method}"))
+        return bars[-1].update
+
+    try:
+        res = share.run(cfg, progress)
+    finally:
+        for b in bars:
+            b.close()
+    report(res)
     return 0
+
+
+def report(res) -> None:
+    """Print a share stage's result, method by method."""
+    for m in res.methods:
+        for line in m.tables.messages:
+            print(f"{m.method}: {line}")
+        if m.skipped:
+            print(f"{m.method}: skipped {m.skipped} image(s) (reasons in {m.out / 'skipped.csv'})")
+        _print(m.method, m.tables, m.judged, m.out)
+        if not len(m.tables.summary):
+            print(f"{m.method}: no image has positive attribution to share; nothing summarized")
 
 
 def _print(method: str, tables, can: tuple[bool, str], out: Path) -> None:
@@ -154,13 +102,4 @@ def _print(method: str, tables, can: tuple[bool, str], out: Path) -> None:
         ra = _interval(r["rank_accuracy"], r["rank_accuracy_low"], r["rank_accuracy_high"])
         ts = _interval(r["truth_share"], r["truth_share_low"], r["truth_share_high"])
         print(f"  planted {r['truth']}: rank accuracy {ra} (chance {r['chance']:.3f}), share {ts}")
-    a = tables.agreement
-    for _, r in a[(a["split"] == split) & (a["selection"] == sel)].iterrows() if len(a) else []:
-        verdict = f"recovered: {r['recovered']}" if r["recovered"] else "nothing recovered"
-        rho = _interval(r["spearman"], r["spearman_low"], r["spearman_high"])
-        print(
-            f"  vs ablation ({r['fill']}, n = {r['n']}): Spearman {rho}; ablation leader "
-            f"{r['ablation_leader'] or 'none'}, share leader {r['share_leader'] or 'none'}; "
-            + verdict
-        )
     print(f"  -> {out}")

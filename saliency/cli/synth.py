@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from saliency.data.synth.config import SynthConfig, parse_cue, parse_cue_cell, parse_group_tone
@@ -70,22 +69,23 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
 
 def run(args: argparse.Namespace) -> int:
     from saliency.cli.progress import bar
-    from saliency.data.synth.generate import MANIFEST, generate
+    from saliency.stages import synth
 
     cfg = config_from_args(args)
-    start = time.perf_counter()
     with bar(cfg.n, "synth") as progress:
-        df = generate(cfg, args.out, workers=args.workers, progress=progress.update)
-    seconds = time.perf_counter() - start
+        res = synth.run(cfg, args.out, args.workers, args.preview, progress.update)
+    report(res, cfg)
+    return 0
+
+
+def report(res, cfg: SynthConfig) -> None:
+    """Print a synth stage's result: the count, the speed, the cells, the preview."""
+    df, seconds = res.frame, max(res.seconds, 1e-9)
     cues = ", ".join(f"{k}={v:g}" for k, v in cfg.cues.items()) or "none"
     print(
-        f"wrote {len(df)} faces ({cfg.size} px, cues: {cues}) to {args.out / MANIFEST} "
+        f"wrote {len(df)} faces ({cfg.size} px, cues: {cues}) to {res.manifest} "
         f"in {seconds:.1f} s ({len(df) / seconds:.0f} img/s)"
     )
     print(df.groupby(["group", "label"]).size().rename("n").to_string())
-    if args.preview:
-        from saliency.viz.contact import synth_preview
-
-        path = synth_preview(args.out, args.out / "preview.png")
-        print(f"preview: {path}")
-    return 0
+    if res.preview:
+        print(f"preview: {res.preview}")

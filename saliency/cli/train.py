@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,23 +108,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     from saliency.cli.progress import bar
-    from saliency.models.train import Trainer, config_from_checkpoint
-    from saliency.rundir import last_checkpoint, record
+    from saliency.stages import train
 
-    if args.resume:
-        if not last_checkpoint(args.out).is_file():
-            raise FileNotFoundError(f"nothing to resume: {last_checkpoint(args.out)} not found")
-        cfg = config_from_checkpoint(args.out, out=str(args.out), device=args.device)
-        if args.epochs is not None:  # a longer run: same draws, scheduler and log, more epochs
-            cfg = replace(cfg, epochs=args.epochs)
-    else:
-        cfg = config_from_args(args)
-        if last_checkpoint(args.out).is_file():
-            raise ValueError(f"{args.out} already holds a run; use --resume, or another --out")
+    cfg = None if args.resume or args.manifest is None else config_from_args(args)
     with bar(0, "decode", unit="img") as decode:
-        trainer = Trainer(cfg, resume=args.resume, progress=decode.update)
-    record(args.out, "train", cfg.to_dict())
-    d = trainer.data_record
+        trainer = train.start(cfg, args.out, args.resume, args.epochs, args.device, decode.update)
+    describe(trainer)
+    with bar(trainer.data_record["n_train"] * (trainer.cfg.epochs - trainer.epoch), "train") as b:
+        res = train.run(trainer, on_epoch=print_epoch, step=b.update)
+    report(res)
+    return 0
+
+
+def describe(trainer) -> None:
+    """Print what a train stage is about to do."""
+    cfg, d = trainer.cfg, trainer.data_record
     print(
         f"{cfg.arch} (output stride {cfg.output_stride}, {trainer.spec.n_outputs} logit(s)) on "
         f"{trainer.device}: {d['n_train']} train / {d['n_val']} val images at {cfg.size} px, "
@@ -140,29 +137,30 @@ def run(args: argparse.Namespace) -> int:
             f"nothing to do: the run stopped early after {trainer.bad_epochs} epochs without a "
             "better validation loss; more --epochs will not restart it"
         )
-    n_train = d["n_train"]
 
-    def report(e: EpochEvent) -> None:
-        r = e.row
-        mark = (" *" if e.improved else "") + ("  (at chance)" if r.get("val_at_chance") else "")
-        print(
-            f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f} acc {r['train_accuracy']:.3f}"
-            f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.3f}  lr {r['lr']:.1e}"
-            f"  {r['seconds']:.0f}s{mark}",
-            flush=True,
-        )
 
-    with bar(n_train * (cfg.epochs - trainer.epoch), "train") as progress:
-        log = trainer.fit(on_epoch=report, step=progress.update)
-    best = min(log, key=lambda r: r["val_loss"])
+def print_epoch(e: EpochEvent) -> None:
+    r = e.row
+    mark = (" *" if e.improved else "") + ("  (at chance)" if r.get("val_at_chance") else "")
     print(
-        f"best epoch {best['epoch']}: val loss {best['val_loss']:.4f}, val accuracy "
-        f"{best['val_accuracy']:.3f} -> {args.out / 'checkpoints' / 'best.pt'}"
+        f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f} acc {r['train_accuracy']:.3f}"
+        f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.3f}  lr {r['lr']:.1e}"
+        f"  {r['seconds']:.0f}s{mark}",
+        flush=True,
     )
-    if not trainer.learned:
+
+
+def report(res) -> None:
+    """Print a train stage's result: the best epoch, and a warning when it never learned."""
+    if res.best:
+        b = res.best
         print(
-            f"warning: validation accuracy never left chance ({trainer.val_chance:.1%}, the "
+            f"best epoch {b['epoch']}: val loss {b['val_loss']:.4f}, val accuracy "
+            f"{b['val_accuracy']:.3f} -> {res.out / 'checkpoints' / 'best.pt'}"
+        )
+    if not res.learned:
+        print(
+            f"warning: validation accuracy never left chance ({res.val_chance:.1%}, the "
             "majority class) in any epoch; the model has learned nothing its maps could show. "
             "Try more epochs or another --lr."
         )
-    return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from saliency.data.atomic import atomic_write_text
+from saliency.atomic import atomic_write_text
 
 REQUIRED = ("path", "label")
 SPLITS = ("train", "val", "test")

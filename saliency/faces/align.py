@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from saliency.faces.landmarks import five_points
+from saliency.faces.landmarks.base import five_points
 
 TEMPLATE = np.array(  # [5, 2] (x, y) as fractions of the side: left eye, right eye, nose
     [[0.3907, 0.4424], [0.6093, 0.4424], [0.5, 0.6247], [0.4066, 0.726], [0.5934, 0.726]]

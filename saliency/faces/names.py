@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-FILLS: tuple[str, ...] = ("blur", "mean", "gray", "noise")  # region fills
 BACKENDS: tuple[str, ...] = ("dlib", "fan", "columns")  # landmark backends
 POLICIES: tuple[str, ...] = ("largest", "skip")  # several faces: keep the largest, or skip
 SOURCES: tuple[str, ...] = ("auto", "synthetic", "parsing", "landmarks")  # region mask sources

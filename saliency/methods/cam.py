@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import torch
 
-from saliency.methods.base import target_weights
+from saliency.methods.base import Method, target_weights
 from saliency.methods.geometry import GridGeometry, grid_geometry, upsample
 from saliency.models.camnet import CamNet
+
+
+def cam_from_features(model: CamNet, maps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CAM on the grid ``[N, h, w]`` from last-block maps ``[N, C, h, w]`` already computed
+    (the fused pass in :mod:`saliency.methods.registry` shares them)."""
+    w = target_weights(model.fc, target).to(maps.dtype)
+    return torch.einsum("nc,nchw->nhw", w, maps)
 
 
 @torch.no_grad()
 def cam_grid(model: CamNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """CAM on the last block's grid ``[N, h, w]`` (logit units per cell, before the mean)."""
-    maps = model.forward_features(x)
-    w = target_weights(model.fc, target).to(maps.dtype)
-    return torch.einsum("nc,nchw->nhw", w, maps)
+    return cam_from_features(model, model.forward_features(x), target)
 
 
 def cam(
@@ -28,3 +33,12 @@ def cam(
     ``geometry`` (default: the model's measured receptive-field geometry)."""
     geometry = geometry or grid_geometry(model, x.shape[-1])
     return upsample(cam_grid(model, x, target), tuple(x.shape[-2:]), geometry)
+
+
+METHOD = Method(
+    name="cam",
+    grid=True,
+    units="target score (logit) per feature cell, signed; mean over the grid + bias = score",
+    needs=frozenset(),
+    compute=lambda ctx: cam_from_features(ctx.model, ctx.features, ctx.target),
+)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from saliency.methods.base import target_scores
+from saliency.methods.base import HEAD_GRADIENT, Context, Method, target_scores
 from saliency.methods.geometry import GridGeometry, grid_geometry, upsample
 from saliency.models.camnet import CamNet
 
@@ -102,3 +102,18 @@ def grad_cam(
     ``geometry`` (default: the model's measured receptive-field geometry)."""
     geometry = geometry or grid_geometry(model, x.shape[-1])
     return upsample(grad_cam_grid(model, x, target, variant), tuple(x.shape[-2:]), geometry)
+
+
+UNITS = "raw weighted activation, signed, before ReLU and normalization"
+
+
+def _method(variant: str) -> Method:
+    combine = COMBINE[variant]
+
+    def compute(ctx: Context) -> torch.Tensor:
+        return combine(ctx.features, ctx.head_gradient)
+
+    return Method(variant, True, UNITS, frozenset({HEAD_GRADIENT}), compute)
+
+
+METHODS: tuple[Method, ...] = tuple(_method(v) for v in COMBINE)

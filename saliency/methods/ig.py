@@ -12,13 +12,14 @@ Baselines are built by :mod:`saliency.methods.baselines`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from saliency.methods.base import target_scores
-from saliency.methods.names import IG_METHODS
+from saliency.methods.base import Context, Method, target_scores
+from saliency.methods.baselines import make_baseline
+from saliency.methods.names import BASELINES, IG_METHODS
 from saliency.models.camnet import CamNet
 
 METHODS = IG_METHODS
@@ -115,3 +116,45 @@ def integrated_gradients(
     delta = s_x - s_b
     error = (attributions.sum(dim=(1, 2, 3)) - delta).abs() / delta.abs().clamp(min=1e-12)
     return IGResult(attributions.sum(dim=1), attributions, error, delta)
+
+
+@dataclass(frozen=True)
+class IGConfig:
+    n_steps: int = 32
+    method: str = "gausslegendre"
+    baseline: str = "black"
+    seed: int = 0
+    internal_batch: int = 128
+    tolerance: float = 0.05  # completeness error above this is warned about
+
+    def __post_init__(self) -> None:
+        if self.method not in IG_METHODS:
+            raise ValueError(f"unknown IG method {self.method!r}; valid: {', '.join(IG_METHODS)}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {self.baseline!r}; valid: {', '.join(BASELINES)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _compute(ctx: Context) -> torch.Tensor:
+    """IG maps ``[N, H, W]``; the completeness error and ``S(x) - S(b)`` go to ``extras``.
+    ``options``: ``ig`` (IGConfig), ``mean_face`` (``[3, H, W]``, for the mean baseline),
+    ``ig_model`` (e.g. the batch-norm-folded copy that runs the many path passes)."""
+    cfg = ctx.options.get("ig") or IGConfig()
+    base = make_baseline(cfg.baseline, ctx.unit, ctx.pre, ctx.options.get("mean_face"), cfg.seed)
+    model = ctx.options.get("ig_model") or ctx.model
+    res = integrated_gradients(
+        model, ctx.x, ctx.target, base, cfg.n_steps, cfg.method, cfg.internal_batch
+    )
+    ctx.extras["ig_error"], ctx.extras["ig_delta"] = res.completeness_error, res.delta
+    return res.maps
+
+
+METHOD = Method(
+    name="ig",
+    grid=False,
+    units="target score per pixel (summed over channels), signed; sums to S(x) - S(baseline)",
+    needs=frozenset(),
+    compute=_compute,
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from saliency.methods.base import Context, Method
 from saliency.methods.names import LIBRARY_METHODS
 from saliency.models.camnet import CamNet
 
@@ -35,9 +36,19 @@ def library_cam(model: CamNet, x: torch.Tensor, target: torch.Tensor, name: str)
     cls = {"scorecam": pgc.ScoreCAM, "eigencam": pgc.EigenCAM}.get(name)
     if cls is None:
         raise ValueError(f"unknown library method {name!r}; valid: {', '.join(LIBRARY_METHODS)}")
-    layer = list(model.features.children())[-1]
+    layer = model.feature_layer
     with cls(model=model, target_layers=[layer]) as cam:
         if name == "scorecam":
             cam.batch_size = 64
         maps = cam(input_tensor=x, targets=[_ScoreTarget(int(t)) for t in target])
     return torch.from_numpy(maps).to(x.device)
+
+
+def _method(name: str) -> Method:
+    def compute(ctx: Context) -> torch.Tensor:
+        return library_cam(ctx.model, ctx.x, ctx.target, name)
+
+    return Method(name, False, LIBRARY_UNITS, frozenset(), compute)
+
+
+METHODS: tuple[Method, ...] = tuple(_method(n) for n in LIBRARY_METHODS)

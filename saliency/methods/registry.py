@@ -1,62 +1,42 @@
-"""Method names and one shared pass per batch that computes every requested map.
+"""The method registry and one fused pass per batch that computes every requested map.
 
-For a batch, the last block's maps ``A`` are computed once; the logits that decide the
-prediction come from those same maps; CAM reuses ``A``; the whole Grad-CAM family shares one
-backward through the head; IG runs its own path integral. Everything stays on the device.
+For a batch, the last block's maps ``A`` are computed once, and the logits that decide the
+prediction come from those same maps; the head gradient is computed once when any method
+needs it (the whole Grad-CAM family shares that one backward); each method then computes
+from what the pass shares (:class:`saliency.methods.base.Context`). Grid methods are brought
+to input size by the run's upsampling geometry. Everything stays on the device.
+
+Adding a method: one module that defines a :class:`~saliency.methods.base.Method`, one line
+in ``REGISTRY`` below, and its name in :mod:`saliency.methods.names`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from saliency.methods.base import target_weights
-from saliency.methods.baselines import make_baseline
+from saliency.methods import cam, gradcam, ig, library_cams
+from saliency.methods.base import HEAD_GRADIENT, Context, Method
 from saliency.methods.geometry import GridGeometry, grid_geometry, upsample
-from saliency.methods.gradcam import COMBINE, head_gradients
-from saliency.methods.ig import integrated_gradients
-from saliency.methods.library_cams import LIBRARY_UNITS, library_cam
-from saliency.methods.names import (
-    BASELINES,
-    GRADCAM_FAMILY,
-    IG_METHODS,
-    LIBRARY_METHODS,
-    METHODS,
-)
+from saliency.methods.gradcam import head_gradients
+from saliency.methods.ig import IGConfig
+from saliency.methods.names import GRID_METHODS, METHODS
 from saliency.models.camnet import CamNet
 from saliency.models.preprocess import Preprocessing, normalize
 
-assert tuple(COMBINE) == GRADCAM_FAMILY  # the names module lists the implemented variants
-UNITS = {
-    **{m: LIBRARY_UNITS for m in LIBRARY_METHODS},
-    "cam": "target score (logit) per feature cell, signed; mean over the grid + bias = score",
-    "ig": "target score per pixel (summed over channels), signed; sums to S(x) - S(baseline)",
-    **{m: "raw weighted activation, signed, before ReLU and normalization" for m in GRADCAM_FAMILY},
+REGISTRY: dict[str, Method] = {
+    m.name: m for m in (cam.METHOD, *gradcam.METHODS, ig.METHOD, *library_cams.METHODS)
 }
+assert tuple(REGISTRY) == METHODS  # the names module lists exactly what is registered
+assert tuple(m.name for m in REGISTRY.values() if m.grid) == GRID_METHODS
+UNITS = {name: m.units for name, m in REGISTRY.items()}
 
-
-@dataclass(frozen=True)
-class IGConfig:
-    n_steps: int = 32
-    method: str = "gausslegendre"
-    baseline: str = "black"
-    seed: int = 0
-    internal_batch: int = 128
-    tolerance: float = 0.05  # completeness error above this is warned about
-
-    def __post_init__(self) -> None:
-        if self.method not in IG_METHODS:
-            raise ValueError(f"unknown IG method {self.method!r}; valid: {', '.join(IG_METHODS)}")
-        if self.baseline not in BASELINES:
-            raise ValueError(f"unknown baseline {self.baseline!r}; valid: {', '.join(BASELINES)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["REGISTRY", "UNITS", "BatchResult", "IGConfig", "check_methods", "explain_batch"]
 
 
 def check_methods(names: list[str]) -> list[str]:
-    unknown = [m for m in names if m not in METHODS]
+    unknown = [m for m in names if m not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
     if not names:
@@ -91,33 +71,24 @@ def explain_batch(
     ``geometry`` (None: measured here; pass it in when explaining many batches).
     Returns the result and the targets.
     """
+    chosen = [REGISTRY[m] for m in check_methods(methods)]
     x = normalize(unit, pre)
     size = tuple(x.shape[-2:])
-    family = [m for m in methods if m in GRADCAM_FAMILY]
-    if geometry is None and (family or "cam" in methods):
+    if geometry is None and any(m.grid for m in chosen):
         geometry = grid_geometry(model, size[-1])
     with torch.no_grad():
         feats = model.forward_features(x)
         logits = model.head(feats)
     target = choose_target(logits)
-    maps: dict[str, torch.Tensor] = {}
-    if "cam" in methods:
-        w = target_weights(model.fc, target).to(feats.dtype)
-        maps["cam"] = upsample(torch.einsum("nc,nchw->nhw", w, feats), size, geometry)
-    if family:
-        grads = head_gradients(model, feats, target)
-        for m in family:
-            maps[m] = upsample(COMBINE[m](feats, grads), size, geometry)
-    for m in methods:
-        if m in LIBRARY_METHODS:
-            maps[m] = library_cam(model, x, target, m)
-    result = BatchResult(logits=logits, maps=maps)
-    if "ig" in methods:
-        cfg = ig or IGConfig()
-        base = make_baseline(cfg.baseline, unit, pre, mean_face, cfg.seed)
-        res = integrated_gradients(
-            ig_model or model, x, target, base, cfg.n_steps, cfg.method, cfg.internal_batch
-        )
-        maps["ig"] = res.maps
-        result.ig_error, result.ig_delta = res.completeness_error, res.delta
+    ctx = Context(
+        model, unit, x, pre, target, feats,
+        options={"ig": ig or IGConfig(), "mean_face": mean_face, "ig_model": ig_model},
+    )  # fmt: skip
+    if any(HEAD_GRADIENT in m.needs for m in chosen):
+        ctx.head_gradient = head_gradients(model, feats, target)
+    maps = {}
+    for m in chosen:
+        out = m.compute(ctx)
+        maps[m.name] = upsample(out, size, geometry) if m.grid else out
+    result = BatchResult(logits, maps, ctx.extras.get("ig_error"), ctx.extras.get("ig_delta"))
     return result, target

@@ -24,6 +24,12 @@ class CamNet(nn.Module):
         self.channels = channels
         self.n_outputs = n_outputs
 
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The module whose output ``forward_features`` returns (for hook-based methods)."""
+        children = list(self.features.children())
+        return children[-1] if children else self.features
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last block's maps ``[N, C, h, w]`` for input ``[N, 3, H, W]``."""
         return self.features(x)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from saliency.data.atomic import atomic_write, tempfile_path
+from saliency.atomic import atomic_write, tempfile_path
 from saliency.models.camnet import CamNet
 from saliency.models.preprocess import Preprocessing
 from saliency.models.zoo import ModelSpec, build_model

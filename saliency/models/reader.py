@@ -16,9 +16,6 @@ is linear in the input, so IG is exact with any number of steps), and changing p
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 from torch import nn
 
@@ -70,38 +67,4 @@ def reader_state_dict(
         "features.template": template.to(torch.float32).view(1, 1, *template.shape[-2:]),
         "fc.weight": torch.tensor([[float(weight)]]),
         "fc.bias": torch.tensor([float(bias)]),
-    }
-
-
-def reader_checkpoint(
-    manifest: str | os.PathLike,
-    template: torch.Tensor,
-    pre: Preprocessing,
-    weight: float,
-    bias: float = 0.0,
-    d0: float = 0.5,
-    classes: tuple[str, str] = ("female", "male"),
-) -> dict:
-    """A checkpoint dict (for ``save_checkpoint``) of a region reader over ``manifest``'s
-    images: one logit, the log-odds of ``classes[1]``; its split column decides the splits."""
-    from saliency.models.checkpoint import file_sha256
-    from saliency.models.zoo import ModelSpec
-
-    spec = ModelSpec(arch=ARCH, n_outputs=1, loss="bce", output_stride=1, dropout=0.0)
-    return {
-        "model": spec.to_dict(),
-        "classes": list(classes),
-        "preprocessing": pre.to_dict(),
-        "state_dict": reader_state_dict(template, pre, weight, bias, d0),
-        "train_config": {"seed": 0, "hand_weighted": {"weight": weight, "bias": bias, "d0": d0}},
-        "data": {
-            "manifest": str(Path(manifest).resolve()),
-            "sha256": file_sha256(manifest),
-            "n_train": 0,
-            "n_val": 0,
-            "seeded_split": False,
-        },
-        "epoch": 0,
-        "val_loss": None,
-        "val_accuracy": None,
     }

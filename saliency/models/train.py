@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from saliency.atomic import atomic_write_text
 from saliency.binomial import at_chance
-from saliency.data.atomic import atomic_write_text
 from saliency.models import outputs
 from saliency.models.augment import augment
 from saliency.models.checkpoint import CheckpointWriter, file_sha256, read_checkpoint

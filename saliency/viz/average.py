@@ -1,22 +1,48 @@
-"""Average-face figures: the mean map over the mean face, and contrasts with significance."""
+"""Map panels: an image, a map over it, a difference with its significant pixels outlined.
+
+Each panel draws into the ``ax`` it is given and returns it; the figure around it (size,
+colorbar, suptitle) belongs to whoever assembles the panels.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.figure import Figure
-
-from saliency.viz.style import new_figure
+from matplotlib.axes import Axes
 
 
-def _overlay(ax, face, values, signed, title, alpha=0.55, vmax=None):
+def _bare(ax: Axes, title: str) -> Axes:
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def face_panel(ax: Axes, face: np.ndarray, title: str) -> Axes:
+    """An RGB image ``[H, W, 3]`` in [0, 1]."""
+    ax.imshow(np.clip(face, 0, 1), interpolation="bilinear")
+    return _bare(ax, title)
+
+
+def map_panel(
+    ax: Axes,
+    face: np.ndarray,
+    values: np.ndarray,
+    title: str,
+    signed: bool | None = None,
+    vmax: float | None = None,
+    alpha: float = 0.55,
+) -> Axes:
+    """A map ``[H, W]`` over the image: diverging and centred at zero when ``signed`` (default:
+    when any value is negative), else from zero; the map is ``ax.images[-1]`` (colorbars)."""
+    signed = bool((values < 0).any()) if signed is None else signed
     ax.imshow(np.clip(face, 0, 1), interpolation="bilinear")
     if signed:
         vmax = vmax or max(float(np.abs(values).max()), 1e-12)
-        im = ax.imshow(
+        ax.imshow(
             values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, alpha=alpha, interpolation="bilinear"
         )
     else:
-        im = ax.imshow(
+        ax.imshow(
             values,
             cmap="inferno",
             alpha=alpha,
@@ -24,40 +50,15 @@ def _overlay(ax, face, values, signed, title, alpha=0.55, vmax=None):
             vmin=0,
             vmax=vmax or max(float(values.max()), 1e-12),
         )
-    ax.set_title(title, fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return im
+    return _bare(ax, title)
 
 
-def map_figure(face: np.ndarray, values: np.ndarray, title: str, left: str, right: str) -> Figure:
-    """An image (left) and a map over it with a colorbar (right); diverging if signed."""
-    fig = new_figure(5.2, 2.9)
-    ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    ax0.imshow(np.clip(face, 0, 1), interpolation="bilinear")
-    ax0.set_title(left, fontsize=8)
-    ax0.set_xticks([])
-    ax0.set_yticks([])
-    im = _overlay(ax1, face, values, bool((values < 0).any()), right)
-    fig.colorbar(im, ax=ax1, fraction=0.046, pad=0.03)
-    fig.suptitle(title, fontsize=9)
-    return fig
-
-
-def average_figure(face: np.ndarray, mean: np.ndarray, n: int, title: str, norm: str) -> Figure:
-    """Average face | mean map over it with a colorbar; ``n`` printed."""
-    return map_figure(face, mean, title, f"average face (n = {n})", f"mean map ({norm} per image)")
-
-
-def contrast_figure(
-    face: np.ndarray, diff: np.ndarray, significant: np.ndarray, title: str, n_a: int, n_b: int
-) -> Figure:
-    """Difference of mean maps, with family-wise significant pixels outlined."""
-    fig = new_figure(3.2, 3.1)
-    ax = fig.add_subplot()
-    im = _overlay(ax, face, diff, True, f"difference (n = {n_a} vs {n_b})")
+def difference_panel(
+    ax: Axes, face: np.ndarray, diff: np.ndarray, significant: np.ndarray, title: str
+) -> Axes:
+    """A difference of mean maps (diverging, centred at zero), with the pixels of the boolean
+    ``significant [H, W]`` outlined."""
+    map_panel(ax, face, diff, title, signed=True)
     if significant.any():
         ax.contour(significant.astype(float), levels=[0.5], colors="black", linewidths=0.8)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    fig.suptitle(title + "\noutline: p < 0.05, family-wise (max-t permutation)", fontsize=8)
-    return fig
+    return ax

@@ -1,27 +1,27 @@
-"""Share figures: enrichment of each region with its 95% interval, per selection."""
+"""Share panels: enrichment of each region with its 95% interval, per selection."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
-from saliency.viz.style import new_figure
 
-
-def enrichment_figure(
-    summary: pd.DataFrame, title: str, selections: list[str] | None = None, max_bars: int = 6
-) -> Figure:
-    """Bars of enrichment (share of positive attribution / share of area) per region on a
-    log axis, one bar per selection (``selections``, default the table's first
-    ``max_bars``), 95% interval whiskers; the dashed line at 1 is attribution in proportion
-    to area. ``summary``: one split's rows."""
+def shown_selections(
+    summary: pd.DataFrame, selections: list[str] | None = None, max_bars: int = 6
+) -> list[str]:
+    """The selections an enrichment panel shows: ``selections`` present in ``summary`` (default
+    its own), at most ``max_bars``."""
     present = list(dict.fromkeys(summary["selection"]))
-    selections = [s for s in (selections or present) if s in present][:max_bars] or present[:1]
+    return [s for s in (selections or present) if s in present][:max_bars] or present[:1]
+
+
+def enrichment_panel(ax: Axes, summary: pd.DataFrame, selections: list[str], title: str) -> Axes:
+    """Bars of enrichment (share of positive attribution / share of area) per region on a
+    log axis, one bar per selection, 95% interval whiskers; the dashed line at 1 is
+    attribution in proportion to area. ``summary``: one split's rows."""
     regions = list(dict.fromkeys(summary["region"]))
-    fig = new_figure(min(7.5, 1.2 + 0.9 * len(regions) + 0.1 * len(regions) * len(selections)), 2.8)
-    ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(selections)
     x = np.arange(len(regions))
     for k, sel in enumerate(selections):
@@ -40,4 +40,4 @@ def enrichment_figure(
     ax.legend(fontsize=7, frameon=False, ncol=min(6, len(selections)), loc="upper center",
               bbox_to_anchor=(0.5, -0.12))  # fmt: skip
     ax.set_title(title)
-    return fig
+    return ax

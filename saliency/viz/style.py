@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from saliency.data.atomic import atomic_write  # noqa: E402
+from saliency.atomic import atomic_write  # noqa: E402
 
 RC = {
     "figure.dpi": 100,

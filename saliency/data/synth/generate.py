@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from saliency.data.atomic import atomic_write_json
+from saliency.atomic import atomic_write_json
 from saliency.data.cells import cell_name
 from saliency.data.imageio import write_rgb
 from saliency.data.manifest import landmark_frame, write_manifest

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from saliency.atomic import atomic_write_json, atomic_write_text
 from saliency.binomial import wilson
-from saliency.data.atomic import atomic_write_json, atomic_write_text
 from saliency.data.cells import standard_selections
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
 from saliency.data.manifest import (

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from saliency.data.regions import REGION_CODES, REGIONS, check_region
-from saliency.faces.names import FILLS
+from saliency.perturb.names import FILLS
 
 REFERENCE_SIDE = 224
 DILATION_ITERATIONS: dict[str, int] = {

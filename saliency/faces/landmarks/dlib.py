@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from saliency.faces.landmarks import Face
+from saliency.faces.landmarks.base import Face
 
 PREDICTOR = "shape_predictor_68_face_landmarks.dat"
 DEBIAN = Path("/usr/share/dlib") / PREDICTOR

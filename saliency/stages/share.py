@@ -1,4 +1,8 @@
-"""Per-image attribution share of every region, streamed over one method's stored maps.
+"""The share stage: how much of each method's attribution falls in each facial region.
+
+Reads ``RUN/saliency/<maps split>/<method>/`` and the region masks; writes
+``RUN/share/<method>_<maps split>/`` (per_image.csv, skipped.csv, summary.csv, truth.csv
+on synthetic data, an enrichment figure per split).
 
 Each image's exclusive region label map (the manifest's ``mask`` column, in the stored
 image's coordinates) is brought onto the model's input grid by the preprocessing contract's
@@ -12,18 +16,25 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from saliency.analysis.share import batch_region_mass, rank_accuracy
+from saliency.analysis.recovered import judged
+from saliency.analysis.selection import standard_selections
+from saliency.analysis.share.mass import batch_region_mass, rank_accuracy
+from saliency.analysis.share.summary import ShareTables, summarize_shares
+from saliency.atomic import atomic_write_text
+from saliency.data.cells import present_groups
 from saliency.data.imageio import ImageReadError, read_label_map
 from saliency.data.manifest import read_manifest
 from saliency.data.regions import REGION_CODES, REGIONS
-from saliency.methods.explain import read_maps
+from saliency.methods.store import explained_methods, read_maps
 from saliency.models.preprocess import resize_labels
+from saliency.rundir import record, require_run, saliency_dir, share_dir
 
 META_COLUMNS = ["path", "label", "group", "target", "pred", "correct"]
 
@@ -116,3 +127,72 @@ def share_table(
     skip["reason"] = [why for _, why in skipped]
     meta = {**meta, "ground_truth": truth, "shares": "of positive attribution, per image"}
     return per, skip, meta
+
+
+@dataclass
+class ShareConfig:
+    run: Path
+    method: list[str] | None = None  # default: every explained method
+    split: list[str] | None = None  # which predictions; default all, correct and incorrect
+    group: list[str] | None = None  # default: all, every subgroup, class and cell
+    label: str | None = None
+    maps_split: str = "test"
+    bootstrap: int = 2000
+    seed: int = 0
+    workers: int = 2
+
+    def to_dict(self) -> dict:
+        return {k: str(v) for k, v in asdict(self).items()}  # as recorded before issue 17
+
+
+@dataclass
+class MethodShares:
+    method: str
+    out: Path
+    tables: ShareTables
+    skipped: int
+    judged: tuple[bool, str]
+
+
+@dataclass
+class ShareResult:
+    methods: list[MethodShares] = field(default_factory=list)
+
+
+def run(
+    cfg: ShareConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
+) -> ShareResult:
+    """Per-image shares and their summaries for every method; ``progress(method, n)``
+    returns the callback that counts that method's images."""
+    from saliency.stages.plots import enrichment_figure
+    from saliency.viz.style import save_figure
+
+    run_dir = require_run(cfg.run)
+    result = ShareResult()
+    for method in explained_methods(run_dir, cfg.maps_split, cfg.method):
+        folder = saliency_dir(run_dir, cfg.maps_split, method)
+        n = json.loads((folder / "meta.json").read_text())["shape"][0]
+        step = progress(method, n) if progress is not None else None
+        per, skipped, meta = share_table(folder, workers=cfg.workers, progress=step)
+        classes = meta["classes"]
+        sels = standard_selections(per, classes, cfg.split, cfg.group, cfg.label)
+        tables = summarize_shares(per, classes, sels, meta["ground_truth"], cfg.bootstrap, cfg.seed)
+        out = share_dir(run_dir, method, cfg.maps_split)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "per_image.csv", per.to_csv(index=False, float_format="%.6g"))
+        atomic_write_text(out / "skipped.csv", skipped.to_csv(index=False))
+        for name in ("summary", "truth"):
+            table = getattr(tables, name)
+            if len(table):
+                atomic_write_text(
+                    out / f"{name}.csv", table.to_csv(index=False, float_format="%.5g")
+                )
+            else:
+                (out / f"{name}.csv").unlink(missing_ok=True)
+        for split, t in tables.summary.groupby("split", sort=False) if len(tables.summary) else []:
+            shown = ["all", *present_groups(per), *classes]  # cells: in summary.csv
+            fig = enrichment_figure(t, f"{method}: enrichment, {split} predictions", shown)
+            save_figure(fig, out / f"enrichment_{split}.png")
+        result.methods.append(MethodShares(method, out, tables, len(skipped), judged(meta)))
+    record(run_dir, "share", cfg.to_dict())
+    return result

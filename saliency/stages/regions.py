@@ -6,7 +6,7 @@ Sources, best first (``auto`` takes the first one available): the generator's ex
 Writes ``OUT/masks/<row>_<stem>.png`` (``uint8`` codes of :mod:`saliency.data.regions`, in
 the image's own coordinates), ``OUT/manifest.csv`` (the input rows with ``mask`` and
 ``mask_source``), ``OUT/skipped.csv`` (a reason per row without masks) and a preview sheet.
-The dilated, feathered masks for filling derive from these (:mod:`saliency.faces.fill`).
+The dilated, feathered masks for filling derive from these (:mod:`saliency.perturb.fill`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from saliency.data.atomic import atomic_write_text
+from saliency.atomic import atomic_write_text
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
 from saliency.data.manifest import (
     Manifest,
@@ -162,7 +162,7 @@ def region_masks(
     atomic_write_text(out / "skipped.csv", skipped_df.to_csv(index=False))
     preview = None
     if cfg.preview and rows:
-        from saliency.viz.contact import manifest_preview
+        from saliency.stages.previews import manifest_preview
 
         preview = manifest_preview(out / "manifest.csv", out / "regions_preview.png", cfg.preview)
     areas_df = pd.DataFrame(areas).mean().rename("mean_area").to_frame() if areas else None

@@ -1,13 +1,13 @@
-"""The fills of :mod:`saliency.faces.fill`, batched in torch on the model's device.
+"""The fills of :mod:`saliency.perturb.fill`, batched in torch on the model's device.
 
 Same recipe, same numbers: the square dilation is a stride-1 max pool of side ``2 r + 1``,
 taken as a row pool then a column pool (OpenCV's dilate ignores the border, as the pool's
 -inf padding does); the feather is the same Gaussian kernel (``cv2.getGaussianKernel``)
 applied separably with OpenCV's default border, reflect-101 (torch's ``reflect``); the box
 blur sums the same reflect-101 window, which is exact for 8-bit pixels; blending repeats
-:func:`saliency.faces.fill.blend`'s float32 operations in the same order. On the CPU the
+:func:`saliency.perturb.fill.blend`'s float32 operations in the same order. On the CPU the
 arithmetic is float64, as OpenCV's, and the bytes are the reference's; on an accelerator it is
-float32 (:func:`work_dtype`). The CPU functions in :mod:`saliency.faces.fill` stay the
+float32 (:func:`work_dtype`). The CPU functions in :mod:`saliency.perturb.fill` stay the
 reference; tests hold the two to at most one grey level apart, and in practice they agree
 except where a feathered weight lands within rounding of a half level.
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from saliency.data.regions import REGION_CODES, check_region
-from saliency.faces.fill import (
+from saliency.perturb.fill import (
     FEATURES,
     FILLS,
     box_size,
@@ -75,7 +75,7 @@ def fill_masks_batch(labels: torch.Tensor, regions: list[str]) -> torch.Tensor:
         regions: region names.
 
     Returns:
-        ``float32 [B, R, H, W]`` in [0, 1], :func:`saliency.faces.fill.fill_mask` per map.
+        ``float32 [B, R, H, W]`` in [0, 1], :func:`saliency.perturb.fill.fill_mask` per map.
     """
     if labels.ndim != 3:
         raise ValueError(f"expected label maps [B, H, W], got shape {tuple(labels.shape)}")
@@ -99,7 +99,7 @@ def fill_sources_batch(
     images: torch.Tensor, fill: str, noise: torch.Tensor | None = None
 ) -> torch.Tensor:
     """What regions are replaced with, ``uint8 [B, H, W, 3]``, for RGB ``uint8 [B, H, W, 3]``
-    images; :func:`saliency.faces.fill.fill_source` per image. ``noise`` (``uint8
+    images; :func:`saliency.perturb.fill.fill_source` per image. ``noise`` (``uint8
     [B, H, W, 3]``, drawn as the reference draws it) is required for the noise fill."""
     if fill == "blur":
         k = box_size(image_side(images.shape[1:3]))
@@ -139,7 +139,7 @@ def ablated_batch(
     protect: bool = True,
     noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`saliency.analysis.ablation_variants.ablated` for a batch, on the tensors' device.
+    """:func:`saliency.perturb.variants.ablated` for a batch, on the tensors' device.
 
     Args:
         images: RGB ``uint8 [B, H, W, 3]``.

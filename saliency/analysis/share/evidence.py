@@ -17,12 +17,10 @@ included, reflects the same resamples. Seeded: the same inputs give the same int
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from saliency.analysis.ablation_store import result_dir
 from saliency.analysis.stats import bootstrap
 from saliency.data.regions import REGIONS
 
@@ -89,29 +87,3 @@ def share_matrices(per: pd.DataFrame, regions=REGIONS) -> tuple[np.ndarray, np.n
         per[[f"share_{r}" for r in regions]].to_numpy(float),
         per[[f"area_{r}" for r in regions]].to_numpy(float),
     )
-
-
-def ablation_drops(run: str | Path, fill: str, regions=REGIONS) -> pd.DataFrame | None:
-    """Per-image drops from ``RUN/ablation/<region>_<fill>_delete/per_image.csv`` for every
-    region present: a frame with ``path`` and ``drop_<region>`` (NaN where the region had
-    zero area); ``None`` when fewer than three regions were ablated with that fill."""
-    frames = []
-    for r in regions:
-        f = result_dir(run, r, fill, "delete") / "per_image.csv"
-        if f.is_file():
-            t = pd.read_csv(
-                f,
-                keep_default_na=False,
-                usecols=["path", "region_area", "prob_before", "prob_after"],
-            )
-            drop = (t["prob_before"] - t["prob_after"]).where(t["region_area"] > 0)
-            frames.append(pd.DataFrame({"path": t["path"], f"drop_{r}": drop}).set_index("path"))
-    if len(frames) < 3:
-        return None
-    return pd.concat(frames, axis=1, join="inner").reset_index()
-
-
-def ablation_fills(run: str | Path) -> list[str]:
-    """Fills with delete-mode ablations under ``RUN/ablation`` (blur first)."""
-    found = {p.name.split("_")[1] for p in (Path(run) / "ablation").glob("*_*_delete")}
-    return sorted(found, key=lambda f: (f != "blur", f))

@@ -1,11 +1,14 @@
-"""Region ablation: fill a region (``delete``) or everything but it (``keep``), re-classify.
+"""The ablate stage: fill a region (``delete``) or everything but it (``keep``), re-classify.
+
+Writes ``RUN/ablation/<region>_<fill>_<mode>/`` (per_image.csv, settings.json, summary.csv,
+skipped.csv, distributions.png) and ``RUN/ablation/ranking_<fill>_<mode>.csv``.
 
 Each image is read at its own (aligned) size, where its region masks live. Every region's
-dilated, feathered fill mask (:mod:`saliency.faces.fill`) blends the fill into it; the
+dilated, feathered fill mask (:mod:`saliency.perturb.fill`) blends the fill into it; the
 original and all variants then go through the run's own preprocessing (the resize and
 normalization that evaluate used) and one batched forward pass, so all regions cost one pass
 over the data. Decoding happens in DataLoader workers; the fills too on the CPU, and on the
-model's device otherwise (:mod:`saliency.analysis.ablation_variants`; the same bytes).
+model's device otherwise (:mod:`saliency.perturb.variants`; the same bytes).
 """
 
 from __future__ import annotations
@@ -19,22 +22,21 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from saliency.analysis.ablation_variants import (
+from saliency.data.cells import parse_group, present_groups
+from saliency.data.manifest import relative_path
+from saliency.data.regions import REGION_CODES, REGIONS
+from saliency.models import outputs
+from saliency.models.checkpoint import load_model
+from saliency.models.evaluate import evaluation_rows
+from saliency.models.preprocess import model_input
+from saliency.perturb.names import FILLS, MODES
+from saliency.perturb.variants import (
     FILL_PLACES,
     Variants,
     batch_inputs,
     collate,
     fill_place,
 )
-from saliency.analysis.names import MODES
-from saliency.data.cells import parse_group, present_groups
-from saliency.data.manifest import relative_path
-from saliency.data.regions import REGION_CODES, REGIONS
-from saliency.faces.names import FILLS
-from saliency.models import outputs
-from saliency.models.checkpoint import load_model
-from saliency.models.evaluate import evaluation_rows
-from saliency.models.preprocess import model_input
 from saliency.rundir import best_checkpoint
 from saliency.runtime import full_float32
 
@@ -171,3 +173,66 @@ def _per_variant(
         "pred_before": preds[:, :1].expand(-1, n_reg).flatten().numpy(),
         "pred_after": preds[:, 1:].flatten().numpy(),
     })[cols]  # fmt: skip
+
+
+@dataclass
+class AblateResult:
+    per_image: pd.DataFrame  # every stored image of the regions asked for
+    new: pd.DataFrame  # the images ablated by this call
+    skipped: pd.DataFrame
+    rankings: dict[str, pd.DataFrame]  # group -> regions by effect
+    empty_regions: list[str]  # zero area in every image: nothing was filled
+    classes: list[str]
+
+
+def run(
+    run_dir: str | Path,
+    cfg: AblationConfig,
+    device: str = "auto",
+    workers: int = 2,
+    progress: Callable[[int], None] | None = None,
+) -> AblateResult:
+    """Ablate, merge with stored results of the same settings, summarize and write."""
+    from saliency.analysis.ablation.store import merged, result_dir, store
+    from saliency.analysis.ablation.summary import ranking, summarize
+    from saliency.atomic import atomic_write_text
+    from saliency.models.checkpoint import file_sha256
+    from saliency.rundir import ablation_dir, record, require_run
+    from saliency.runtime import resolve_device
+    from saliency.stages.plots import distributions_figure
+    from saliency.viz.style import save_figure
+
+    run_dir = require_run(run_dir)
+    new, skipped, classes = ablate_run(run_dir, cfg, resolve_device(device), workers, progress)
+    settings = {
+        "checkpoint_sha256": file_sha256(best_checkpoint(run_dir)),
+        "split": cfg.split, "fill": cfg.fill, "mode": cfg.mode, "seed": cfg.seed,
+        "protect": cfg.protect,
+    }  # fmt: skip
+    per = pd.concat(
+        [merged(result_dir(run_dir, r, cfg.fill, cfg.mode), new[new["region"] == r], settings)
+         for r in cfg.regions], ignore_index=True,
+    )  # fmt: skip
+    summary = summarize(per, classes, seed=cfg.seed)
+    empty = []
+    for region in cfg.regions:
+        out = result_dir(run_dir, region, cfg.fill, cfg.mode)
+        rows = per[per["region"] == region]
+        store(out, rows, settings)
+        atomic_write_text(
+            out / "summary.csv",
+            summary[summary["region"] == region].to_csv(index=False, float_format="%.5g"),
+        )
+        atomic_write_text(out / "skipped.csv", skipped.to_csv(index=False))
+        save_figure(distributions_figure(rows, f"{region}: {cfg.mode} with {cfg.fill}"),
+                    out / "distributions.png")  # fmt: skip
+        if (rows["region_area"] == 0).all():
+            empty.append(region)
+    rankings = {g: ranking(summary, g).assign(selection=g) for g in cfg.groups}
+    table = pd.concat(rankings.values(), ignore_index=True)
+    atomic_write_text(
+        ablation_dir(run_dir) / f"ranking_{cfg.fill}_{cfg.mode}.csv",
+        table.to_csv(index=False, float_format="%.5g"),
+    )
+    record(run_dir, f"ablate:{cfg.split}", cfg.to_dict())
+    return AblateResult(per, new, skipped, rankings, empty, classes)

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from saliency.data.atomic import atomic_write_json, atomic_write_text
+from saliency.atomic import atomic_write_json, atomic_write_text
+from saliency.rundir import ablation_result_dir as result_dir
 
-
-def result_dir(run: str | Path, region: str, fill: str, mode: str) -> Path:
-    return Path(run) / "ablation" / f"{region}_{fill}_{mode}"
+__all__ = ["merged", "result_dir", "store"]
 
 
 def merged(folder: Path, new: pd.DataFrame, settings: dict) -> pd.DataFrame:

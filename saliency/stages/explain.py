@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from saliency import __version__
-from saliency.data.atomic import atomic_write_json, atomic_write_text
+from saliency.atomic import atomic_write_json, atomic_write_text
 from saliency.data.manifest import relative_path
 from saliency.methods.fold import fold_batchnorm
 from saliency.methods.geometry import grid_geometry
@@ -33,7 +33,7 @@ from saliency.models.evaluate import evaluation_rows
 from saliency.models.loader import ImageSource
 from saliency.models.predict import predictions_frame
 from saliency.models.preprocess import normalize, to_unit
-from saliency.rundir import best_checkpoint
+from saliency.rundir import best_checkpoint, saliency_dir
 from saliency.runtime import full_float32
 
 PROGRESS = ".progress.json"
@@ -143,7 +143,7 @@ def explain_run(
         rows = rows.head(cfg.limit)
     n, size = len(rows), pre.size
     geometry = grid_geometry(model, size, cfg.upsample)
-    out = run / "saliency" / cfg.split
+    out = saliency_dir(run, cfg.split)
     sha = file_sha256(ckpt_path)
     keys = {m: _key(cfg, m, sha, rows["path"].tolist()) for m in methods}
     done = _resume_points(out, keys, overwrite)
@@ -269,26 +269,19 @@ def _index(
     return index
 
 
-def read_maps(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Open one method's stored maps (memory-mapped, read-only), its index and meta."""
-    folder = Path(folder)
-    if not (folder / "meta.json").is_file():
-        raise FileNotFoundError(f"no maps in {folder}; run `saliency explain` first")
-    maps = np.load(folder / "maps.npy", mmap_mode="r")
-    index = pd.read_csv(folder / "index.csv", keep_default_na=False)
-    return maps, index, json.loads((folder / "meta.json").read_text())
+def run(
+    run_dir: str | Path,
+    cfg: ExplainConfig,
+    device: str = "auto",
+    workers: int = 2,
+    progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
+) -> ExplainResult:
+    """The explain stage: :func:`explain_run` on the resolved device, recorded in the run."""
+    from saliency.rundir import record, require_run
+    from saliency.runtime import resolve_device
 
-
-def explained_methods(run: str | Path, split: str, asked: list[str] | None) -> list[str]:
-    """The methods with stored maps under ``RUN/saliency/<split>``, or ``asked`` after
-    checking each is there (an unknown one raises ``ValueError`` listing the valid ones)."""
-    base = Path(run) / "saliency" / split
-    present = sorted(p.parent.name for p in base.glob("*/meta.json"))
-    if not present:
-        raise FileNotFoundError(
-            f"no maps under {base}; run `saliency explain --run {run} --split {split}` first"
-        )
-    for m in asked or []:
-        if m not in present:
-            raise ValueError(f"unknown method {m!r} for {base}; valid: {', '.join(present)}")
-    return asked or present
+    run_dir = require_run(run_dir)
+    res = explain_run(run_dir, cfg, resolve_device(device), workers, progress, overwrite)
+    record(run_dir, f"explain:{cfg.split}", cfg.to_dict())
+    return res

@@ -2,9 +2,7 @@
 
 ``summary``: per region, n, share, area, enrichment with 95% intervals. ``truth`` (synthetic
 data): relevance rank accuracy and the share in the planted regions, with intervals and
-chance levels. ``agreement`` (when delete-mode ablations of the same images exist): the
-rank correlation between ablation drops and enrichments, and the recovered verdict
-(:mod:`saliency.analysis.recovered`).
+chance levels. Agreement with ablation is its own step (:mod:`saliency.analysis.agreement`).
 """
 
 from __future__ import annotations
@@ -14,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from saliency.analysis.recovered import ablation_leader, share_leader, verdict
-from saliency.analysis.region_evidence import evidence, share_matrices
+from saliency.analysis.recovered import share_leader
 from saliency.analysis.selection import Selection, select
+from saliency.analysis.share.evidence import evidence, share_matrices
 from saliency.analysis.stats import bootstrap
 from saliency.data.regions import REGIONS
 
@@ -25,11 +23,11 @@ from saliency.data.regions import REGIONS
 class ShareTables:
     summary: pd.DataFrame
     truth: pd.DataFrame
-    agreement: pd.DataFrame
     messages: list[str] = field(default_factory=list)
 
 
-def _label(sel: Selection) -> str:
+def selection_label(sel: Selection) -> str:
+    """A selection's name in the tables: its class, else its group or cell."""
     return sel.label if sel.label else sel.group
 
 
@@ -49,20 +47,17 @@ def summarize_shares(
     per: pd.DataFrame,
     classes: list[str],
     selections: list[Selection],
-    drops: dict[str, pd.DataFrame] | None = None,
-    judged: tuple[bool, str] = (True, ""),
     truth: list[str] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> ShareTables:
     """The share command's tables (module docstring) for each selection of ``per`` (a
-    per-image share table). ``drops``: fill name -> per-image drops (``path``,
-    ``drop_<region>``), from :func:`saliency.analysis.region_evidence.ablation_drops`."""
-    out = ShareTables(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
-    summary, truth_rows, agree, empty = [], [], [], []
+    per-image share table)."""
+    out = ShareTables(pd.DataFrame(), pd.DataFrame())
+    summary, truth_rows, empty = [], [], []
     for sel in selections:
         s = per[select(per, sel, classes)]
-        where = {"split": sel.outcome, "selection": _label(sel)}
+        where = {"split": sel.outcome, "selection": selection_label(sel)}
         if len(s) == 0:
             empty.append(sel)
             continue
@@ -94,26 +89,7 @@ def summarize_shares(
                 "truth_share": est[1], "truth_share_low": lo[1], "truth_share_high": hi[1],
                 "chance": float(s["truth_area"].mean()), "share_leader": leader or "",
             })  # fmt: skip
-        for fill, d in (drops or {}).items():
-            joined = s.merge(d, on="path", how="inner")
-            if len(joined) < 2:
-                continue
-            sh, ar = share_matrices(joined, regions)
-            dr = joined[[f"drop_{r}" for r in regions]].to_numpy(float)
-            ev2 = evidence(sh, ar, dr, n_boot=n_boot, seed=seed)
-            by_share = share_leader(regions, ev2["enrichment"][0], ev2["enrichment"][1])
-            by_ablation = ablation_leader(regions, ev2["drop"][0], ev2["drop"][1])
-            agree.append({
-                **where, "fill": fill, "n": len(joined),
-                "spearman": ev2["spearman"][0], "spearman_low": ev2["spearman"][1],
-                "spearman_high": ev2["spearman"][2],
-                "ablation_leader": by_ablation or "", "share_leader": by_share or "",
-                "recovered": verdict(by_ablation, by_share, judged[0]) or "",
-                "judged": judged[1] or "yes",
-            })  # fmt: skip
     if empty:
         out.messages.insert(0, _empty_message(empty, selections))
-    out.summary, out.truth, out.agreement = (
-        pd.DataFrame(summary), pd.DataFrame(truth_rows), pd.DataFrame(agree)
-    )  # fmt: skip
+    out.summary, out.truth = pd.DataFrame(summary), pd.DataFrame(truth_rows)
     return out

@@ -6,7 +6,7 @@ Two places give the same bytes (``tests/test_fill_batch.py``):
   and resize to the model's input; the main process only classifies. Best where the model
   runs on the same CPU cores.
 - ``device``: workers only decode; the fills run batched in torch on the model's device
-  (:mod:`saliency.faces.fill_batch`). Best on a GPU, where OpenCV in the workers would
+  (:mod:`saliency.perturb.fill_torch`). Best on a GPU, where OpenCV in the workers would
   starve it. Images whose stored size differs from the model's input fall back to the
   workers' path, one by one: the contract's area resize stays OpenCV's.
 """
@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from saliency.analysis.names import FILL_PLACES
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb
 from saliency.data.regions import REGION_CODES
-from saliency.faces.fill import FEATURES, blend, fill_mask, fill_source
-from saliency.faces.fill_batch import ablated_batch
 from saliency.models.preprocess import resize_rgb
+from saliency.perturb.fill import FEATURES, blend, fill_mask, fill_source
+from saliency.perturb.fill_torch import ablated_batch
+from saliency.perturb.names import FILL_PLACES
 
 
 def fill_place(setting: str, device: torch.device) -> str:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saliency.faces.dlib_backend import DlibBackend
-from saliency.faces.landmarks import Face
+from saliency.faces.landmarks.base import Face
+from saliency.faces.landmarks.dlib import DlibBackend
 
 NETWORK = "2DFAN-4"
 

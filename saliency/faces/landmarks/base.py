@@ -1,4 +1,4 @@
-"""Landmark backends behind one interface: ``dlib``, ``fan`` and ``columns``.
+"""What every landmark backend shares: :class:`Face`, the :class:`Backend` protocol, points.
 
 A backend maps an RGB image ``uint8 [H, W, 3]`` to the faces it finds, each a
 :class:`Face` with a box and landmarks in image pixels: 68 iBUG 300-W points, or the 5
@@ -12,8 +12,6 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
-
-from saliency.faces.names import BACKENDS
 
 FIVE = ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")  # CelebA names, image left first
 
@@ -55,38 +53,3 @@ def box_of(points: np.ndarray) -> tuple[float, float, float, float]:
     """The bounding box of a point set ``[K, 2]``."""
     lo, hi = points.min(axis=0), points.max(axis=0)
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
-
-
-class ColumnsBackend:
-    """Landmarks already in the manifest: ``x0,y0..x67,y67`` or the 5 points as
-    ``<name>_x, <name>_y`` columns for the names in :data:`FIVE` (CelebA's importer)."""
-
-    name = "columns"
-
-    def faces(self, image: np.ndarray, row: pd.Series | None = None) -> list[Face]:
-        if row is None:
-            raise ValueError("the columns backend needs the manifest row")
-        cols68 = [f"{a}{i}" for i in range(68) for a in ("x", "y")]
-        cols5 = [f"{n}_{a}" for n in FIVE for a in ("x", "y")]
-        for cols, k in ((cols68, 68), (cols5, 5)):
-            if all(c in row.index for c in cols):
-                values = pd.to_numeric(row[cols], errors="coerce").to_numpy(np.float64)
-                if np.isfinite(values).all():
-                    pts = values.reshape(k, 2)
-                    return [Face(box_of(pts), pts)]
-        return []
-
-
-def make_backend(name: str, **options) -> Backend:
-    """A backend by name; options go to its constructor (e.g. ``predictor`` for dlib)."""
-    if name == "columns":
-        return ColumnsBackend()
-    if name == "dlib":
-        from saliency.faces.dlib_backend import DlibBackend
-
-        return DlibBackend(**options)
-    if name == "fan":
-        from saliency.faces.fan_backend import FanBackend
-
-        return FanBackend(**options)
-    raise ValueError(f"unknown landmark backend {name!r}; valid: {', '.join(BACKENDS)}")

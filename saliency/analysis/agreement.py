@@ -1,0 +1,89 @@
+"""Agreement of the two answers to "which region matters": ablation drops and attribution
+shares, per method, fill and selection, computed once both exist.
+
+Reads ``RUN/ablation/<region>_<fill>_delete/per_image.csv`` and a method's per-image shares
+(``RUN/share/<method>_<split>/per_image.csv``); the table has Spearman's rank correlation
+across regions between drops and enrichments (joint bootstrap,
+:mod:`saliency.analysis.share.evidence`), each answer's leader and the recovered verdict
+(:mod:`saliency.analysis.recovered`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from saliency.analysis.recovered import ablation_leader, share_leader, verdict
+from saliency.analysis.selection import Selection, select
+from saliency.analysis.share.evidence import evidence, share_matrices
+from saliency.analysis.share.summary import selection_label
+from saliency.data.regions import REGIONS
+from saliency.rundir import ablation_dir
+from saliency.rundir import ablation_result_dir as result_dir
+
+
+def agreement_table(
+    per: pd.DataFrame,
+    classes: list[str],
+    selections: list[Selection],
+    drops: dict[str, pd.DataFrame],
+    judged: tuple[bool, str] = (True, ""),
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per selection and fill: ``per`` is a method's per-image share table,
+    ``drops`` maps a fill to per-image drops (``path``, ``drop_<region>``, from
+    :func:`ablation_drops`); ``judged`` says whether the method's share can carry a claim."""
+    rows = []
+    for sel in selections:
+        s = per[select(per, sel, classes)]
+        if len(s) == 0:
+            continue
+        _, areas = share_matrices(s)
+        regions = [r for r, ok in zip(REGIONS, areas.sum(0) > 0, strict=True) if ok]
+        where = {"split": sel.outcome, "selection": selection_label(sel)}
+        for fill, d in drops.items():
+            joined = s.merge(d, on="path", how="inner")
+            if len(joined) < 2:
+                continue
+            sh, ar = share_matrices(joined, regions)
+            dr = joined[[f"drop_{r}" for r in regions]].to_numpy(float)
+            ev = evidence(sh, ar, dr, n_boot=n_boot, seed=seed)
+            by_share = share_leader(regions, ev["enrichment"][0], ev["enrichment"][1])
+            by_ablation = ablation_leader(regions, ev["drop"][0], ev["drop"][1])
+            rows.append({
+                **where, "fill": fill, "n": len(joined),
+                "spearman": ev["spearman"][0], "spearman_low": ev["spearman"][1],
+                "spearman_high": ev["spearman"][2],
+                "ablation_leader": by_ablation or "", "share_leader": by_share or "",
+                "recovered": verdict(by_ablation, by_share, judged[0]) or "",
+                "judged": judged[1] or "yes",
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def ablation_drops(run: str | Path, fill: str, regions=REGIONS) -> pd.DataFrame | None:
+    """Per-image drops from ``RUN/ablation/<region>_<fill>_delete/per_image.csv`` for every
+    region present: a frame with ``path`` and ``drop_<region>`` (NaN where the region had
+    zero area); ``None`` when fewer than three regions were ablated with that fill."""
+    frames = []
+    for r in regions:
+        f = result_dir(run, r, fill, "delete") / "per_image.csv"
+        if f.is_file():
+            t = pd.read_csv(
+                f,
+                keep_default_na=False,
+                usecols=["path", "region_area", "prob_before", "prob_after"],
+            )
+            drop = (t["prob_before"] - t["prob_after"]).where(t["region_area"] > 0)
+            frames.append(pd.DataFrame({"path": t["path"], f"drop_{r}": drop}).set_index("path"))
+    if len(frames) < 3:
+        return None
+    return pd.concat(frames, axis=1, join="inner").reset_index()
+
+
+def ablation_fills(run: str | Path) -> list[str]:
+    """Fills with delete-mode ablations under ``RUN/ablation`` (blur first)."""
+    found = {p.name.split("_")[1] for p in ablation_dir(run).glob("*_*_delete")}
+    return sorted(found, key=lambda f: (f != "blur", f))

@@ -1,0 +1,172 @@
+"""The average stage: average maps and faces per selection, with optional contrasts.
+
+Reads ``RUN/saliency/<maps split>/<method>/``; writes ``RUN/averages/<name>.npz`` (mean,
+std, count, mean face, the normalization and selection; with a contrast, the difference,
+t and family-wise p maps) and a figure per selection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saliency.analysis.average import (
+    merge_partitions,
+    partition_faces,
+    partition_ids,
+    partition_moments,
+)
+from saliency.analysis.names import OUTCOMES
+from saliency.analysis.normalize import normalize_maps
+from saliency.analysis.permutation import max_t_test
+from saliency.analysis.selection import (
+    Selection,
+    check_class,
+    check_outcome,
+    default_groups,
+    select,
+)
+from saliency.atomic import atomic_write
+from saliency.data.cells import parse_group, present_groups
+from saliency.methods.store import explained_methods, read_maps
+from saliency.models.preprocess import Preprocessing
+from saliency.rundir import averages_dir, record, saliency_dir
+
+
+@dataclass
+class AverageConfig:
+    run: Path
+    split: str = "all"  # which predictions: all, correct or incorrect
+    group: list[str] | None = None  # default: all, every subgroup and every cell
+    label: str | None = None  # only this class
+    method: list[str] | None = None  # default: every explained method
+    norm: str = "max"
+    contrast: str | None = None  # a split or a group/cell to compare with
+    permutations: int = 1000
+    maps_split: str = "test"
+    workers: int = 2
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class AverageResult:
+    out: Path
+    summary: pd.DataFrame  # one row per written selection
+    messages: list[str] = field(default_factory=list)  # empty or too-small selections
+
+
+def _contrast(sel: Selection, text: str, groups: list[str], classes: list[str]) -> Selection:
+    if text in OUTCOMES:
+        return replace(sel, outcome=text)
+    parse_group(text, groups, classes)  # raises with the valid values
+    return replace(sel, group=text)
+
+
+def _write_npz(path: Path, **arrays) -> None:
+    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
+
+
+def run(cfg: AverageConfig) -> AverageResult:
+    """Average every method's stored maps over each selection of ``cfg``."""
+    from saliency.stages.plots import average_figure, contrast_figure
+    from saliency.viz.style import save_figure
+
+    check_outcome(cfg.split)
+    methods = explained_methods(cfg.run, cfg.maps_split, cfg.method)
+    out = averages_dir(cfg.run)
+    result = AverageResult(out, pd.DataFrame())
+    summary, faces_cache = [], {}
+    for method in methods:
+        maps, index, meta = read_maps(saliency_dir(cfg.run, cfg.maps_split, method))
+        classes = meta["classes"]
+        label = check_class(cfg.label, classes)
+        groups = cfg.group or default_groups(index, classes)
+        for g in groups:
+            parse_group(g, present_groups(index), classes)
+        ids = partition_ids(index)
+        moments = partition_moments(maps, ids, cfg.norm)
+        key = tuple(index["path"])
+        if key not in faces_cache:
+            root = Path(meta["manifest"]).parent
+            pre = Preprocessing.from_dict(meta["preprocessing"])
+            faces_cache[key] = partition_faces(
+                [str(root / p) for p in index["path"]], ids, pre, cfg.workers
+            )
+        faces = faces_cache[key]
+        for g in groups:
+            sel = Selection(cfg.split, g, label)
+            mask = select(index, sel, classes)
+            if not mask.any():
+                result.messages.append(
+                    f"{method}: empty selection ({sel.describe()}); nothing written"
+                )
+                continue
+            mom, face = merge_partitions(np.unique(ids[mask]), moments, faces)
+            name = sel.name(method, cfg.maps_split)
+            arrays = {
+                "mean": mom.mean,
+                "std": mom.std,
+                "count": mom.n,
+                "mean_face": face,
+                "normalization": cfg.norm,
+                "method": method,
+                "selection": sel.describe(),
+                "units": meta["units"],
+                "upsampling": (meta.get("upsampling") or {}).get("rule", "none (pixel maps)"),
+            }
+            title = f"{method}: {sel.describe()}"
+            if meta.get("upsampling"):
+                title += f" ({meta['upsampling']['rule']} upsampling)"
+            row = {
+                "method": method,
+                "selection": name.split("_", 1)[1],
+                "n": mom.n,
+                "peak_yx": tuple(
+                    int(v) for v in np.unravel_index(np.argmax(mom.mean), mom.mean.shape)
+                ),
+            }
+            if cfg.contrast:
+                other = _contrast(sel, cfg.contrast, present_groups(index), classes)
+                mask_b = select(index, other, classes)
+                if mask_b.sum() < 2 or mask.sum() < 2:
+                    result.messages.append(
+                        f"{method}: contrast {sel.describe()} vs {other.describe()} needs at "
+                        f"least 2 images on each side ({mask.sum()} and {mask_b.sum()})"
+                    )
+                else:
+                    a = normalize_maps(maps[np.flatnonzero(mask)], cfg.norm)
+                    b = normalize_maps(maps[np.flatnonzero(mask_b)], cfg.norm)
+                    res = max_t_test(a.reshape(len(a), -1), b.reshape(len(b), -1), cfg.permutations)
+                    shape = mom.mean.shape
+                    sig = (res.p_fwe < 0.05).reshape(shape)
+                    arrays.update(
+                        contrast=other.describe(),
+                        difference=res.difference.reshape(shape),
+                        t=res.t.reshape(shape),
+                        p_fwe=res.p_fwe.reshape(shape),
+                        contrast_count=int(len(b)),
+                    )
+                    name = f"{name}_vs_{cfg.contrast}"
+                    save_figure(
+                        contrast_figure(
+                            face,
+                            res.difference.reshape(shape),
+                            sig,
+                            f"{method}: {sel.describe()} minus {other.describe()}",
+                            len(a),
+                            len(b),
+                        ),
+                        out / f"{name}_contrast.png",
+                    )
+                    row["significant_pixels"] = int(sig.sum())
+            _write_npz(out / f"{name}.npz", **arrays)
+            save_figure(average_figure(face, mom.mean, mom.n, title, cfg.norm), out / f"{name}.png")
+            summary.append(row)
+    record(cfg.run, "average", cfg.to_dict())
+    result.summary = pd.DataFrame(summary)
+    return result
