@@ -188,6 +188,31 @@ def test_library_cams_follow_the_target_and_are_normalized(resnet):
     assert not torch.allclose(a, b)
 
 
+def test_the_fused_pass_gives_exactly_the_standalone_maps(resnet):
+    """explain's fused pass (one forward, one head backward for the whole family) and the
+    standalone cam / grad_cam / integrated_gradients give bit-identical maps."""
+    from saliency.methods.baselines import make_baseline
+    from saliency.methods.geometry import grid_geometry
+    from saliency.methods.ig import IGConfig, integrated_gradients
+    from saliency.methods.registry import explain_batch
+    from saliency.models.preprocess import Preprocessing, normalize
+
+    torch.manual_seed(7)
+    pre, unit = Preprocessing(size=32), torch.rand(3, 3, 32, 32)
+    x, t = normalize(unit, pre), torch.tensor([1, 0, 1])
+    geometry = grid_geometry(resnet, 32)
+    names = ["cam", "gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "ig"]
+    cfg = IGConfig(n_steps=4)
+    res, target = explain_batch(resnet, unit, pre, names, lambda z: t, cfg, geometry=geometry)
+    assert torch.equal(target, t)
+    assert torch.equal(res.maps["cam"], cam(resnet, x, t, geometry))
+    for v in names[1:-1]:
+        assert torch.equal(res.maps[v], grad_cam(resnet, x, t, v, geometry)), v
+    base = make_baseline("black", unit, pre)
+    ig = integrated_gradients(resnet, x, t, base, 4)
+    assert torch.equal(res.maps["ig"], ig.maps) and torch.equal(res.ig_error, ig.completeness_error)
+
+
 def test_explain_batch_runs_ig_on_the_folded_copy(resnet):
     """IG's path passes go through ``ig_model`` (the folded copy), with the same maps."""
     from saliency.methods.fold import fold_batchnorm

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from saliency.methods.base import Method, target_weights
+from saliency.methods.base import Context, Method, target_weights
 from saliency.methods.geometry import GridGeometry, grid_geometry, upsample
 from saliency.models.camnet import CamNet
 
@@ -22,8 +22,10 @@ def cam_from_features(model: CamNet, maps: torch.Tensor, target: torch.Tensor) -
 
 @torch.no_grad()
 def cam_grid(model: CamNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """CAM on the last block's grid ``[N, h, w]`` (logit units per cell, before the mean)."""
-    return cam_from_features(model, model.forward_features(x), target)
+    """CAM on the last block's grid ``[N, h, w]`` (logit units per cell, before the mean),
+    through the same :data:`METHOD` the fused pass of ``explain`` runs."""
+    ctx = Context(model, x, x, None, target, model.forward_features(x))
+    return METHOD.compute(ctx)
 
 
 def cam(

@@ -84,11 +84,13 @@ COMBINE: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 def grad_cam_grid(
     model: CamNet, x: torch.Tensor, target: torch.Tensor, variant: str = "gradcam"
 ) -> torch.Tensor:
-    """Raw map of ``variant`` on the last block's grid ``[N, h, w]``."""
+    """Raw map of ``variant`` on the last block's grid ``[N, h, w]``, through the same
+    :data:`METHODS` entry the fused pass of ``explain`` runs."""
     if variant not in COMBINE:
         raise ValueError(f"unknown Grad-CAM variant {variant!r}; valid: {', '.join(COMBINE)}")
     a, g = maps_and_gradients(model, x, target)
-    return COMBINE[variant](a, g)
+    method = next(m for m in METHODS if m.name == variant)
+    return method.compute(Context(model, x, x, None, target, a, head_gradient=g))
 
 
 def grad_cam(
