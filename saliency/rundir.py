@@ -30,8 +30,10 @@ def train_log(run: str | os.PathLike) -> Path:
     return Path(run) / "train_log.csv"
 
 
-def eval_dir(run: str | os.PathLike, split: str) -> Path:
-    return Path(run) / "eval" / split
+def eval_dir(run: str | os.PathLike, split: str | None = None) -> Path:
+    """``RUN/eval/`` or, with ``split``, ``RUN/eval/<split>/``."""
+    base = Path(run) / "eval"
+    return base / split if split else base
 
 
 def saliency_dir(run: str | os.PathLike, split: str, method: str | None = None) -> Path:

@@ -18,7 +18,7 @@ import pandas as pd
 from saliency.analysis.stats import newcombe_difference, wilson
 from saliency.binomial import at_chance
 from saliency.data.cells import cell_column, class_keys, present_groups
-from saliency.rundir import train_log
+from saliency.rundir import eval_dir, train_log
 
 
 def _nan_to_none(x: float) -> float | None:
@@ -248,7 +248,7 @@ def run_chance_warning(run: str | os.PathLike) -> str | None:
     import json
 
     run = Path(run)
-    found = sorted((run / "eval").glob("*/metrics.json"), key=lambda p: p.parent.name != "test")
+    found = sorted(eval_dir(run).glob("*/metrics.json"), key=lambda p: p.parent.name != "test")
     for path in found:
         message = chance_message(json.loads(path.read_text()), path.parent.name)
         if message:

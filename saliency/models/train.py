@@ -34,7 +34,7 @@ from saliency.models.preprocess import normalize, to_unit
 from saliency.models.recipe import Augmentation, TrainConfig
 from saliency.models.trainset import TrainData, prepare
 from saliency.models.zoo import ModelSpec, build_model, default_preprocessing, load_backbone
-from saliency.rundir import best_checkpoint, last_checkpoint
+from saliency.rundir import best_checkpoint, last_checkpoint, train_log
 from saliency.runtime import resolve_device
 
 
@@ -272,9 +272,7 @@ class Trainer:
             self.log.append(row)
             jobs = [(best_checkpoint(self.out), self._checkpoint(False))] if improved else []
             writer.submit([*jobs, (last_checkpoint(self.out), self._checkpoint(True))])
-            atomic_write_text(
-                self.out / "train_log.csv", pd.DataFrame(self.log).to_csv(index=False)
-            )
+            atomic_write_text(train_log(self.out), pd.DataFrame(self.log).to_csv(index=False))
             stopped = self.bad_epochs >= self.cfg.early_stopping
             if on_epoch is not None:
                 on_epoch(EpochEvent(self.epoch, row, improved))
