@@ -271,3 +271,21 @@ def test_ig_baselines(tiny_run):
     )
     meta = json.loads((res.out / "ig" / "meta.json").read_text())
     assert meta["ig"]["baseline"] == "mean" and meta["batchnorm_folded"] is True
+
+
+def test_contrast_with_the_rest_is_the_complement_within_the_split(explained):
+    code = average(
+        explained, "--method", "cam", "--split", "correct", "--group", "A_F",
+        "--contrast", "rest", "--permutations", "20",
+    )  # fmt: skip
+    assert code == 0
+    out = np.load(explained / "averages" / "cam_correct_A_F_vs_rest.npz")
+    maps, index, _ = read_maps(explained / "saliency" / "test" / "cam")
+    norm = normalize_maps(np.asarray(maps), "max")
+    correct = index["correct"].astype(str).str.lower().eq("true").to_numpy()
+    cell = (index["group"] == "A").to_numpy() & (index["label"] == "female").to_numpy()
+    a, b = cell & correct, ~cell & correct  # disjoint sides, both correct predictions
+    assert a.sum() >= 2 and b.sum() >= 2
+    assert int(out["count"]) == a.sum() and int(out["contrast_count"]) == b.sum()
+    np.testing.assert_allclose(out["difference"], norm[a].mean(0) - norm[b].mean(0), atol=1e-9)
+    assert "rest" in str(out["contrast"])

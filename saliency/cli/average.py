@@ -33,8 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--contrast",
-        help="compare with another selection: a split (correct, "
-        "incorrect, all) or a group/cell, with a max-t permutation test",
+        help="compare with another selection: a split (correct, incorrect, all), a "
+        "group/cell, or rest (every other image of the same split), with a max-t "
+        "permutation test",
     )
     p.add_argument("--permutations", type=int, default=1000)
     p.add_argument("--maps-split", default="test", help="which explained data split")

@@ -30,7 +30,7 @@ from saliency.analysis.selection import (
     select,
 )
 from saliency.atomic import atomic_write
-from saliency.data.cells import parse_group, present_groups
+from saliency.data.cells import ALL, parse_group, present_groups
 from saliency.methods.store import explained_methods, read_maps
 from saliency.models.preprocess import Preprocessing
 from saliency.rundir import averages_dir, record, saliency_dir
@@ -44,7 +44,7 @@ class AverageConfig:
     label: str | None = None  # only this class
     method: list[str] | None = None  # default: every explained method
     norm: str = "max"
-    contrast: str | None = None  # a split or a group/cell to compare with
+    contrast: str | None = None  # a split, a group/cell, or rest (the complement)
     permutations: int = 1000
     maps_split: str = "test"
     workers: int = 2
@@ -60,11 +60,24 @@ class AverageResult:
     messages: list[str] = field(default_factory=list)  # empty or too-small selections
 
 
-def _contrast(sel: Selection, text: str, groups: list[str], classes: list[str]) -> Selection:
+REST = "rest"  # contrast value: every other image of the same outcome (and class)
+
+
+def _contrast(
+    sel: Selection, text: str, index: pd.DataFrame, classes: list[str], mask: np.ndarray
+) -> tuple[str, np.ndarray]:
+    """The other side of a contrast: its description and row mask. ``text`` is an outcome
+    (correct, incorrect, all), a group or cell, or ``rest`` (the selection's complement
+    within its outcome and class, so both sides are disjoint)."""
+    if text == REST:
+        everyone = select(index, replace(sel, group=ALL), classes)
+        return f"the rest ({replace(sel, group=ALL).describe()})", everyone & ~mask
     if text in OUTCOMES:
-        return replace(sel, outcome=text)
-    parse_group(text, groups, classes)  # raises with the valid values
-    return replace(sel, group=text)
+        other = replace(sel, outcome=text)
+    else:
+        parse_group(text, present_groups(index), classes)  # raises with the valid values
+        other = replace(sel, group=text)
+    return other.describe(), select(index, other, classes)
 
 
 def _write_npz(path: Path, **arrays) -> None:
@@ -131,11 +144,10 @@ def run(cfg: AverageConfig) -> AverageResult:
                 ),
             }
             if cfg.contrast:
-                other = _contrast(sel, cfg.contrast, present_groups(index), classes)
-                mask_b = select(index, other, classes)
+                other, mask_b = _contrast(sel, cfg.contrast, index, classes, mask)
                 if mask_b.sum() < 2 or mask.sum() < 2:
                     result.messages.append(
-                        f"{method}: contrast {sel.describe()} vs {other.describe()} needs at "
+                        f"{method}: contrast {sel.describe()} vs {other} needs at "
                         f"least 2 images on each side ({mask.sum()} and {mask_b.sum()})"
                     )
                 else:
@@ -145,7 +157,7 @@ def run(cfg: AverageConfig) -> AverageResult:
                     shape = mom.mean.shape
                     sig = (res.p_fwe < 0.05).reshape(shape)
                     arrays.update(
-                        contrast=other.describe(),
+                        contrast=other,
                         difference=res.difference.reshape(shape),
                         t=res.t.reshape(shape),
                         p_fwe=res.p_fwe.reshape(shape),
@@ -157,7 +169,7 @@ def run(cfg: AverageConfig) -> AverageResult:
                             face,
                             res.difference.reshape(shape),
                             sig,
-                            f"{method}: {sel.describe()} minus {other.describe()}",
+                            f"{method}: {sel.describe()} minus {other}",
                             len(a),
                             len(b),
                         ),

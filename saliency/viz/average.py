@@ -10,10 +10,19 @@ import numpy as np
 from matplotlib.axes import Axes
 
 
-def _bare(ax: Axes, title: str) -> Axes:
-    ax.set_title(title, fontsize=8)
+def _bare(ax: Axes, title: str, fontsize: float | None = 8) -> Axes:
+    ax.set_title(title, fontsize=fontsize)
     ax.set_xticks([])
     ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return ax
+
+
+def count_label(ax: Axes, text: str) -> Axes:
+    """A small label in the panel's lower left corner, readable over any map."""
+    ax.text(0.03, 0.04, text, transform=ax.transAxes, color="white", fontsize=6, va="bottom",
+            bbox={"facecolor": "black", "alpha": 0.45, "pad": 1.2, "linewidth": 0})  # fmt: skip
     return ax
 
 
@@ -62,3 +71,31 @@ def difference_panel(
     if significant.any():
         ax.contour(significant.astype(float), levels=[0.5], colors="black", linewidths=0.8)
     return ax
+
+
+def heat_panel(
+    ax: Axes,
+    face: np.ndarray,
+    values: np.ndarray,
+    vmax: float,
+    signed: bool,
+    title: str,
+    cmap: str,
+    alpha: float = 0.6,
+) -> Axes:
+    """A map over the image on a scale given by the caller (panels of one method share it):
+    ``[-vmax, vmax]`` when ``signed``, else ``[0, vmax]``. The map is ``ax.images[-1]``."""
+    ax.imshow(np.clip(face, 0, 1), interpolation="bilinear")
+    lo = -vmax if signed else 0.0
+    ax.imshow(values, cmap=cmap, vmin=lo, vmax=vmax, alpha=alpha, interpolation="bilinear")
+    return _bare(ax, title, None)
+
+
+def greyed_panel(ax: Axes, face: np.ndarray | None, title: str, reason: str) -> Axes:
+    """A panel left out (too few images, or none): the face faded, and why."""
+    if face is not None:
+        gray = np.clip(face, 0, 1).mean(axis=-1)
+        ax.imshow(0.75 + 0.25 * gray, cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
+    ax.set_facecolor("0.9")
+    ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center", color="0.25")
+    return _bare(ax, title, None)

@@ -1,4 +1,11 @@
-"""Matplotlib setup shared by every figure: off-screen backend, one style, atomic saving."""
+"""Matplotlib setup shared by every figure: off-screen backend, one style, atomic saving.
+
+Publication figures (``saliency figures``) use :data:`PAPER_RC`: widths of a one-column
+(3.5 in) and two-column (7 in) paper, text of 6-8 pt, the perceptual sequential map
+:data:`HEAT` for heat, the diverging map :data:`DIVERGING` centred at zero for signed maps
+and differences, and one order and one color per selection (:func:`selection_order`,
+:func:`selection_colors`) in every figure.
+"""
 
 from __future__ import annotations
 
@@ -26,10 +33,56 @@ RC = {
 }
 
 
+WIDTHS = {"single": 3.5, "double": 7.0}  # inches
+HEAT = "magma"  # perceptual, sequential, readable in grayscale and for color-blind readers
+DIVERGING = "RdBu_r"  # ColorBrewer diverging, color-blind safe; always centred at zero
+# Okabe and Ito's color-blind-safe palette (black last: kept for "all")
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+ALL_COLOR = "#000000"
+PAPER_RC = {
+    **RC,
+    "savefig.dpi": 300,
+    "font.size": 7,
+    "axes.titlesize": 7,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6,
+    "ytick.labelsize": 6,
+    "legend.fontsize": 6,
+    "figure.titlesize": 8,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.0,
+    "font.family": "DejaVu Sans",
+}
+
+
+def selection_order(names: list[str]) -> list[str]:
+    """One order everywhere: ``all``, then classes and subgroups (no underscore), then cells,
+    each alphabetical."""
+    names = list(dict.fromkeys(names))
+    head = [n for n in names if n == "all"]
+    plain = sorted(n for n in names if n != "all" and "_" not in n)
+    cells = sorted(n for n in names if "_" in n)
+    return head + plain + cells
+
+
+def selection_colors(names: list[str]) -> dict[str, str]:
+    """One color per selection, by its place in :func:`selection_order` (``all`` in black)."""
+    order = [n for n in selection_order(names) if n != "all"]
+    colors = {n: OKABE_ITO[k % len(OKABE_ITO)] for k, n in enumerate(order)}
+    return {"all": ALL_COLOR, **colors} if "all" in names else colors
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A figure with the project style; never shown, only saved."""
     with plt.rc_context(RC):
         return plt.figure(figsize=(width, height))
+
+
+def paper_figure(width: float, height: float) -> Figure:
+    """A figure in the publication style (:data:`PAPER_RC`), laid out with constrained layout
+    so nothing is cut off or overlaps."""
+    with plt.rc_context(PAPER_RC):
+        return plt.figure(figsize=(width, height), layout="constrained")
 
 
 def save_figure(

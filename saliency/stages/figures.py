@@ -1,0 +1,145 @@
+"""The figures stage: publication figures and tables from a run's files only.
+
+Writes ``RUN/figures/<name>.pdf`` and ``.png`` for every figure whose inputs exist (the
+average-face grid, difference maps, ablation effects, share and enrichment, score
+distributions, evaluation), the group accuracy table as ``group_accuracy.{csv,md,tex}``,
+and ``figures.json``: each figure's files, caption and image count, and each skipped
+figure with the command that makes its inputs (the report reads it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from saliency.analysis.tables import paper_table, to_latex, to_markdown
+from saliency.atomic import atomic_write, atomic_write_json, atomic_write_text
+from saliency.rundir import eval_dir, figures_dir, record, require_run, saliency_dir
+
+FORMATS = ("pdf", "png")
+MIN_N = 5  # panels resting on fewer images are greyed
+
+
+@dataclass
+class FiguresConfig:
+    run: Path
+    formats: tuple[str, ...] = FORMATS
+    dpi: int = 300
+    width: str = "double"  # single (3.5 in) or double (7 in) column
+    min_n: int = MIN_N
+    split: str = "test"  # the explained and evaluated split
+
+    def __post_init__(self) -> None:
+        from saliency.viz.style import WIDTHS
+
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise ValueError(f"unknown format(s) {bad}; valid: {', '.join(FORMATS)}")
+        if self.width not in WIDTHS:
+            raise ValueError(f"unknown width {self.width!r}; valid: {', '.join(WIDTHS)}")
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class FiguresResult:
+    out: Path
+    written: list[dict] = field(default_factory=list)  # name, files, caption, n
+    skipped: list[dict] = field(default_factory=list)  # name, reason
+
+
+def _context(run: Path, split: str) -> tuple[list[str], list[str], list[str]]:
+    """Explained methods (in the registry's order), cells and classes of the run."""
+    from saliency.methods.names import METHODS
+
+    found = {p.parent.name for p in saliency_dir(run, split).glob("*/meta.json")}
+    methods = [m for m in METHODS if m in found]
+    groups = eval_dir(run, split) / "group_accuracy.csv"
+    cells, classes = [], []
+    if groups.is_file():
+        g = pd.read_csv(groups, keep_default_na=False)
+        cells = list(g.loc[g["kind"] == "cell", "selection"])
+        classes = list(g.loc[g["kind"] == "class", "selection"])
+    if not classes and methods:
+        meta = json.loads((saliency_dir(run, split, methods[0]) / "meta.json").read_text())
+        classes = meta["classes"]
+    return methods, cells, classes
+
+
+def _save(fig, stem: Path, formats: tuple[str, ...], dpi: int) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    files = []
+    for f in formats:
+        path = stem.with_suffix(f".{f}")
+        atomic_write(path, lambda tmp, f=f: fig.savefig(tmp, format=f, dpi=dpi))
+        files.append(path.name)
+    plt.close(fig)
+    return files
+
+
+def _tables(run: Path, out: Path, split: str) -> list[dict]:
+    src = eval_dir(run, split) / "group_accuracy.csv"
+    if not src.is_file():
+        return []
+    table = paper_table(pd.read_csv(src, keep_default_na=False))
+    caption = (
+        f"Accuracy per class, subgroup and cell on the {split} split, with 95% Wilson intervals."
+    )
+    atomic_write_text(out / "group_accuracy.csv", table.to_csv(index=False))
+    atomic_write_text(out / "group_accuracy.md", to_markdown(table))
+    atomic_write_text(out / "group_accuracy.tex", to_latex(table, caption))
+    n = int(table.loc[table["selection"] == "all", "n"].max()) if len(table) else 0
+    files = ["group_accuracy.csv", "group_accuracy.md", "group_accuracy.tex"]
+    return [{"name": "group_accuracy", "files": files, "caption": caption, "n": n}]
+
+
+def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, object]]:
+    """``(name, build)`` for every figure; ``build()`` returns a FigureSpec or a reason."""
+    from saliency.stages import figure_eval, figure_maps, figure_regions
+    from saliency.viz.style import WIDTHS
+
+    run, w, n = cfg.run, WIDTHS[cfg.width], cfg.min_n
+    return [
+        ("average_grid", lambda: figure_maps.average_grid(run, methods, cells, w, n)),
+        ("difference_incorrect_minus_correct",
+         lambda: figure_maps.incorrect_minus_correct(run, methods, cells, w, n)),
+        ("difference_cell_minus_all",
+         lambda: figure_maps.cell_minus_all(run, methods, cells, w, n)),
+        ("ablation_effects", lambda: figure_regions.ablation_effects(run, cells, w)),
+        ("share_enrichment", lambda: figure_regions.share_enrichment(run, methods, cells, w)),
+        ("score_distributions", lambda: figure_regions.score_distributions(run, classes, w)),
+        ("evaluation", lambda: figure_eval.evaluation(run, cfg.split, w)),
+    ]  # fmt: skip
+
+
+def run(cfg: FiguresConfig) -> FiguresResult:
+    """Build and write every figure whose inputs exist; record the others with a reason."""
+    import matplotlib.pyplot as plt
+
+    from saliency.viz.style import PAPER_RC
+
+    run_dir = require_run(cfg.run)
+    cfg = FiguresConfig(run_dir, cfg.formats, cfg.dpi, cfg.width, cfg.min_n, cfg.split)
+    out = figures_dir(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = FiguresResult(out)
+    methods, cells, classes = _context(run_dir, cfg.split)
+    with plt.rc_context(PAPER_RC):
+        for name, build in builders(cfg, methods, cells, classes):
+            spec = build()
+            if isinstance(spec, str):
+                result.skipped.append({"name": name, "reason": spec})
+                continue
+            files = _save(spec.figure, out / spec.name, cfg.formats, cfg.dpi)
+            result.written.append(
+                {"name": spec.name, "files": files, "caption": spec.caption, "n": spec.n}
+            )
+    result.written += _tables(run_dir, out, cfg.split)
+    atomic_write_json(out / "figures.json", {"figures": result.written, "skipped": result.skipped})
+    record(run_dir, "figures", cfg.to_dict())
+    return result
