@@ -19,6 +19,7 @@ from saliency.cli import (
     demo,
     evaluate,
     explain,
+    figures,
     predict,
     regions,
     share,
@@ -40,6 +41,7 @@ COMMANDS = (
     share,
     ablate,
     agreement,
+    figures,
 )
 
 

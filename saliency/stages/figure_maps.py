@@ -171,8 +171,8 @@ def cell_minus_all(
     for i, m in enumerate(methods):
         panels = []
         for c in cells:
-            d = _load(averages_dir(run) / f"{m}_all_{c}.npz")
             test = _load(averages_dir(run) / f"{m}_all_{c}_vs_rest.npz")
+            d = _load(averages_dir(run) / f"{m}_all_{c}.npz") or test  # the test has the mean
             if (
                 d is None
                 or base[m] is None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from saliency.analysis.agreement import ablation_fills
 from saliency.data.cells import cell_name
@@ -122,6 +123,8 @@ def score_distributions(run: Path, classes: list[str], width: float) -> FigureSp
             ax = axes[i, j]
             scores_panel(ax, sub, bins, f"{c} (n = {len(sub)})" if i == 0 else f"n = {len(sub)}")
             ax.set_xlabel("true-class score (logit)" if i == len(per) - 1 else "")
+            ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
             if j == 0:
                 ax.set_ylabel(f"{region}\nimages")
     fig.suptitle(f"True-class score before and after deleting each region ({fill} fill)")

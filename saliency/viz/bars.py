@@ -38,7 +38,10 @@ def interval_bars(
         ax.axhline(reference, color="black", linewidth=0.5, linestyle="--" if log else "-")
     if log:
         ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+        lo, hi = ax.get_ylim()
+        decades = np.log10(hi / lo) if lo > 0 else 3.0
+        subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades < 0.8 else (1.0, 2.0, 5.0)
+        ax.yaxis.set_major_locator(LogLocator(subs=subs if decades < 2 else (1.0,)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(x, categories)
