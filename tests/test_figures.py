@@ -181,8 +181,8 @@ def test_the_overlap_check_sees_a_clash_and_ignores_undrawn_ticks():
     with plt.rc_context(PAPER_RC):
         fig = plt.figure(figsize=(3.5, 2.0))
         ax = fig.add_subplot()
-        ax.set_xlim(0, 1)
-        ax.set_xticks([-0.5, 0.0, 0.5, 1.0])  # -0.5 lies outside the view: not drawn
+        ax.set_xticks([-0.5, 0.0, 0.5, 1.0])
+        ax.set_xlim(0, 1)  # now -0.5 lies outside the view: not drawn
         ax.text(0.5, 0.5, "first label", transform=ax.transAxes)
         ax.text(0.52, 0.5, "second label", transform=ax.transAxes)
         fig.canvas.draw()
