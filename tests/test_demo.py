@@ -12,7 +12,7 @@ def test_demo_runs_every_stage_and_a_second_run_keeps_them(tmp_path, capsys):
     out = capsys.readouterr().out
     for k, stage in enumerate(STAGES, 1):
         assert f"[{k}/{len(STAGES)}] {stage}" in out
-    assert len(STAGES) == 9
+    assert len(STAGES) == 11
     data, run = tmp_path / "data", tmp_path / "run"
     for path in (data / "manifest.csv", data / "preview.png", data / "synth.json"):
         assert path.is_file(), path
@@ -32,6 +32,15 @@ def test_demo_runs_every_stage_and_a_second_run_keeps_them(tmp_path, capsys):
     ranking = (run / "ablation" / "ranking_blur_delete.csv").read_text()
     assert all(r in ranking for r in ("eyes", "brows", "nose", "mouth", "skin", "hair"))
     assert (run / "agreement" / "ig_test.csv").is_file()
+    assert any((run / "averages").glob("ig_incorrect_*_vs_correct.npz"))
+    assert (run / "averages" / "gradcam_all_B_F_vs_rest.npz").is_file()
+    listing = json.loads((run / "figures" / "figures.json").read_text())
+    assert {"average_grid", "ablation_effects", "evaluation"} <= {
+        f["name"] for f in listing["figures"]
+    }
+    for f in listing["figures"]:
+        assert all((run / "figures" / name).is_file() for name in f["files"])
+    assert "data:image/png;base64," in (run / "report.html").read_text()
     weights = (run / "checkpoints" / "best.pt").stat().st_mtime_ns
     assert main([*argv, "--epochs", "1"]) == 0
     again = capsys.readouterr().out

@@ -3,8 +3,9 @@
 Every stage that exists, in order, through :mod:`saliency.stages`: synth (brows cue, a hard
 B_F cell that carries its own class's cue half the time) with its preview sheet, data
 check, train (ResNet-18), evaluate per subgroup and cell, explain (cam, gradcam, ig),
-average faces for every group and split, attribution share per region, region ablation,
-and the agreement of the two region answers. Stages already done are kept.
+average faces for every group and split with the incorrect-vs-correct and cell-vs-rest
+contrasts, attribution share per region, region ablation, the agreement of the two region
+answers, the publication figures and the HTML report. Stages already done are kept.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 STAGES = ("synth", "data check", "train", "evaluate", "explain", "average", "share", "ablate",
-          "agreement")  # fmt: skip
+          "agreement", "figures", "report")  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from saliency.cli import average as average_cli
     from saliency.cli import evaluate as evaluate_cli
     from saliency.cli import explain as explain_cli
+    from saliency.cli import figures as figures_cli
     from saliency.cli import share as share_cli
     from saliency.cli import synth as synth_cli
     from saliency.cli import train as train_cli
@@ -55,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         check,
         evaluate,
         explain,
+        figures,
+        report,
         share,
         synth,
         train,
@@ -87,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
         train_cli.describe(trainer)
         train_cli.report(train.run(trainer, on_epoch=train_cli.print_epoch))
     _step(4, "the test split")
-    res = evaluate.run(evaluate.EvaluateConfig(run_dir, workers=args.workers, device=args.device))
-    evaluate_cli.report(res, "test")
+    res_eval = evaluate.run(
+        evaluate.EvaluateConfig(run_dir, workers=args.workers, device=args.device)
+    )
+    evaluate_cli.report(res_eval, "test")
     _step(5, "cam, gradcam, ig")
     cfg = explain.ExplainConfig(methods=["cam", "gradcam", "ig"])
     if all((saliency_dir(run_dir, "test", m) / "meta.json").is_file() for m in cfg.methods):
@@ -101,6 +107,15 @@ def run(args: argparse.Namespace) -> int:
     for outcome in ("all", "correct", "incorrect"):
         cfg = average.AverageConfig(run_dir, split=outcome, workers=args.workers)
         average_cli.report(average.run(cfg))
+    print("  contrasts: incorrect minus correct, and each cell against the rest")
+    cfg = average.AverageConfig(
+        run_dir, split="incorrect", contrast="correct", workers=args.workers
+    )
+    average.run(cfg)  # its table repeats the one above; the npz files hold the tests
+    cells = list(res_eval.table.loc[res_eval.table["kind"] == "cell", "selection"])
+    if cells:
+        cfg = average.AverageConfig(run_dir, group=cells, contrast="rest", workers=args.workers)
+        average.run(cfg)
     _step(7, "attribution per region")
     share_cli.report(share.run(share.ShareConfig(run_dir, workers=args.workers)))
     _step(8, "every region (blur fill, delete)")
@@ -109,4 +124,8 @@ def run(args: argparse.Namespace) -> int:
         res = ablate.run(run_dir, cfg, args.device, args.workers, progress.update)
     ablate_cli.report(res, cfg)
     _step(9, "ablation vs share")
-    return agreement_cli.report(agreement.run(agreement.AgreementConfig(run_dir)))
+    agreement_cli.report(agreement.run(agreement.AgreementConfig(run_dir)))
+    _step(10, "PDF and PNG under run/figures")
+    figures_cli.report_figures(figures.run(figures.FiguresConfig(run_dir)))
+    _step(11, "one self-contained HTML file")
+    return figures_cli.report_report(report.run(run_dir))
