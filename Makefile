@@ -10,7 +10,9 @@ QUIET := { grep -v 'is ignored' || true; }
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo figures test lint clean
+README_FIGURES := average_grid difference_incorrect_minus_correct ablation_effects \
+	share_enrichment score_distributions evaluation
 
 setup: $(STAMP)
 
@@ -26,6 +28,11 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/saliency demo --out $(DEMO_OUT)
+
+# figures/demo_*.png, shown in the README: the demo study's publication figures at 150 dpi
+figures: demo
+	$(BIN)/saliency figures --run $(DEMO_OUT)/run --dpi 150
+	for f in $(README_FIGURES); do cp $(DEMO_OUT)/run/figures/$$f.png figures/demo_$$f.png; done
 
 lint: setup
 	$(BIN)/ruff check .

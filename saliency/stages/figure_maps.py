@@ -106,13 +106,13 @@ def _difference_row(fig, axes, i, method, panels, min_n) -> None:
         ax = axes[i, j]
         head = title if i == 0 else ""
         if diff is None:
-            greyed_panel(ax, face, head, "not computed")
+            greyed_panel(ax, face, head, "no test")
         elif n_a < min_n or n_b < min_n:
             greyed_panel(ax, face, head, f"n = {n_a} vs {n_b}")
         else:
             heat_panel(ax, face, diff, vmax, True, head, DIVERGING)
             if sig is not None and sig.any():
-                ax.contour(sig.astype(float), levels=[0.5], colors="black", linewidths=0.6)
+                ax.contour(sig.astype(float), levels=[0.5], colors="black", linewidths=0.5)
             count_label(ax, f"n = {n_a} vs {n_b}")
             last = ax.images[-1]
         if j == 0:

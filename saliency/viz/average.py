@@ -96,6 +96,7 @@ def greyed_panel(ax: Axes, face: np.ndarray | None, title: str, reason: str) -> 
     if face is not None:
         gray = np.clip(face, 0, 1).mean(axis=-1)
         ax.imshow(0.75 + 0.25 * gray, cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
-    ax.set_facecolor("0.9")
+    else:  # a blank square, so the panel keeps the shape of its neighbours
+        ax.imshow(np.full((2, 2), 0.9), cmap="gray", vmin=0, vmax=1)
     ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center", color="0.25")
     return _bare(ax, title, None)
