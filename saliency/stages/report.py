@@ -150,6 +150,7 @@ def run(run_dir: str | Path) -> ReportResult:
             f"{manifest} not found; run `saliency figures --run {run_dir}` first"
         )
     listing = json.loads(manifest.read_text())
+    record(run_dir, "report", {"figures_json": str(manifest)})  # so the page shows this run
     body = [f"<h1>saliency report: {_esc(run_dir.name)}</h1>",
             f"<p>Run folder <code>{_esc(run_dir.resolve())}</code>; written "
             f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by saliency "
@@ -189,5 +190,4 @@ def run(run_dir: str | Path) -> ReportResult:
             "</head><body>" + "\n".join(body) + "</body></html>\n")  # fmt: skip
     path = report_path(run_dir)
     atomic_write_text(path, page)
-    record(run_dir, "report", {"figures": n_fig, "tables": n_tab})
     return ReportResult(path, n_fig, n_tab)
