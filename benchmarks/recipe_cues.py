@@ -58,25 +58,21 @@ def one_run(data: Path, run: Path, size: int, seed: int, workers: int, device: s
 
 
 def markdown(table: pd.DataFrame) -> str:
-    seeds = sorted(table["seed"].unique())
+    """The README's table: per cue and size, each seed's test accuracy [95% interval], best
+    epoch / epochs run (epochs at chance), and how many seeds learned the cue."""
     lines = [
-        "| cue | size | " + " | ".join(f"seed {s}" for s in seeds) + " | learned |",
-        "|---" * (len(seeds) + 3) + "|",
+        "| cue | size | test accuracy per training seed [95% interval], best epoch / epochs "
+        "run (epochs at chance) | learned |",
+        "|---|---|---|---|",
     ]
     for (cue, size), t in table.groupby(["cue", "size"], sort=False):
-        cells = []
-        for s in seeds:
-            r = t[t["seed"] == s]
-            if not len(r):
-                cells.append("-")
-                continue
-            r = r.iloc[0]
-            cells.append(
-                f"{r['accuracy']:.1%} [{r['low']:.1%}, {r['high']:.1%}], best epoch "
-                f"{r['best_epoch']} of {r['epochs_run']}"
-            )
+        cells = [
+            f"seed {r.seed}: {r.accuracy:.1%} [{r.low:.1%}, {r.high:.1%}], "
+            f"{r.best_epoch}/{r.epochs_run} ({r.epochs_at_chance})"
+            for r in t.sort_values("seed").itertuples()
+        ]
         learned = f"{int(t['learned'].sum())} of {len(t)}"
-        lines.append(f"| {cue} | {size} | " + " | ".join(cells) + f" | {learned} |")
+        lines.append(f"| {cue} | {size} | " + "; ".join(cells) + f" | {learned} |")
     return "\n".join(lines)
 
 
