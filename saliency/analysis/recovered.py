@@ -62,3 +62,51 @@ def verdict(ablation: str | None, share: str | None, can_judge: bool = True) -> 
     if can_judge and ablation is not None and ablation == share:
         return ablation
     return None
+
+
+# -- the lift over a null model (issue 19's definition; used once RUN/null/ exists) --------
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
+
+
+def _lift_stat(n_regions: int):
+    def stat(x: np.ndarray) -> np.ndarray:  # [B, n, 2R] -> [B, 2R]: lambda, margin
+        mean = np.nanmean(x, axis=1)
+        lam = logit(mean[:, :n_regions]) - logit(mean[:, n_regions:])
+        others = np.stack([np.delete(lam, k, axis=1).max(axis=1) for k in range(n_regions)], 1)
+        return np.concatenate([lam, lam - others], axis=1)
+
+    return stat
+
+
+def lift(
+    shares: np.ndarray, null_shares: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """The lift of each region over the null, ``lambda_R = logit s_R(f) - logit s_R(f0)``,
+    with ``s_R`` the mean over images of the share of positive attribution in R.
+
+    ``shares``, ``null_shares``: ``[n, R]`` for the same images in the same order (the
+    model's and the null model's maps, same method and settings). The bootstrap is paired:
+    each resample draws images once, for both models. Returns ``lambda`` and ``margin``
+    (``lambda_R`` minus the largest other lambda), each ``[3, R]``: estimate, low, high."""
+    from saliency.analysis.stats import bootstrap
+
+    shares, null_shares = np.asarray(shares, float), np.asarray(null_shares, float)
+    if shares.shape != null_shares.shape or shares.ndim != 2:
+        raise ValueError(f"shares {shares.shape} and null shares {null_shares.shape} differ")
+    r = shares.shape[1]
+    est, lo, hi = bootstrap(
+        np.concatenate([shares, null_shares], 1), _lift_stat(r), n_boot=n_boot, seed=seed
+    )
+    both = np.stack([est, lo, hi])
+    return {"lambda": both[:, :r], "margin": both[:, r:]}
+
+
+def lift_leader(regions: Sequence[str], lifted: dict[str, np.ndarray]) -> str | None:
+    """The region with the largest lambda whose margin's 95% lower bound is above zero."""
+    lam = lifted["lambda"][0]
+    if len(lam) < 2 or np.isnan(lam).all():
+        return None
+    k = int(np.nanargmax(lam))
+    return regions[k] if lifted["margin"][1, k] > 0 else None
