@@ -47,14 +47,14 @@ def study(brows_reader_run, tmp_path_factory):
     return run
 
 
-def _figure(study, name):
+def _figure(study, name, width="double"):
     """Rebuild one figure as the stage does (same inputs, same style) to inspect it."""
     import matplotlib.pyplot as plt
 
     from saliency.stages import figures
     from saliency.viz.style import PAPER_RC
 
-    cfg = figures.FiguresConfig(study, min_n=3)
+    cfg = figures.FiguresConfig(study, min_n=3, width=width)
     methods, cells, classes = figures._context(study, "test")
     with plt.rc_context(PAPER_RC):
         build = dict(figures.builders(cfg, methods, cells, classes))[name]
@@ -156,6 +156,16 @@ def test_no_two_labels_overlap(study, name):
     assert len(texts) >= 10
     width, height = fig.get_size_inches()
     assert width <= 7.0 + 1e-9  # a two-column page
+
+
+def test_a_one_column_figure_fits_one_column_and_grids_keep_two(study):
+    fig = _figure(study, "ablation_effects", "single")
+    assert fig.get_size_inches()[0] == pytest.approx(3.5)
+    texts = _drawn_texts(fig)
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer).expanded(0.98, 0.9) for t in texts]
+    assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+    assert _figure(study, "average_grid", "single").get_size_inches()[0] == pytest.approx(7.0)
 
 
 def test_the_report_is_one_self_contained_file(study):

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dpi", type=int, default=300, help="for PNG (default 300)")
     p.add_argument(
         "--width", choices=("single", "double"), default="double",
-        help="one-column (3.5 in) or two-column (7 in) paper width",
+        help="one-column (3.5 in) or two-column (7 in) paper width; the face and "
+        "histogram grids always take two columns",
     )  # fmt: skip
     p.add_argument("--min-n", type=int, default=5, help="grey out panels with fewer images")
     p.set_defaults(func=run_figures)
@@ -45,7 +46,8 @@ def run_figures(args: argparse.Namespace) -> int:
 
 def report_figures(res) -> int:
     for f in res.written:
-        print(f"  {f['name']}: {', '.join(f['files'])} (n = {f['n']})")
+        width = f" {f['width_in']:g} in wide," if f.get("width_in") else ""
+        print(f"  {f['name']}: {', '.join(f['files'])} ({width} n = {f['n']})")
     for s in res.skipped:
         print(f"  skipped {s['name']}: {s['reason']}")
     print(f"{len(res.written)} figures and tables -> {res.out}")

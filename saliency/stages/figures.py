@@ -28,7 +28,7 @@ class FiguresConfig:
     run: Path
     formats: tuple[str, ...] = FORMATS
     dpi: int = 300
-    width: str = "double"  # single (3.5 in) or double (7 in) column
+    width: str = "double"  # single (3.5 in) or double (7 in) column, where a figure fits
     min_n: int = MIN_N
     split: str = "test"  # the explained and evaluated split
 
@@ -103,14 +103,16 @@ def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, obj
     from saliency.stages import figure_eval, figure_maps, figure_regions
     from saliency.viz.style import WIDTHS
 
-    run, w, n = cfg.run, WIDTHS[cfg.width], cfg.min_n
+    # grids of faces and of histograms need a page's width; bars fit either
+    run, w, n = cfg.run, WIDTHS["double"], cfg.min_n
+    bars = WIDTHS[cfg.width]
     return [
         ("average_grid", lambda: figure_maps.average_grid(run, methods, cells, w, n)),
         ("difference_incorrect_minus_correct",
          lambda: figure_maps.incorrect_minus_correct(run, methods, cells, w, n)),
         ("difference_cell_minus_all",
          lambda: figure_maps.cell_minus_all(run, methods, cells, w, n)),
-        ("ablation_effects", lambda: figure_regions.ablation_effects(run, cells, w)),
+        ("ablation_effects", lambda: figure_regions.ablation_effects(run, cells, bars)),
         ("share_enrichment", lambda: figure_regions.share_enrichment(run, methods, cells, w)),
         ("score_distributions", lambda: figure_regions.score_distributions(run, classes, w)),
         ("evaluation", lambda: figure_eval.evaluation(run, cfg.split, w)),
@@ -136,9 +138,9 @@ def run(cfg: FiguresConfig) -> FiguresResult:
                 result.skipped.append({"name": name, "reason": spec})
                 continue
             files = _save(spec.figure, out / spec.name, cfg.formats, cfg.dpi)
-            result.written.append(
-                {"name": spec.name, "files": files, "caption": spec.caption, "n": spec.n}
-            )
+            width = round(float(spec.figure.get_size_inches()[0]), 2)
+            result.written.append({"name": spec.name, "files": files, "caption": spec.caption,
+                                   "n": spec.n, "width_in": width})  # fmt: skip
     result.written += _tables(run_dir, out, cfg.split)
     atomic_write_json(out / "figures.json", {"figures": result.written, "skipped": result.skipped})
     record(run_dir, "figures", cfg.to_dict())
