@@ -72,6 +72,8 @@ def test_every_figure_is_written_as_pdf_and_png_and_none_is_blank(study):
         assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000, name
         pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
         assert pixels.shape[1] >= 3.4 * 120 and pixels.std() > 10, name  # not blank
+        width = next(f["width_in"] for f in listing["figures"] if f["name"] == name)
+        assert abs(pixels.shape[1] - width * 120) <= 1, name  # the page width, exactly
         assert (pixels < 128).mean() > 0.005, name  # some ink: text, lines, maps
     for f in listing["figures"]:
         assert f["n"] == 48 and f["caption"].endswith("."), f
@@ -156,6 +158,7 @@ def test_no_two_labels_overlap(study, name):
     assert len(texts) >= 10
     width, height = fig.get_size_inches()
     assert width <= 7.0 + 1e-9  # a two-column page
+    assert fig.get_tightbbox(renderer).x1 <= width + 0.02  # nothing sticks out of it
 
 
 def test_a_one_column_figure_fits_one_column_and_grids_keep_two(study):
@@ -165,6 +168,8 @@ def test_a_one_column_figure_fits_one_column_and_grids_keep_two(study):
     renderer = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(renderer).expanded(0.98, 0.9) for t in texts]
     assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+    tight = fig.get_tightbbox(renderer)
+    assert tight.width <= 3.5 + 0.02  # inches: nothing sticks out of the column
     assert _figure(study, "average_grid", "single").get_size_inches()[0] == pytest.approx(7.0)
 
 

@@ -51,7 +51,7 @@ def evaluation(run: Path, split: str, width: float) -> FigureSpec | str:
         ax.axhline(100 * chance, color="0.4", linewidth=0.6, linestyle=":")
     ax.set_ylim(0, 105)
     ax.tick_params(axis="x", labelrotation=90)
-    ax.set_title("accuracy, 95% Wilson intervals (dotted: chance)")
+    ax.set_title("accuracy, 95% Wilson intervals\n(dotted: chance)")
     fig.suptitle(f"Evaluation on the {split} split (n = {metrics['n']})")
     caption = (f"Training curves, confusion matrix, ROC per subgroup, reliability and accuracy "
                f"per class, subgroup and cell on the {split} split.")  # fmt: skip

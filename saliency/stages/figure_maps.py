@@ -87,7 +87,7 @@ def average_grid(
             cb = fig.colorbar(units[m], ax=axes[:, 2 * j : 2 * j + 2], location="bottom",
                               shrink=0.9, aspect=25)  # fmt: skip
             cb.set_label(f"{m} ({norm}-normalized)")
-    fig.suptitle("Average faces and maps per cell, correct and incorrect predictions "
+    fig.suptitle("Average face and map per cell and prediction outcome "
                  "(maps normalized per image, then averaged)")  # fmt: skip
     caption = (f"Average face and average {', '.join(methods)} map for all test images and each "
                f"cell, split by correct and incorrect prediction; one color scale per method; "

@@ -54,8 +54,10 @@ def ablation_effects(run: Path, cells: list[str], width: float) -> FigureSpec | 
                   "accuracy change (points)")  # fmt: skip
     interval_bars(bottom, _bars_table(t, "prob_change", 100), regions, series, colors,
                   "true-class probability\nchange (points)")  # fmt: skip
-    fig.suptitle(f"Deleting each region ({fill} fill): after minus before, 95% intervals")
-    fig.legend(*top.get_legend_handles_labels(), ncol=len(series), loc="outside lower center",
+    sep = " " if width >= 5 else "\n"
+    fig.suptitle(f"Deleting each region ({fill} fill):{sep}after minus before, 95% intervals")
+    ncol = len(series) if width >= 5 else 3  # one column: the legend wraps
+    fig.legend(*top.get_legend_handles_labels(), ncol=ncol, loc="outside lower center",
                frameon=False)  # fmt: skip
     n = int(t.loc[t["selection"] == "all", "n"].max()) if "all" in series else int(t["n"].max())
     caption = (f"Change of accuracy and of the true class's probability (percentage points) "

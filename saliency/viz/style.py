@@ -42,6 +42,7 @@ ALL_COLOR = "#000000"
 PAPER_RC = {
     **RC,
     "savefig.dpi": 300,
+    "savefig.bbox": "standard",  # exactly the page width: constrained layout fits inside it
     "font.size": 7,
     "axes.titlesize": 7,
     "axes.labelsize": 7,
