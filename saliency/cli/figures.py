@@ -46,8 +46,8 @@ def run_figures(args: argparse.Namespace) -> int:
 
 def report_figures(res) -> int:
     for f in res.written:
-        width = f" {f['width_in']:g} in wide," if f.get("width_in") else ""
-        print(f"  {f['name']}: {', '.join(f['files'])} ({width} n = {f['n']})")
+        width = f"{f['width_in']:g} in wide, " if f.get("width_in") else ""
+        print(f"  {f['name']}: {', '.join(f['files'])} ({width}n = {f['n']})")
     for s in res.skipped:
         print(f"  skipped {s['name']}: {s['reason']}")
     print(f"{len(res.written)} figures and tables -> {res.out}")

@@ -133,7 +133,7 @@ def incorrect_minus_correct(
     if all(v is None for v in found.values()):
         return ("no incorrect-vs-correct contrasts: run `saliency average --split incorrect "
                 "--contrast correct`")  # fmt: skip
-    fig = paper_figure(*_grid_size(len(methods), len(cols), width * 0.92, 0.6))
+    fig = paper_figure(*_grid_size(len(methods), len(cols), width, 0.6))
     axes = fig.subplots(len(methods), len(cols), squeeze=False)
     n = 0
     for i, m in enumerate(methods):
@@ -166,7 +166,7 @@ def cell_minus_all(
     base = {m: _load(averages_dir(run) / f"{m}_all_all.npz") for m in methods}
     if all(v is None for v in base.values()):
         return "no averages of split all: run `saliency average`"
-    fig = paper_figure(*_grid_size(len(methods), len(cells), width * 0.92, 0.6))
+    fig = paper_figure(*_grid_size(len(methods), len(cells), width, 0.6))
     axes = fig.subplots(len(methods), len(cells), squeeze=False)
     for i, m in enumerate(methods):
         panels = []
