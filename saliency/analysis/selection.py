@@ -68,7 +68,7 @@ def default_groups(index: pd.DataFrame, classes: list[str]) -> list[str]:
     return [ALL, *groups, *[f"{g}_{keys[c]}" for g in groups for c in classes]]
 
 
-def standard_selections(
+def region_selections(
     index: pd.DataFrame,
     classes: list[str],
     outcomes: list[str] | None = None,

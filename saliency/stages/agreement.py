@@ -16,7 +16,7 @@ import pandas as pd
 
 from saliency.analysis.agreement import ablation_drops, ablation_fills, agreement_table
 from saliency.analysis.recovered import judged
-from saliency.analysis.selection import standard_selections
+from saliency.analysis.selection import region_selections
 from saliency.atomic import atomic_write_text
 from saliency.rundir import agreement_dir, record, require_run, saliency_dir, share_dir
 
@@ -70,7 +70,7 @@ def run(cfg: AgreementConfig) -> AgreementResult:
             continue
         meta = json.loads(meta_file.read_text())
         per = pd.read_csv(per_file, keep_default_na=False)
-        sels = standard_selections(per, meta["classes"], None, cfg.group)
+        sels = region_selections(per, meta["classes"], None, cfg.group)
         table = agreement_table(
             per, meta["classes"], sels, drops, judged(meta), cfg.bootstrap, cfg.seed
         )

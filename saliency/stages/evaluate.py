@@ -8,7 +8,7 @@ confusion, ROC, reliability and training-curve figures).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -31,9 +31,6 @@ class EvaluateConfig:
     batch_size: int = 128
     workers: int = 2
     device: str = "auto"
-
-    def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 @dataclass

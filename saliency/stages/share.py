@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from saliency.analysis.recovered import judged
-from saliency.analysis.selection import standard_selections
+from saliency.analysis.selection import region_selections
 from saliency.analysis.share.mass import batch_region_mass, rank_accuracy
 from saliency.analysis.share.summary import ShareTables, summarize_shares
 from saliency.atomic import atomic_write_text
@@ -175,7 +175,7 @@ def run(
         step = progress(method, n) if progress is not None else None
         per, skipped, meta = share_table(folder, workers=cfg.workers, progress=step)
         classes = meta["classes"]
-        sels = standard_selections(per, classes, cfg.split, cfg.group, cfg.label)
+        sels = region_selections(per, classes, cfg.split, cfg.group, cfg.label)
         tables = summarize_shares(per, classes, sels, meta["ground_truth"], cfg.bootstrap, cfg.seed)
         out = share_dir(run_dir, method, cfg.maps_split)
         out.mkdir(parents=True, exist_ok=True)
