@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from saliency.analysis.recovered import ablation_leader, share_leader, verdict
+from saliency.analysis.recovered import (
+    ablation_leader,
+    lift,
+    lift_leader,
+    paired_rows,
+    share_leader,
+    verdict,
+)
 from saliency.analysis.selection import Selection, select
 from saliency.analysis.share.evidence import evidence, share_matrices
 from saliency.analysis.share.summary import selection_label
@@ -31,10 +38,13 @@ def agreement_table(
     judged: tuple[bool, str] = (True, ""),
     n_boot: int = 2000,
     seed: int = 0,
+    null: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per selection and fill: ``per`` is a method's per-image share table,
     ``drops`` maps a fill to per-image drops (``path``, ``drop_<region>``, from
-    :func:`ablation_drops`); ``judged`` says whether the method's share can carry a claim."""
+    :func:`ablation_drops`); ``judged`` says whether the method's share can carry a claim;
+    ``null`` is the null model's per-image share table for the same method (both with an
+    ``image`` column). Without it, ``recovered`` is empty: no verdict is made."""
     rows = []
     for sel in selections:
         s = per[select(per, sel, classes)]
@@ -52,13 +62,23 @@ def agreement_table(
             ev = evidence(sh, ar, dr, n_boot=n_boot, seed=seed)
             by_share = share_leader(regions, ev["enrichment"][0], ev["enrichment"][1])
             by_ablation = ablation_leader(regions, ev["drop"][0], ev["drop"][1])
+            by_lift, n_null = None, 0
+            if null is not None:
+                i, j = paired_rows(list(joined["image"]), list(null["image"]))
+                n_null = len(i)
+                if n_null >= 2:
+                    cols = [f"share_{r}" for r in regions]
+                    lifted = lift(joined[cols].to_numpy(float)[i],
+                                  null[cols].to_numpy(float)[j], n_boot, seed)  # fmt: skip
+                    by_lift = lift_leader(regions, lifted)
             rows.append({
                 **where, "fill": fill, "n": len(joined),
                 "spearman": ev["spearman"][0], "spearman_low": ev["spearman"][1],
                 "spearman_high": ev["spearman"][2],
                 "ablation_leader": by_ablation or "", "share_leader": by_share or "",
-                "recovered": verdict(by_ablation, by_share, judged[0]) or "",
-                "judged": judged[1] or "yes",
+                "lift_leader": by_lift or "", "n_null": n_null,
+                "recovered": verdict(by_ablation, by_lift, judged[0] and n_null >= 2) or "",
+                "judged": judged[1] or ("yes" if n_null >= 2 else "no null model"),
             })  # fmt: skip
     return pd.DataFrame(rows)
 

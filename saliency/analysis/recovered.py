@@ -1,15 +1,25 @@
 """What "recovered" means: one statistical definition, used by every command.
 
-A region is *recovered* when both independent answers single it out:
+Method M *recovers* region R (DESIGN.md, "What recovered means"; issue 19) when
 
-- ablation: deleting it lowers the true class's probability the most of all regions, and
-  that drop's 95% bootstrap interval excludes zero;
-- share: its enrichment (share of positive attribution / share of area) is the highest, and
-  the lower bound of its 95% interval is above the runner-up's estimate.
+1. ablation: deleting R lowers the true class's probability the most of all regions, and
+   that drop's 95% bootstrap interval excludes zero; and
+2. lift: R leads M's lift over its null model. With ``s_R`` the mean over images of M's
+   share of positive attribution inside R, ``lambda_R = logit s_R(model) - logit
+   s_R(null)``; R has the largest lambda, and the 95% lower bound of ``lambda_R`` minus the
+   largest other lambda (a paired bootstrap: images resampled jointly for both models) is
+   above zero.
 
-Ablation effects come from ``delete`` mode (keep mode asks a different question). Where a
-method's maps live on a coarse grid (CAM, Grad-CAM below 6x6 cells, DESIGN.md "Map
-resolution") the share half is reported but not judged, so no recovery is claimed.
+The null is the run's recipe trained on shuffled labels (``saliency null``), explained by
+the same method, settings, images and target classes. Without a null no verdict is made;
+shares and enrichment are reported as description only. Re-initialized weights give a
+floor that is reported beside the null, never used for the verdict. Ablation effects come
+from ``delete`` mode. Where a method's maps live on a coarse grid (CAM, Grad-CAM below
+6x6 cells, DESIGN.md "Map resolution") nothing is judged.
+
+The definition before issue 19 (ablation leader = enrichment leader, the enrichment's lower
+bound above the runner-up's estimate) is kept as :func:`enrichment_verdict`, for the
+side-by-side comparison ``saliency validate`` reports; no command's verdict uses it.
 """
 
 from __future__ import annotations
@@ -57,14 +67,26 @@ def judged(meta: dict) -> tuple[bool, str]:
     return True, ""
 
 
-def verdict(ablation: str | None, share: str | None, can_judge: bool = True) -> str | None:
-    """The recovered region: both criteria name the same one (and the share is judged)."""
-    if can_judge and ablation is not None and ablation == share:
+def verdict(ablation: str | None, lifted: str | None, can_judge: bool = True) -> str | None:
+    """The recovered region: the ablation leader and the lift leader (:func:`lift_leader`)
+    are the same region, and the method's maps can be judged (:func:`judged`)."""
+    if can_judge and ablation is not None and ablation == lifted:
         return ablation
     return None
 
 
-# -- the lift over a null model (issue 19's definition; used once RUN/null/ exists) --------
+def enrichment_verdict(
+    ablation: str | None, enrichment: str | None, can_judge: bool = True
+) -> str | None:
+    """The definition before issue 19: the ablation leader is also the enrichment leader
+    (:func:`share_leader`). Reported for comparison only."""
+    return verdict(ablation, enrichment, can_judge)
+
+
+NO_NULL = "no verdict without a null model: run `saliency null --run {run}`"
+
+
+# -- the lift over a null model ----------------------------------------------------------
 def logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
     return np.log(p) - np.log1p(-p)
@@ -101,6 +123,15 @@ def lift(
     )
     both = np.stack([est, lo, hi])
     return {"lambda": both[:, :r], "margin": both[:, r:]}
+
+
+def paired_rows(images: Sequence[str], null_images: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(i, j)`` of the images present in both lists, in the first list's order,
+    so that ``a[i]`` and ``b[j]`` are the same images (keys: absolute paths)."""
+    where = {p: k for k, p in enumerate(null_images)}
+    i = np.array([k for k, p in enumerate(images) if p in where], dtype=np.int64)
+    j = np.array([where[images[k]] for k in i], dtype=np.int64)
+    return i, j
 
 
 def lift_leader(regions: Sequence[str], lifted: dict[str, np.ndarray]) -> str | None:

@@ -20,11 +20,13 @@ from saliency.cli import (
     evaluate,
     explain,
     figures,
+    null,
     predict,
     regions,
     share,
     synth,
     train,
+    validate,
 )
 
 COMMANDS = (
@@ -40,7 +42,9 @@ COMMANDS = (
     predict,
     share,
     ablate,
+    null,
     agreement,
+    validate,
     figures,
 )
 

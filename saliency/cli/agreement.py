@@ -45,15 +45,21 @@ def report(res) -> int:
         print(line)
     if not res.tables:
         return 1
+    for line in dict.fromkeys(res.notes):
+        print(line)
     print("agreement of ablation and attribution share (Spearman across regions, 95% interval):")
     for method, t in res.tables.items():
         shown = t[t["split"] == "all"] if len(t) else t
         for _, r in shown.iterrows():
-            verdict = f"recovered: {r['recovered']}" if r["recovered"] else "nothing recovered"
+            verdict = (
+                f"recovered: {r['recovered']}" if r["recovered"]
+                else "nothing recovered" if r["judged"] == "yes" else f"no verdict ({r['judged']})"
+            )  # fmt: skip
             print(
                 f"  {method}, {r['selection']} ({r['fill']}, n = {r['n']}): {r['spearman']:.2f} "
                 f"[{r['spearman_low']:.2f}, {r['spearman_high']:.2f}]; ablation leader "
-                f"{r['ablation_leader'] or 'none'}, share leader {r['share_leader'] or 'none'}; "
+                f"{r['ablation_leader'] or 'none'}, enrichment leader "
+                f"{r['share_leader'] or 'none'}, lift leader {r['lift_leader'] or 'none'}; "
                 f"{verdict}"
             )
     print(f"-> {res.out}")

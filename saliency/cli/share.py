@@ -87,7 +87,7 @@ def _print(method: str, tables, can: tuple[bool, str], out: Path) -> None:
             _interval(*v)
             for v in first[["enrichment", "enrichment_low", "enrichment_high"]].to_numpy()
         ],
-        leader=["<- leads" if v else "" for v in first["share_leader"]],
+        leader=["<- highest enrichment" if v else "" for v in first["share_leader"]],
     ).sort_values("enrichment_low", ascending=False)
     print(
         shown[["region", "share", "area", "enrichment", "leader"]].to_string(
@@ -96,6 +96,11 @@ def _print(method: str, tables, can: tuple[bool, str], out: Path) -> None:
     )
     if not can[0]:
         print(f"  {can[1]}: no recovery is claimed")
+    else:  # enrichment is description; the verdict needs the null (analysis.recovered)
+        print(
+            "  shares and enrichment describe the maps; whether a region is recovered needs the "
+            "null model: `saliency null`, then `saliency validate` (or `saliency agreement`)"
+        )
     t = tables.truth
     if len(t):
         r = t[(t["split"] == split) & (t["selection"] == sel)].iloc[0]

@@ -15,14 +15,26 @@ import pandas as pd
 from saliency.rundir import saliency_dir
 
 
-def read_maps(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Open one method's stored maps (memory-mapped, read-only), its index and meta."""
+def read_index(folder: str | Path) -> tuple[pd.DataFrame, dict]:
+    """One method's index.csv and meta.json (without opening the maps)."""
     folder = Path(folder)
     if not (folder / "meta.json").is_file():
         raise FileNotFoundError(f"no maps in {folder}; run `saliency explain` first")
-    maps = np.load(folder / "maps.npy", mmap_mode="r")
     index = pd.read_csv(folder / "index.csv", keep_default_na=False)
-    return maps, index, json.loads((folder / "meta.json").read_text())
+    return index, json.loads((folder / "meta.json").read_text())
+
+
+def read_maps(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Open one method's stored maps (memory-mapped, read-only), its index and meta."""
+    index, meta = read_index(folder)
+    return np.load(Path(folder) / "maps.npy", mmap_mode="r"), index, meta
+
+
+def absolute_paths(index: pd.DataFrame, meta: dict) -> list[str]:
+    """The images of an index as resolved absolute paths (index paths are relative to the
+    manifest the maps were made from), so maps of different runs pair up by image."""
+    root = Path(meta["manifest"]).resolve().parent
+    return [str((root / p).resolve()) for p in index["path"]]
 
 
 def explained_methods(run: str | Path, split: str, asked: list[str] | None) -> list[str]:

@@ -51,11 +51,21 @@ class ExplainConfig:
     ig: IGConfig = field(default_factory=IGConfig)
     upsample: str = "receptive-field"  # or "half-pixel" (the image-resize rule)
     fold_bn: bool = True  # IG runs on the batch-norm-folded copy when it matches
+    # another model's index.csv whose targets these maps explain, image by image (the null
+    # model's and the floor's maps are for the classes the run's own maps were made for)
+    target_file: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ig"] = self.ig.to_dict()
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExplainConfig:
+        """The config that :meth:`to_dict` recorded (``RUN/config.json``)."""
+        d = dict(d)
+        d["ig"] = IGConfig(**d.get("ig", {}))
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -87,10 +97,60 @@ def _ig_model(
     return folded, None
 
 
-def _key(cfg: ExplainConfig, method: str, ckpt_sha: str, paths: list[str]) -> str:
-    """What decides one method's maps: the rows, checkpoint, target policy and the method's
-    own settings (IG's for ig, the upsampling rule for grid methods)."""
-    own = {"target": cfg.target}
+def fixed_targets(target_file: str | Path, paths: list[str], classes: list[str]) -> np.ndarray:
+    """Class indices ``[N]`` for images ``paths`` (absolute) from another model's maps
+    index (``target_file``, with its meta.json beside it), matched by path."""
+    from saliency.methods.store import absolute_paths, read_index
+
+    index, meta = read_index(Path(target_file).parent)
+    if list(meta["classes"]) != list(classes):
+        raise ValueError(f"{target_file} explains classes {meta['classes']}, not {classes}")
+    of = dict(zip(absolute_paths(index, meta), index["target"].astype(str), strict=True))
+    missing = [p for p in paths if str(Path(p).resolve()) not in of]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} image(s) have no target in {target_file}, e.g. {missing[0]}"
+        )
+    return np.array([classes.index(of[str(Path(p).resolve())]) for p in paths], dtype=np.int64)
+
+
+def mean_face(ckpt: dict, pre, device: torch.device, workers: int = 2) -> torch.Tensor:
+    """The training images' mean ``[3, H, W]`` in [0, 1] on ``device`` (IG's mean baseline)."""
+    train_rows, _ = evaluation_rows(ckpt, "train")
+    train = ImageSource(train_rows["path"], pre, cache_bytes=0, workers=workers)
+    return train.mean().permute(2, 0, 1).float().to(device)
+
+
+def recorded_configs(run: str | Path) -> dict[str, tuple[ExplainConfig, list[str]]]:
+    """Per explained split of ``run``: its recorded explain settings (``config.json``) and
+    the methods with maps there."""
+    from saliency.rundir import CONFIG
+
+    run = Path(run)
+    cfg_file = run / CONFIG
+    commands = json.loads(cfg_file.read_text())["commands"] if cfg_file.is_file() else {}
+    out = {}
+    for split_dir in sorted((run / "saliency").glob("*")):
+        methods = sorted(p.parent.name for p in split_dir.glob("*/meta.json"))
+        if not methods:
+            continue
+        rec = commands.get(f"explain:{split_dir.name}")
+        if rec is None:
+            raise ValueError(
+                f"{run} has maps for {split_dir.name} but no explain record in {CONFIG}; "
+                f"explain again with `saliency explain --run {run} --split {split_dir.name}`"
+            )
+        out[split_dir.name] = (ExplainConfig.from_dict(rec["config"]), methods)
+    return out
+
+
+def _key(
+    cfg: ExplainConfig, method: str, ckpt_sha: str, paths: list[str], fixed: np.ndarray | None
+) -> str:
+    """What decides one method's maps: the rows, checkpoint, target policy (or the fixed
+    targets) and the method's own settings (IG's for ig, the upsampling rule for grid
+    methods)."""
+    own = {"target": cfg.target if fixed is None else fixed.tolist()}
     if method == "ig":
         own |= {"ig": cfg.ig.to_dict(), "fold_bn": cfg.fold_bn}
     if method in GRID_METHODS:
@@ -145,7 +205,10 @@ def explain_run(
     geometry = grid_geometry(model, size, cfg.upsample)
     out = saliency_dir(run, cfg.split)
     sha = file_sha256(ckpt_path)
-    keys = {m: _key(cfg, m, sha, rows["path"].tolist()) for m in methods}
+    fixed = None
+    if cfg.target_file:
+        fixed = fixed_targets(cfg.target_file, rows["path"].tolist(), classes)
+    keys = {m: _key(cfg, m, sha, rows["path"].tolist(), fixed) for m in methods}
     done = _resume_points(out, keys, overwrite)
     todo = [m for m in methods if done[m] < n or n == 0]
     start = min((done[m] for m in todo), default=n)
@@ -172,9 +235,7 @@ def explain_run(
     true = torch.tensor(rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy())
     face = None
     if "ig" in todo and cfg.ig.baseline == "mean":
-        train_rows, _ = evaluation_rows(ckpt, "train")
-        train = ImageSource(train_rows["path"], pre, cache_bytes=0, workers=workers)
-        face = train.mean().permute(2, 0, 1).float().to(device)  # [3, H, W]
+        face = mean_face(ckpt, pre, device, workers)
     source = ImageSource(rows["path"], pre, cache_bytes=0, workers=workers)
     ig_model, fold_note = _ig_model(model, cfg, source, device) if "ig" in todo else (model, None)
     if fold_note:
@@ -195,6 +256,8 @@ def explain_run(
         idx_np = idx.numpy()
 
         def choose(logits: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
+            if fixed is not None:
+                return torch.from_numpy(fixed[idx.numpy()]).to(logits.device)
             return resolve_targets(
                 cfg.target, outputs.predicted(logits), true[idx].to(logits.device), classes
             )
@@ -222,7 +285,7 @@ def explain_run(
         "shape": [n, size, size],
         "grid": list(geometry.grid),
         "split": cfg.split,
-        "target_policy": cfg.target,
+        "target_policy": cfg.target if fixed is None else f"as in {cfg.target_file}",
         "classes": classes,
         "checkpoint": {
             "path": str(ckpt_path),

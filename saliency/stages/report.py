@@ -100,7 +100,10 @@ def _agreement(run: Path) -> list[str]:
         t = t[t["split"] == "all"]
         if not len(t):
             continue
-        shown = t[["selection", "fill", "n", "ablation_leader", "share_leader", "recovered"]].copy()
+        cols = ["selection", "fill", "n", "ablation_leader", "share_leader", "lift_leader",
+                "recovered", "judged"]  # fmt: skip
+        shown = t[[c for c in cols if c in t.columns]].copy()
+        shown = shown.rename(columns={"share_leader": "enrichment_leader", "judged": "verdict"})
         shown.insert(3, "Spearman [95% CI]", [
             _interval(v, lo, h, fmt=".2f") for v, lo, h in
             zip(t["spearman"], t["spearman_low"], t["spearman_high"], strict=True)])  # fmt: skip

@@ -1,0 +1,187 @@
+"""The null stage: the run's own recipe trained on shuffled labels, explained like the run.
+
+Writes ``RUN/null/``, a run of its own: ``manifest.csv`` (the run's images and splits, with
+the train and val labels permuted within each split by a seeded draw; test and unused rows
+keep their labels, so the null's evaluation reads as the run's does), ``null.json`` (the
+seed and how many labels the permutation changed), checkpoints and ``train_log.csv``, and
+``saliency/<split>/<method>/`` for every split and method the run explained, with the run's
+explain settings and, image by image, the target classes of the run's own maps. This is
+Adebayo et al.'s data randomization; :mod:`saliency.analysis.recovered` compares the run's
+attribution shares with these maps' (DESIGN.md, "What recovered means").
+
+Every step resumes: the manifest is rebuilt byte for byte, training continues from
+``RUN/null/checkpoints/last.pt``, explanation from its progress files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saliency.atomic import atomic_write_json
+from saliency.data.manifest import relative_path, write_manifest
+from saliency.rundir import (
+    best_checkpoint,
+    last_checkpoint,
+    null_dir,
+    record,
+    require_run,
+    saliency_dir,
+)
+from saliency.stages.explain import ExplainConfig, recorded_configs
+
+SHUFFLED = ("train", "val")
+TRUE_LABEL = "label_before_shuffle"
+
+
+@dataclass
+class NullConfig:
+    run: Path
+    seed: int = 0  # the label permutation's seed (training keeps the run's own seed)
+    epochs: int | None = None  # None: the recipe's; fewer is recorded and reported
+    device: str = "auto"
+    workers: int = 2
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class NullResult:
+    out: Path
+    changed: float  # fraction of train and val labels the permutation changed
+    train_log: list[dict]
+    learned: bool  # the null's validation accuracy left chance (it should not)
+    test_accuracy: dict = field(default_factory=dict)  # the null's, with its interval
+    explained: dict[str, list[str]] = field(default_factory=dict)  # split -> methods
+    epochs: int = 0
+    recipe_epochs: int = 0
+
+
+def null_manifest(run: Path, seed: int) -> tuple[Path, dict]:
+    """Write ``RUN/null/manifest.csv`` (module docstring); returns its path and a record."""
+    from saliency.models.checkpoint import read_checkpoint
+    from saliency.models.evaluate import evaluation_rows
+
+    ckpt = read_checkpoint(best_checkpoint(run))
+    rows, manifest = evaluation_rows(ckpt, "all")  # splits resolved, absolute image paths
+    out = null_dir(run)
+    df = rows.copy()
+    df["path"] = [relative_path(p, out) for p in df["path"]]
+    if "mask" in df.columns:
+        root = Path(manifest).resolve().parent
+        df["mask"] = [relative_path(root / m, out) if m else "" for m in df["mask"].fillna("")]
+    rng = np.random.default_rng(seed)
+    labels = df["label"].to_numpy(dtype=object).copy()
+    df[TRUE_LABEL] = labels.copy()
+    for split in SHUFFLED:
+        idx = np.flatnonzero(df["split"].to_numpy() == split)
+        labels[idx] = labels[rng.permutation(idx)]
+    df["label"] = labels
+    used = df["split"].isin(SHUFFLED).to_numpy()
+    changed = float((labels[used] != df[TRUE_LABEL].to_numpy()[used]).mean()) if used.any() else 0
+    path = write_manifest(df, out / "manifest.csv")
+    info = {"seed": seed, "source_manifest": str(manifest), "changed": changed,
+            "shuffled_splits": list(SHUFFLED), "n_shuffled": int(used.sum())}  # fmt: skip
+    atomic_write_json(out / "null.json", info)
+    return path, info
+
+
+def same_images(run: Path, split: str, ecfg: ExplainConfig, methods: list[str]) -> ExplainConfig:
+    """``ecfg`` for another model's maps of the images the run explained on ``split``,
+    for the same target classes, image by image."""
+    first = saliency_dir(run, split, methods[0])
+    n = json.loads((first / "meta.json").read_text())["shape"][0]
+    return replace(ecfg, methods=methods, limit=n or None, target_file=str(first / "index.csv"))
+
+
+def train_null(
+    cfg: NullConfig,
+    on_epoch: Callable | None = None,
+    step: Callable[[int], None] | None = None,
+):
+    """Train (or continue) ``RUN/null/`` by the run's recipe on the shuffled manifest;
+    returns the trainer after fitting."""
+    from saliency.models.train import Trainer, config_from_checkpoint
+
+    run = require_run(cfg.run)
+    if not last_checkpoint(run).is_file():
+        raise ValueError(
+            f"{run} has no training recipe (checkpoints/last.pt): a null model is trained by "
+            "the recipe that trained the run's model; train the run with `saliency train`"
+        )
+    manifest, _ = null_manifest(run, cfg.seed)
+    out = null_dir(run)
+    recipe = config_from_checkpoint(run, manifest=str(manifest), out=str(out))
+    recipe = replace(recipe, device=cfg.device, workers=cfg.workers)
+    if cfg.epochs is not None:
+        recipe = replace(recipe, epochs=cfg.epochs)
+    resume = last_checkpoint(out).is_file()
+    if resume:  # the stored recipe decides, except a changed epoch count
+        stored = config_from_checkpoint(out, device=cfg.device, workers=cfg.workers)
+        recipe = replace(stored, epochs=recipe.epochs)
+    trainer = Trainer(recipe, resume=resume)
+    record(out, "train", recipe.to_dict())
+    trainer.fit(on_epoch=on_epoch, step=step)
+    return trainer
+
+
+def explain_null(
+    cfg: NullConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
+) -> dict[str, list[str]]:
+    """Explain the null model on every split and method the run explained, with the run's
+    settings and the run's targets; ``progress(split, n)`` returns a counter."""
+    from saliency.runtime import resolve_device
+    from saliency.stages.explain import explain_run
+
+    run, out = Path(cfg.run), null_dir(cfg.run)
+    done = {}
+    for split, (ecfg, methods) in recorded_configs(run).items():
+        ecfg = same_images(run, split, ecfg, methods)
+        step = progress(split, ecfg.limit or 0) if progress is not None else None
+        explain_run(out, ecfg, resolve_device(cfg.device), cfg.workers, step, overwrite=True)
+        record(out, f"explain:{split}", ecfg.to_dict())
+        done[split] = methods
+    return done
+
+
+def analyse_null(
+    cfg: NullConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
+) -> tuple[dict, dict[str, list[str]]]:
+    """Evaluate the null model in ``RUN/null/``, explain it like the run and measure its
+    per-image shares; returns its test accuracy and the explained methods per split."""
+    from saliency.stages import evaluate
+
+    out = null_dir(cfg.run)
+    ev = evaluate.run(evaluate.EvaluateConfig(out, workers=cfg.workers, device=cfg.device))
+    explained = explain_null(cfg, progress)
+    if "mask" in pd.read_csv(ev.metrics["manifest"], nrows=1).columns:
+        from saliency.stages import share
+
+        for split in explained:  # per-image shares, for the lift (no selections needed)
+            share.run(share.ShareConfig(out, split=["all"], group=["all"], maps_split=split,
+                                        bootstrap=200, workers=cfg.workers))  # fmt: skip
+    return ev.metrics["accuracy"]["all"], explained
+
+
+def run(
+    cfg: NullConfig,
+    on_epoch: Callable | None = None,
+    step: Callable[[int], None] | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> NullResult:
+    """Train, evaluate and explain the null model (module docstring)."""
+    from saliency.models.train import config_from_checkpoint
+
+    trainer = train_null(cfg, on_epoch, step)
+    acc, explained = analyse_null(cfg, progress)
+    info = json.loads((null_dir(cfg.run) / "null.json").read_text())
+    record(cfg.run, "null", cfg.to_dict())
+    recipe_epochs = config_from_checkpoint(cfg.run).epochs
+    return NullResult(null_dir(cfg.run), info["changed"], trainer.log, trainer.learned, acc,
+                      explained, trainer.cfg.epochs, recipe_epochs)  # fmt: skip

@@ -1,0 +1,253 @@
+"""The validate stage: are a run's explanations right?
+
+Writes ``RUN/validation/``:
+
+- ``verdicts.csv``: per method, the verdict of :mod:`saliency.analysis.recovered` (the
+  ablation leader and the leader of the lift over the null model; none without a null),
+  the earlier enrichment definition's verdict beside it, the planted region when the data
+  have a ground truth (``synth.json``), and the null model's own verdict (data
+  randomization: it should recover nothing);
+- ``lift.csv``: lambda per method and region over the null and over the re-initialized
+  floor (reported, never used for a verdict), with intervals; ``truth.csv``: relevance rank
+  accuracy and mass accuracy in the planted region against their chance levels;
+- ``randomization.csv`` (per image), ``randomization_steps.csv`` and
+  ``randomization_verdicts.csv``: the cascading model-parameter randomization;
+- ``curves.csv`` (mean curves) and ``curves_summary.csv``: deletion and insertion;
+- ``validation.json``: the settings and what was not possible (and which command makes it).
+
+Missing delete-mode ablations of the run (and of the null) are made here with the run's
+fill, so one command gives every verdict. The floor's maps are stored under
+``RUN/validation/floor/`` like a run's, so a second call reuses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from saliency.analysis import validation as tables
+from saliency.analysis.agreement import ablation_drops, ablation_fills
+from saliency.analysis.recovered import NO_NULL, judged
+from saliency.analysis.similarity import randomization_verdicts
+from saliency.atomic import atomic_write_json, atomic_write_text
+from saliency.data.regions import REGIONS
+from saliency.methods.store import absolute_paths, explained_methods, read_maps
+from saliency.models.checkpoint import load_model, save_checkpoint
+from saliency.models.loader import ImageSource
+from saliency.models.preprocess import to_unit
+from saliency.models.randomize import reinitialized
+from saliency.rundir import (
+    best_checkpoint,
+    null_dir,
+    record,
+    require_run,
+    saliency_dir,
+    validation_dir,
+)
+from saliency.runtime import full_float32, resolve_device
+from saliency.stages import validate_passes as passes
+from saliency.stages.explain import explain_run, mean_face, recorded_configs
+from saliency.stages.null import same_images
+from saliency.stages.share import ground_truth, share_table
+
+
+@dataclass
+class ValidateConfig:
+    run: Path
+    split: str = "test"  # which explained split
+    methods: list[str] | None = None  # default: every explained method
+    fill: str | None = None  # default: the run's ablation fill (blur first), else blur
+    randomization_images: int = 16
+    threshold: float = 0.5  # randomization: pass when every similarity's mean is below it
+    curve_images: int = 64
+    curve_steps: int = 16
+    floor: bool = True  # explain a re-initialized copy (a floor, reported beside the null)
+    bootstrap: int = 2000
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 2
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class ValidateResult:
+    out: Path
+    verdicts: pd.DataFrame
+    lift: pd.DataFrame
+    truth: pd.DataFrame
+    randomization: pd.DataFrame  # per method: passed, last step's similarities
+    curves: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def _shares(folder: Path, workers: int) -> pd.DataFrame:
+    per, _, meta = share_table(folder, workers=workers)
+    per["image"] = absolute_paths(per, meta)
+    return per
+
+
+def _floor(run: Path, cfg: ValidateConfig, device: torch.device, split: str, methods) -> Path:
+    """Explain the re-initialized copy (``RUN/validation/floor``) like the run."""
+    from saliency.models.checkpoint import read_checkpoint
+
+    floor = validation_dir(run) / "floor"
+    ckpt = read_checkpoint(best_checkpoint(run))
+    model, *_ = load_model(best_checkpoint(run), "cpu")
+    if not best_checkpoint(floor).is_file():
+        state = reinitialized(model, cfg.seed).state_dict()
+        save_checkpoint(best_checkpoint(floor), {**ckpt, "state_dict": state, "floor": True})
+    ecfg, _ = recorded_configs(run)[split]
+    explain_run(floor, same_images(run, split, ecfg, methods), device, cfg.workers)
+    return floor
+
+
+def _ablations(run: Path, fill: str, cfg: ValidateConfig) -> pd.DataFrame | None:
+    from saliency.stages import ablate
+
+    drops = ablation_drops(run, fill)
+    if drops is None:
+        acfg = ablate.AblationConfig(split=cfg.split, fill=fill)
+        ablate.run(run, acfg, cfg.device, cfg.workers)
+        drops = ablation_drops(run, fill)
+    return drops
+
+
+def _subset(run: Path, split: str, method: str, n: int, pre):
+    """The first ``n`` explained images ``uint8 [n, S, S, 3]``, their targets and rows."""
+    maps, index, meta = read_maps(saliency_dir(run, split, method))
+    n = min(n, len(index))
+    paths = absolute_paths(index.head(n), meta)
+    source = ImageSource(paths, pre, cache_bytes=0, workers=0)
+    images = torch.cat([b for b, _ in source.batches(np.arange(n), 64)]) if n else None
+    classes = meta["classes"]
+    target = torch.tensor([classes.index(t) for t in index["target"].head(n)])
+    return images, target, n
+
+
+@full_float32
+def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] | None = None):
+    run = require_run(cfg.run)
+    device = resolve_device(cfg.device)
+    out = validation_dir(run)
+    notes: list[str] = []
+    methods = explained_methods(run, cfg.split, cfg.methods)
+    model, pre, classes, ckpt = load_model(best_checkpoint(run), device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    first_meta = read_maps(saliency_dir(run, cfg.split, methods[0]))[2]
+    manifest = Path(first_meta["manifest"])
+    planted = ground_truth(manifest)
+    fill = cfg.fill or next(iter(ablation_fills(run)), "blur")
+    has_masks = "mask" in pd.read_csv(manifest, nrows=1).columns
+    null = null_dir(run)
+    has_null = all((saliency_dir(null, cfg.split, m) / "meta.json").is_file() for m in methods)
+    if not has_null:
+        notes.append(NO_NULL.format(run=cfg.run))
+    verdicts, lifts, truth = [], [], []
+    if has_masks:
+        drops = _ablations(run, fill, cfg)
+        null_drops = _ablations(null, fill, cfg) if has_null else None
+        floor = _floor(run, cfg, device, cfg.split, methods) if cfg.floor else None
+        regions = list(REGIONS)
+        drop = tables.drop_evidence(drops, regions, cfg.bootstrap, cfg.seed)
+        for m in methods:
+            meta = read_maps(saliency_dir(run, cfg.split, m))[2]
+            per = _shares(saliency_dir(run, cfg.split, m), cfg.workers)
+            null_per = _shares(saliency_dir(null, cfg.split, m), cfg.workers) if has_null else None
+            lifted = None
+            if null_per is not None:
+                lifted, n = tables.paired_lift(per, null_per, regions, cfg.bootstrap, cfg.seed)
+                if lifted is not None:
+                    lifts += tables.lift_rows(m, "null", regions, lifted, n)
+            row = tables.method_verdict(
+                m, regions, drop, per, lifted, judged(meta), planted, cfg.bootstrap, cfg.seed
+            )
+            if floor is not None:
+                floor_per = _shares(saliency_dir(floor, cfg.split, m), cfg.workers)
+                fl, n = tables.paired_lift(per, floor_per, regions, cfg.bootstrap, cfg.seed)
+                if fl is not None:
+                    lifts += tables.lift_rows(m, "floor", regions, fl, n)
+                else:
+                    notes.append(f"{m}: the floor's maps pair with {n} image(s) that have "
+                                 "positive attribution; no lift over the floor")  # fmt: skip
+                if null_per is not None and null_drops is not None:  # the null's own verdict
+                    nd = tables.drop_evidence(null_drops, regions, cfg.bootstrap, cfg.seed)
+                    nl, _ = tables.paired_lift(
+                        null_per, floor_per, regions, cfg.bootstrap, cfg.seed
+                    )
+                    nrow = tables.method_verdict(m, regions, nd, null_per, nl, judged(meta),
+                                                 None, cfg.bootstrap, cfg.seed)  # fmt: skip
+                    row["null_recovered"] = nrow["recovered"]
+                    row["null_ablation_leader"] = nrow["ablation_leader"]
+            verdicts.append(row)
+            if planted and "rank_accuracy" in per.columns:
+                from saliency.analysis.selection import Selection
+                from saliency.analysis.share.summary import summarize_shares
+
+                t = summarize_shares(per, classes, [Selection()], planted, cfg.bootstrap, cfg.seed)
+                truth += [{"method": m, **r} for r in t.truth.to_dict("records")]
+    else:
+        notes.append(f"{manifest} has no 'mask' column: no verdicts (run `saliency regions` on it)")
+    n_rand = cfg.randomization_images
+    images, target, n = _subset(run, cfg.split, methods[0], n_rand, pre)
+    ecfg, _ = recorded_configs(run)[cfg.split]
+    face = mean_face(ckpt, pre, device, cfg.workers) if ecfg.ig.baseline == "mean" else None
+    fns = {m: passes.method_maps(m, pre, ecfg.ig, face, ecfg.upsample) for m in methods}
+    unit = to_unit(images).to(device)
+    step = progress("randomization", 0) if progress is not None else None
+    per_image = passes.cascade(model, unit, target, fns, cfg.seed, step)
+    steps = tables.summarize_steps(per_image, cfg.bootstrap, cfg.seed)
+    rand = randomization_verdicts(steps, cfg.threshold)
+    images, target, n = _subset(run, cfg.split, methods[0], cfg.curve_images, pre)
+    maps = {m: np.asarray(read_maps(saliency_dir(run, cfg.split, m))[0][:n]) for m in methods}
+    step = progress("curves", len(methods) + 1) if progress is not None else None
+    curve, areas = passes.perturbation_curves(
+        model, images, pre, target, maps, cfg.curve_steps, fill, cfg.seed, step
+    )
+    summary = tables.curve_summary(areas, cfg.bootstrap, cfg.seed)
+    frac = np.linspace(0, 1, cfg.curve_steps + 1)
+    mean_curves = pd.DataFrame([
+        {"method": m, "curve": kind, "fraction": f, "probability": v}
+        for m, (d, i) in curve.items() for kind, c in (("deletion", d), ("insertion", i))
+        for f, v in zip(frac, c.mean(0), strict=True)
+    ])  # fmt: skip
+    res = ValidateResult(out, pd.DataFrame(verdicts), pd.DataFrame(lifts), pd.DataFrame(truth),
+                         rand, summary, notes)  # fmt: skip
+    if len(res.verdicts):
+        res.verdicts = res.verdicts.merge(
+            rand[["method", "passed"]].rename(columns={"passed": "randomization_passed"}),
+            on="method", how="left",
+        ).merge(
+            summary[["method", "passed"]].rename(columns={"passed": "curves_passed"}),
+            on="method", how="left",
+        )  # fmt: skip
+    _write(out, res, per_image, steps, mean_curves, cfg, fill, planted)
+    return res
+
+
+def _write(out, res, per_image, steps, mean_curves, cfg, fill, planted) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    named = {
+        "verdicts": res.verdicts, "lift": res.lift, "truth": res.truth,
+        "randomization": per_image, "randomization_steps": steps,
+        "randomization_verdicts": res.randomization, "curves": mean_curves,
+        "curves_summary": res.curves,
+    }  # fmt: skip
+    for name, t in named.items():
+        atomic_write_text(out / f"{name}.csv", t.to_csv(index=False, float_format="%.6g"))
+    info = {"settings": cfg.to_dict(), "fill": fill, "planted": planted, "notes": res.notes}
+    atomic_write_json(out / "validation.json", info)
+
+
+def run(cfg: ValidateConfig, progress=None) -> ValidateResult:
+    """The validate stage (module docstring), recorded in the run."""
+    res = validate_run(cfg, progress)
+    record(cfg.run, "validate", cfg.to_dict())
+    return res
