@@ -141,19 +141,32 @@ def test_summary_leaves_out_zero_area_regions_and_empty_selections_with_messages
     assert (a_f["n"] == 10).all()
 
 
-def test_agreement_recovers_a_region_both_answers_single_out():
+def test_agreement_recovers_a_region_only_with_a_null_and_both_answers_agreeing():
     per = _per_image()
     drops = pd.DataFrame({"path": per["path"]})
     rng = np.random.default_rng(1)
     for r in REGIONS:
         drops[f"drop_{r}"] = rng.normal(0.3 if r == "nose" else 0.0, 0.02, len(per))
-    t = agreement_table(per, ["female", "male"], [Selection("all", "all")], {"blur": drops},
-                        n_boot=300)  # fmt: skip
+    sel = [Selection("all", "all")]
+    t = agreement_table(per, ["female", "male"], sel, {"blur": drops}, n_boot=300)
     row = t.iloc[0]
-    assert row["ablation_leader"] == row["share_leader"] == row["recovered"] == "nose"
+    assert row["ablation_leader"] == row["share_leader"] == "nose"
+    assert row["recovered"] == "" and row["judged"] == "no null model"  # no null: no verdict
     assert row["n"] == len(per) and row["fill"] == "blur"
-    coarse = agreement_table(per, ["female", "male"], [Selection("all", "all")],
-                             {"blur": drops}, judged=(False, "4x4"), n_boot=300)  # fmt: skip
+    # a null whose attribution follows area (shares = areas): the nose's lift leads
+    per["image"] = per["path"]
+    null = per.copy()
+    for r in REGIONS:
+        null[f"share_{r}"] = per[f"area_{r}"] / sum(per[f"area_{q}"] for q in REGIONS)
+    t = agreement_table(per, ["female", "male"], sel, {"blur": drops}, n_boot=300, null=null)
+    row = t.iloc[0]
+    assert row["lift_leader"] == row["recovered"] == "nose" and row["n_null"] == len(per)
+    # the same null, but the ablation says mouth: the two answers disagree, nothing recovered
+    swapped = drops.rename(columns={"drop_nose": "drop_mouth", "drop_mouth": "drop_nose"})
+    t = agreement_table(per, ["female", "male"], sel, {"blur": swapped}, n_boot=300, null=null)
+    assert t.iloc[0]["ablation_leader"] == "mouth" and t.iloc[0]["recovered"] == ""
+    coarse = agreement_table(per, ["female", "male"], sel, {"blur": drops},
+                             judged=(False, "4x4"), n_boot=300, null=null)  # fmt: skip
     assert coarse.iloc[0]["recovered"] == "" and coarse.iloc[0]["ablation_leader"] == "nose"
 
 

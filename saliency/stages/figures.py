@@ -100,7 +100,7 @@ def _tables(run: Path, out: Path, split: str) -> list[dict]:
 
 def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, object]]:
     """``(name, build)`` for every figure; ``build()`` returns a FigureSpec or a reason."""
-    from saliency.stages import figure_eval, figure_maps, figure_regions
+    from saliency.stages import figure_eval, figure_maps, figure_regions, figure_validation
     from saliency.viz.style import WIDTHS
 
     # grids of faces and of histograms need a page's width; bars fit either
@@ -116,6 +116,7 @@ def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, obj
         ("share_enrichment", lambda: figure_regions.share_enrichment(run, methods, cells, w)),
         ("score_distributions", lambda: figure_regions.score_distributions(run, classes, w)),
         ("evaluation", lambda: figure_eval.evaluation(run, cfg.split, w)),
+        ("validation", lambda: figure_validation.validation(run, w)),
     ]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from saliency.rundir import (
     report_path,
     require_run,
     share_dir,
+    validation_dir,
 )
 
 STYLE = """
@@ -111,6 +112,34 @@ def _agreement(run: Path) -> list[str]:
     return parts
 
 
+def _validation(run: Path) -> list[str]:
+    """``saliency validate``'s verdicts, randomization and curve tables, when it has run."""
+    out = validation_dir(run)
+    parts = []
+    v = out / "verdicts.csv"
+    if v.is_file():
+        t = pd.read_csv(v, keep_default_na=False)
+        parts.append(
+            "<p>Recovered: the region whose deletion costs the true class the most (95% "
+            "interval above 0) is also the leader of the method's lift over the null model "
+            "(shuffled labels), with the lift's margin over the runner-up above 0 (95% paired "
+            "bootstrap). The old definition (ablation leader = enrichment leader) is shown "
+            "beside it for comparison only.</p>" + _table(t)
+        )
+    for name, title in (
+        ("randomization_verdicts", "Cascading model-parameter randomization"),
+        ("curves_summary", "Deletion and insertion, against a random order"),
+    ):
+        f = out / f"{name}.csv"
+        if f.is_file():
+            parts.append(f"<h3>{title}</h3>" + _table(pd.read_csv(f, keep_default_na=False)))
+    info = out / "validation.json"
+    if info.is_file():
+        for note in json.loads(info.read_text()).get("notes", []):
+            parts.append(f'<p class="warning">{_esc(note)}</p>')
+    return parts
+
+
 def _skipped(run: Path) -> str:
     rows = []
     places = sorted(ablation_dir(run).glob("*/skipped.csv")) + sorted(
@@ -186,6 +215,10 @@ def run(run_dir: str | Path) -> ReportResult:
     if agreement:
         body.append("<h2>Ablation and attribution share: agreement</h2>" + "".join(agreement))
         n_tab += len(agreement)
+    validation = _validation(run_dir)
+    if validation:
+        body.append("<h2>Validation: are the explanations right?</h2>" + "".join(validation))
+        n_tab += len(validation)
     body.append("<h2>Skipped images</h2>" + _skipped(run_dir))
     body.append("<h2>Configuration and provenance</h2>" + _provenance(run_dir))
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -32,12 +32,17 @@ def method_maps(
     upsample: str = "receptive-field",
     batch_size: int = 32,
 ) -> MapFn:
-    """A :data:`MapFn` for a registered method with the run's settings (grid methods use
-    the upsampling geometry measured on the model they are given)."""
+    """A :data:`MapFn` for a registered method with the run's settings. Grid methods use
+    the upsampling geometry measured once, on the first model given (the trained one): the
+    geometry is the architecture's, and the stored maps used the same."""
     from saliency.methods.geometry import grid_geometry
 
+    measured = {}
+
     def compute(model, unit: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-        geometry = grid_geometry(model, pre.size, upsample)
+        if "g" not in measured:
+            measured["g"] = grid_geometry(model, pre.size, upsample)
+        geometry = measured["g"]
         out = []
         for s in range(0, len(unit), batch_size):
             t = target[s : s + batch_size]
