@@ -18,7 +18,7 @@ from saliency.cli import main
 
 FIGURES = (
     "average_grid", "difference_incorrect_minus_correct", "difference_cell_minus_all",
-    "ablation_effects", "share_enrichment", "score_distributions", "evaluation",
+    "ablation_effects", "share_enrichment", "score_distributions", "evaluation", "validation",
 )  # fmt: skip
 
 
@@ -43,8 +43,31 @@ def study(brows_reader_run, tmp_path_factory):
     assert main(["share", "--run", r, "--bootstrap", "100", *quiet]) == 0
     assert main(["ablate", "--run", r, *quiet]) == 0
     assert main(["agreement", "--run", r, "--bootstrap", "100"]) == 0
+    _null_and_validate(run)
     assert main(["figures", "--run", r, "--dpi", "120", "--min-n", "3"]) == 0
     return run
+
+
+def _null_and_validate(run) -> None:
+    """A null for the reader (a reader of the whole face; test_validate.py proves the
+    pieces), then validate on small settings, so the validation figure has its inputs."""
+    import torch
+    from conftest import BROWS_SIZE
+
+    from saliency.models.checkpoint import read_checkpoint, save_checkpoint
+    from saliency.models.preprocess import Preprocessing
+    from saliency.models.reader_run import reader_checkpoint
+    from saliency.stages.null import NullConfig, analyse_null
+
+    manifest = read_checkpoint(run / "checkpoints" / "best.pt")["data"]["manifest"]
+    uniform = torch.ones(BROWS_SIZE, BROWS_SIZE)
+    ckpt = reader_checkpoint(manifest, uniform, Preprocessing(size=BROWS_SIZE), 400.0)
+    save_checkpoint(run / "null" / "checkpoints" / "best.pt", ckpt)
+    analyse_null(NullConfig(run, workers=0, device="cpu"))
+    small = ["--randomization-images", "4", "--curve-images", "8", "--curve-steps", "4"]
+    assert (
+        main(["validate", "--run", str(run), "--workers", "0", *small, "--bootstrap", "100"]) == 0
+    )
 
 
 def _figure(study, name, width="double"):

@@ -95,12 +95,14 @@ def validation(run: Path, width: float) -> FigureSpec | str:
     ax_curve.set_ylabel("probability of the target class")
     ax_curve.set_title("deletion (—), insertion (- -)")
     ax_curve.legend(frameon=False, fontsize="x-small")
-    n = int(steps["n"].max())
+    n_rand = int(steps["n"].max())
     n_curves = _read(out / "curves_summary.csv")
+    n = max(n_rand, int(lift["n"].max()) if has_lift else 0,
+            int(n_curves["n"].max()) if n_curves is not None else 0)  # fmt: skip
     caption = (
         "Left: lift of each method's share of positive attribution over the null model's "
         "(logit units, 95% paired bootstrap intervals). Middle: mean |Spearman| between the "
-        f"trained model's maps and those of copies re-initialized from the head down ({n} "
+        f"trained model's maps and those of copies re-initialized from the head down ({n_rand} "
         f"images; dashed: the pass threshold {threshold}). Right: mean probability of the "
         "target class as pixels are deleted or inserted in order of attribution, and in a "
         f"random order ({int(n_curves['n'].max()) if n_curves is not None else '?'} images)."
