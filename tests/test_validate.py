@@ -286,6 +286,7 @@ def shuffled_label_evidence(tiny_run, tmp, null_seed: int = 0) -> dict:
     return {
         "null_recovered": v.loc[v["method"] == "ig", "null_recovered"].item(),
         "null_drop_low": float((-ranking["prob_change_high"]).max()),  # best lower bound
+        "null_max_abs_drop": float(ranking["effect"].abs().max()),
         "null_lift_margin_low": float(lift.loc[lift["reference"] == "null", "margin_low"].max()),
         "null_epochs": len(null_log),
         "null_val_at_chance": bool(null_log["val_at_chance"].all()),
@@ -296,6 +297,7 @@ def test_a_shuffled_label_model_recovers_no_region(tiny_run, tmp_path):
     ev = shuffled_label_evidence(tiny_run, tmp_path)
     assert ev["null_epochs"] == 2 and ev["null_val_at_chance"], ev  # the run's recipe
     assert ev["null_recovered"] == "", ev
-    # margin: no region's deletion costs the null's true class probability with a 95%
-    # lower bound above -0.01 (measured: see the issue 19 note for seeds and kernels)
-    assert ev["null_drop_low"] < 0.0, ev
+    # with margin: deleting any region moves the null's true-class probability by under
+    # 0.02 on average (measured at most 0.003 over label seeds 0-2 and the default kernels;
+    # no ablation leader at all: the best lower bound was -0.0008 to -0.0017)
+    assert ev["null_max_abs_drop"] < 0.02, ev

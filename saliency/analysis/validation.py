@@ -103,8 +103,8 @@ def method_verdict(
         "recovered": new or "", "enrichment_leader": by_enrichment or "",
         "recovered_old": old or "",
         "verdict": ("no null model" if lifted is None else judged[1] or "judged"),
-        "correct": (new == first) if first and lifted is not None else None,
-        "correct_old": (old == first) if first else None,
+        "correct": (new == first) if first and lifted is not None and judged[0] else None,
+        "correct_old": (old == first) if first and judged[0] else None,
     }  # fmt: skip
 
 
