@@ -298,6 +298,7 @@ def test_a_shuffled_label_model_recovers_no_region(tiny_run, tmp_path):
     assert ev["null_epochs"] == 2 and ev["null_val_at_chance"], ev  # the run's recipe
     assert ev["null_recovered"] == "", ev
     # with margin: deleting any region moves the null's true-class probability by under
-    # 0.02 on average (measured at most 0.003 over label seeds 0-2 and the default kernels;
-    # no ablation leader at all: the best lower bound was -0.0008 to -0.0017)
-    assert ev["null_max_abs_drop"] < 0.02, ev
+    # 0.03 on average. Measured on 6 runs (label seeds 0-2 native AVX-512, 0-1 with
+    # ATEN_CPU_CAPABILITY=default, 0 with avx2): at most 0.0088, and no run had an ablation
+    # leader at all (the largest drop's lower bound was -0.0006 to -0.0017)
+    assert ev["null_max_abs_drop"] < 0.03, ev
