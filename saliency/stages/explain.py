@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from saliency.data.manifest import relative_path
 from saliency.methods.fold import fold_batchnorm
 from saliency.methods.geometry import grid_geometry
 from saliency.methods.names import GRID_METHODS
-from saliency.methods.registry import UNITS, IGConfig, check_methods, explain_batch
+from saliency.methods.registry import UNITS, check_methods, explain_batch
 from saliency.methods.targets import resolve_targets
 from saliency.models import outputs
 from saliency.models.checkpoint import file_sha256, load_model
@@ -35,37 +35,10 @@ from saliency.models.predict import predictions_frame
 from saliency.models.preprocess import normalize, to_unit
 from saliency.rundir import best_checkpoint, saliency_dir
 from saliency.runtime import full_float32
+from saliency.stages.explain_settings import ExplainConfig, fixed_targets
 
 PROGRESS = ".progress.json"
 MIN_GRID = 4  # below this grid size CAM-type maps cannot localize facial regions
-
-
-@dataclass
-class ExplainConfig:
-    split: str = "test"
-    methods: list[str] = field(default_factory=lambda: ["cam", "gradcam", "ig"])
-    target: str = "predicted"
-    limit: int | None = None
-    batch_size: int = 32
-    chunk: int = 256
-    ig: IGConfig = field(default_factory=IGConfig)
-    upsample: str = "receptive-field"  # or "half-pixel" (the image-resize rule)
-    fold_bn: bool = True  # IG runs on the batch-norm-folded copy when it matches
-    # another model's index.csv whose targets these maps explain, image by image (the null
-    # model's and the floor's maps are for the classes the run's own maps were made for)
-    target_file: str | None = None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["ig"] = self.ig.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ExplainConfig:
-        """The config that :meth:`to_dict` recorded (``RUN/config.json``)."""
-        d = dict(d)
-        d["ig"] = IGConfig(**d.get("ig", {}))
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -97,51 +70,11 @@ def _ig_model(
     return folded, None
 
 
-def fixed_targets(target_file: str | Path, paths: list[str], classes: list[str]) -> np.ndarray:
-    """Class indices ``[N]`` for images ``paths`` (absolute) from another model's maps
-    index (``target_file``, with its meta.json beside it), matched by path."""
-    from saliency.methods.store import absolute_paths, read_index
-
-    index, meta = read_index(Path(target_file).parent)
-    if list(meta["classes"]) != list(classes):
-        raise ValueError(f"{target_file} explains classes {meta['classes']}, not {classes}")
-    of = dict(zip(absolute_paths(index, meta), index["target"].astype(str), strict=True))
-    missing = [p for p in paths if str(Path(p).resolve()) not in of]
-    if missing:
-        raise ValueError(
-            f"{len(missing)} image(s) have no target in {target_file}, e.g. {missing[0]}"
-        )
-    return np.array([classes.index(of[str(Path(p).resolve())]) for p in paths], dtype=np.int64)
-
-
 def mean_face(ckpt: dict, pre, device: torch.device, workers: int = 2) -> torch.Tensor:
     """The training images' mean ``[3, H, W]`` in [0, 1] on ``device`` (IG's mean baseline)."""
     train_rows, _ = evaluation_rows(ckpt, "train")
     train = ImageSource(train_rows["path"], pre, cache_bytes=0, workers=workers)
     return train.mean().permute(2, 0, 1).float().to(device)
-
-
-def recorded_configs(run: str | Path) -> dict[str, tuple[ExplainConfig, list[str]]]:
-    """Per explained split of ``run``: its recorded explain settings (``config.json``) and
-    the methods with maps there."""
-    from saliency.rundir import CONFIG
-
-    run = Path(run)
-    cfg_file = run / CONFIG
-    commands = json.loads(cfg_file.read_text())["commands"] if cfg_file.is_file() else {}
-    out = {}
-    for split_dir in sorted((run / "saliency").glob("*")):
-        methods = sorted(p.parent.name for p in split_dir.glob("*/meta.json"))
-        if not methods:
-            continue
-        rec = commands.get(f"explain:{split_dir.name}")
-        if rec is None:
-            raise ValueError(
-                f"{run} has maps for {split_dir.name} but no explain record in {CONFIG}; "
-                f"explain again with `saliency explain --run {run} --split {split_dir.name}`"
-            )
-        out[split_dir.name] = (ExplainConfig.from_dict(rec["config"]), methods)
-    return out
 
 
 def _key(

@@ -33,7 +33,7 @@ from saliency.rundir import (
     require_run,
     saliency_dir,
 )
-from saliency.stages.explain import ExplainConfig, recorded_configs
+from saliency.stages.explain_settings import ExplainConfig, recorded_configs
 
 SHUFFLED = ("train", "val")
 TRUE_LABEL = "label_before_shuffle"

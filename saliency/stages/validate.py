@@ -51,7 +51,8 @@ from saliency.rundir import (
 )
 from saliency.runtime import full_float32, resolve_device
 from saliency.stages import validate_passes as passes
-from saliency.stages.explain import explain_run, mean_face, recorded_configs
+from saliency.stages.explain import explain_run, mean_face
+from saliency.stages.explain_settings import recorded_configs
 from saliency.stages.null import same_images
 from saliency.stages.share import ground_truth, share_table
 
