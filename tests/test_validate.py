@@ -230,9 +230,9 @@ def test_pixel_order_puts_high_values_first_and_breaks_ties_at_random():
 
 
 def test_area_is_the_trapezoid_mean():
-    np.testing.assert_allclose(area(np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 1.0, 0.0]][:2])),
-                               [0.5, 1.0])  # fmt: skip
-    np.testing.assert_allclose(area(np.array([[0.0, 1.0, 0.0]])), [0.5])
+    curves_ = np.array([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.5, 1.0]])
+    np.testing.assert_allclose(area(curves_), [0.5, 1.0, 0.5])
+    np.testing.assert_allclose(area(np.array([[0.0, 1.0]])), [0.5])
 
 
 def test_curves_start_and_end_where_they_must_and_the_reader_sees_only_the_brows(world):

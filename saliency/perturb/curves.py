@@ -25,16 +25,14 @@ from saliency.perturb.fill_torch import fill_sources_batch
 def pixel_order(maps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each map's pixel positions ``[N, H*W]``, highest value first, ties in random order."""
     flat = maps.flatten(1).double()
-    n, hw = flat.shape
-    perm = torch.stack([torch.randperm(hw, generator=generator) for _ in range(n)])
-    perm = perm.to(flat.device)
+    perm = random_order(*flat.shape, generator).to(flat.device)
     order = torch.argsort(flat.gather(1, perm), dim=1, descending=True, stable=True)
     return perm.gather(1, order)
 
 
 def random_order(n: int, hw: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random pixel order per image ``[n, hw]``."""
-    return torch.stack([torch.randperm(hw, generator=generator) for _ in range(n)])
+    """A random pixel order per image ``[n, hw]`` (one batched draw)."""
+    return torch.rand(n, hw, generator=generator, dtype=torch.float64).argsort(dim=1)
 
 
 def fractions(steps: int) -> np.ndarray:

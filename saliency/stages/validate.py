@@ -94,18 +94,14 @@ def _shares(folder: Path, workers: int) -> pd.DataFrame:
     return per
 
 
-def _floor(run: Path, cfg: ValidateConfig, device: torch.device, split: str, methods) -> Path:
-    """Explain the re-initialized copy (``RUN/validation/floor``) like the run."""
-    from saliency.models.checkpoint import read_checkpoint
-
+def _floor(run: Path, cfg: ValidateConfig, model, ckpt: dict, device, methods) -> Path:
+    """Explain the re-initialized copy of ``model`` (``RUN/validation/floor``) like the run."""
     floor = validation_dir(run) / "floor"
-    ckpt = read_checkpoint(best_checkpoint(run))
-    model, *_ = load_model(best_checkpoint(run), "cpu")
     if not best_checkpoint(floor).is_file():
-        state = reinitialized(model, cfg.seed).state_dict()
+        state = {k: v.cpu() for k, v in reinitialized(model, cfg.seed).state_dict().items()}
         save_checkpoint(best_checkpoint(floor), {**ckpt, "state_dict": state, "floor": True})
-    ecfg, _ = recorded_configs(run)[split]
-    explain_run(floor, same_images(run, split, ecfg, methods), device, cfg.workers)
+    ecfg, _ = recorded_configs(run)[cfg.split]
+    explain_run(floor, same_images(run, cfg.split, ecfg, methods), device, cfg.workers)
     return floor
 
 
@@ -121,15 +117,58 @@ def _ablations(run: Path, fill: str, cfg: ValidateConfig) -> pd.DataFrame | None
 
 
 def _subset(run: Path, split: str, method: str, n: int, pre):
-    """The first ``n`` explained images ``uint8 [n, S, S, 3]``, their targets and rows."""
-    maps, index, meta = read_maps(saliency_dir(run, split, method))
+    """The first ``n`` explained images ``uint8 [n, S, S, 3]`` and their targets ``[n]``."""
+    _, index, meta = read_maps(saliency_dir(run, split, method))
     n = min(n, len(index))
     paths = absolute_paths(index.head(n), meta)
     source = ImageSource(paths, pre, cache_bytes=0, workers=0)
     images = torch.cat([b for b, _ in source.batches(np.arange(n), 64)]) if n else None
     classes = meta["classes"]
     target = torch.tensor([classes.index(t) for t in index["target"].head(n)])
-    return images, target, n
+    return images, target
+
+
+def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null, notes):
+    """Per method: the verdict row, lift rows (over the null and the floor) and truth rows."""
+    from saliency.analysis.selection import Selection
+    from saliency.analysis.share.summary import summarize_shares
+    from saliency.stages.agreement import null_shares
+
+    regions, b, seed = list(REGIONS), cfg.bootstrap, cfg.seed
+    drop = tables.drop_evidence(_ablations(run, fill, cfg), regions, b, seed)
+    null = null_dir(run)
+    null_drop = None  # the null's own ablation, for its verdict (data randomization)
+    if has_null and floor is not None:
+        null_drop = tables.drop_evidence(_ablations(null, fill, cfg), regions, b, seed)
+    verdicts, lifts, truth = [], [], []
+    for m in methods:
+        meta = read_maps(saliency_dir(run, cfg.split, m))[2]
+        per = _shares(saliency_dir(run, cfg.split, m), cfg.workers)
+        null_per = null_shares(run, m, cfg.split) if has_null else None  # by `saliency null`
+        lifted = None
+        if null_per is not None:
+            lifted, n = tables.paired_lift(per, null_per, regions, b, seed)
+            lifts += tables.lift_rows(m, "null", regions, lifted, n) if lifted else []
+        row = tables.method_verdict(m, regions, drop, per, lifted, judged(meta), planted, b, seed)
+        if floor is not None:
+            floor_per = _shares(saliency_dir(floor, cfg.split, m), cfg.workers)
+            fl, n = tables.paired_lift(per, floor_per, regions, b, seed)
+            if fl is not None:
+                lifts += tables.lift_rows(m, "floor", regions, fl, n)
+            else:
+                notes.append(f"{m}: the floor's maps pair with {n} image(s) that have "
+                             "positive attribution; no lift over the floor")  # fmt: skip
+            if null_per is not None and null_drop is not None:
+                nl, _ = tables.paired_lift(null_per, floor_per, regions, b, seed)
+                nrow = tables.method_verdict(m, regions, null_drop, null_per, nl, judged(meta),
+                                             None, b, seed)  # fmt: skip
+                row["null_recovered"] = nrow["recovered"]
+                row["null_ablation_leader"] = nrow["ablation_leader"]
+        verdicts.append(row)
+        if planted and "rank_accuracy" in per.columns:
+            t = summarize_shares(per, classes, [Selection()], planted, b, seed)
+            truth += [{"method": m, **r} for r in t.truth.to_dict("records")]
+    return verdicts, lifts, truth
 
 
 @full_float32
@@ -153,60 +192,25 @@ def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] |
         notes.append(NO_NULL.format(run=cfg.run))
     verdicts, lifts, truth = [], [], []
     if has_masks:
-        drops = _ablations(run, fill, cfg)
-        null_drops = _ablations(null, fill, cfg) if has_null else None
-        floor = _floor(run, cfg, device, cfg.split, methods) if cfg.floor else None
-        regions = list(REGIONS)
-        drop = tables.drop_evidence(drops, regions, cfg.bootstrap, cfg.seed)
-        for m in methods:
-            meta = read_maps(saliency_dir(run, cfg.split, m))[2]
-            per = _shares(saliency_dir(run, cfg.split, m), cfg.workers)
-            null_per = _shares(saliency_dir(null, cfg.split, m), cfg.workers) if has_null else None
-            lifted = None
-            if null_per is not None:
-                lifted, n = tables.paired_lift(per, null_per, regions, cfg.bootstrap, cfg.seed)
-                if lifted is not None:
-                    lifts += tables.lift_rows(m, "null", regions, lifted, n)
-            row = tables.method_verdict(
-                m, regions, drop, per, lifted, judged(meta), planted, cfg.bootstrap, cfg.seed
-            )
-            if floor is not None:
-                floor_per = _shares(saliency_dir(floor, cfg.split, m), cfg.workers)
-                fl, n = tables.paired_lift(per, floor_per, regions, cfg.bootstrap, cfg.seed)
-                if fl is not None:
-                    lifts += tables.lift_rows(m, "floor", regions, fl, n)
-                else:
-                    notes.append(f"{m}: the floor's maps pair with {n} image(s) that have "
-                                 "positive attribution; no lift over the floor")  # fmt: skip
-                if null_per is not None and null_drops is not None:  # the null's own verdict
-                    nd = tables.drop_evidence(null_drops, regions, cfg.bootstrap, cfg.seed)
-                    nl, _ = tables.paired_lift(
-                        null_per, floor_per, regions, cfg.bootstrap, cfg.seed
-                    )
-                    nrow = tables.method_verdict(m, regions, nd, null_per, nl, judged(meta),
-                                                 None, cfg.bootstrap, cfg.seed)  # fmt: skip
-                    row["null_recovered"] = nrow["recovered"]
-                    row["null_ablation_leader"] = nrow["ablation_leader"]
-            verdicts.append(row)
-            if planted and "rank_accuracy" in per.columns:
-                from saliency.analysis.selection import Selection
-                from saliency.analysis.share.summary import summarize_shares
-
-                t = summarize_shares(per, classes, [Selection()], planted, cfg.bootstrap, cfg.seed)
-                truth += [{"method": m, **r} for r in t.truth.to_dict("records")]
+        floor = _floor(run, cfg, model, ckpt, device, methods) if cfg.floor else None
+        verdicts, lifts, truth = _region_verdicts(
+            run, cfg, methods, classes, planted, fill, floor, has_null, notes
+        )
     else:
         notes.append(f"{manifest} has no 'mask' column: no verdicts (run `saliency regions` on it)")
-    n_rand = cfg.randomization_images
-    images, target, n = _subset(run, cfg.split, methods[0], n_rand, pre)
+    n = max(cfg.randomization_images, cfg.curve_images)
+    images, target = _subset(run, cfg.split, methods[0], n, pre)  # read once, for both passes
+    k = min(cfg.randomization_images, len(target))
     ecfg, _ = recorded_configs(run)[cfg.split]
     face = mean_face(ckpt, pre, device, cfg.workers) if ecfg.ig.baseline == "mean" else None
     fns = {m: passes.method_maps(m, pre, ecfg.ig, face, ecfg.upsample) for m in methods}
-    unit = to_unit(images).to(device)
+    unit = to_unit(images[:k]).to(device)
     step = progress("randomization", 0) if progress is not None else None
-    per_image = passes.cascade(model, unit, target, fns, cfg.seed, step)
+    per_image = passes.cascade(model, unit, target[:k], fns, cfg.seed, step)
     steps = tables.summarize_steps(per_image, cfg.bootstrap, cfg.seed)
     rand = randomization_verdicts(steps, cfg.threshold)
-    images, target, n = _subset(run, cfg.split, methods[0], cfg.curve_images, pre)
+    n = min(cfg.curve_images, len(target))
+    images, target = images[:n], target[:n]
     maps = {m: np.asarray(read_maps(saliency_dir(run, cfg.split, m))[0][:n]) for m in methods}
     step = progress("curves", len(methods) + 1) if progress is not None else None
     curve, areas = passes.perturbation_curves(

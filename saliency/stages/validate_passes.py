@@ -47,7 +47,8 @@ def method_maps(
         for s in range(0, len(unit), batch_size):
             t = target[s : s + batch_size]
             res, _ = explain_batch(
-                model, unit[s : s + batch_size], pre, [method], lambda _, t=t: t.to(_.device),
+                model, unit[s : s + batch_size], pre, [method],
+                lambda logits, t=t: t.to(logits.device),
                 ig, mean_face, None, geometry,
             )  # fmt: skip
             out.append(res.maps[method].detach().float().cpu().numpy())
