@@ -23,6 +23,7 @@ from saliency.cli import (
     null,
     predict,
     regions,
+    run,
     share,
     synth,
     train,
@@ -31,6 +32,7 @@ from saliency.cli import (
 
 COMMANDS = (
     demo,
+    run,
     synth,
     data,
     align,

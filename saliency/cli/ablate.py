@@ -78,10 +78,11 @@ def report(res, cfg) -> None:
     if len(res.skipped):
         print(f"skipped {len(res.skipped)} image(s) (reasons in skipped.csv)")
     for g, t in res.rankings.items():
-        _print_ranking(g, t)
+        print_ranking(g, t)
 
 
-def _print_ranking(group: str, table: pd.DataFrame) -> None:
+def print_ranking(group: str, table: pd.DataFrame) -> None:
+    """Print one selection's ablation ranking (``ranking`` of the ablation summary)."""
     from saliency.analysis.recovered import ablation_leader
 
     if not len(table):

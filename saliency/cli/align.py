@@ -52,8 +52,13 @@ def run(args: argparse.Namespace) -> int:
     n = len(read_manifest(args.manifest))
     with bar(n, "align") as progress:
         res = align_manifest(cfg, progress.update)
+    return report(res, cfg)
+
+
+def report(res, cfg) -> int:
+    """Print an align stage's result: counts, speed, skip reasons, skip rate per cell."""
     print(
-        f"aligned {res.aligned} of {res.n} images ({args.backend}, {args.size} px) in "
+        f"aligned {res.aligned} of {res.n} images ({cfg.backend}, {cfg.size} px) in "
         f"{res.seconds:.1f} s ({res.n / max(res.seconds, 1e-9):.1f} img/s) -> {res.manifest}"
     )
     if res.several:

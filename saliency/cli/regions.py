@@ -42,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
     )
     with bar(len(read_manifest(args.manifest)), "regions") as progress:
         res = region_masks(cfg, progress.update)
+    return report(res, cfg)
+
+
+def report(res, cfg) -> int:
+    """Print a regions stage's result: counts, source, skip reasons, mean areas, preview."""
     print(
         f"region masks for {res.written} of {res.n} images from {res.source} in "
         f"{res.seconds:.1f} s -> {res.manifest}"

@@ -71,25 +71,7 @@ def report(res, seconds: float | None = None) -> int:
     """Print a validate stage's verdict table."""
     for line in res.notes:
         print(line)
-    if len(res.verdicts):
-        print("verdicts (recovered = ablation leader and lift leader over the null agree):")
-        for r in res.verdicts.to_dict("records"):
-            planted = f", planted {r['planted']}" if r["planted"] else ""
-            got = r["recovered"] or ("none" if r["verdict"] == "judged" else f"- ({r['verdict']})")
-            line = (
-                f"  {r['method']:8s} recovered {got}{planted}; ablation "
-                f"{r['ablation_leader'] or '-'}, lift {r['lift_leader'] or '-'}; old definition: "
-                f"{r['recovered_old'] or 'none'}"
-            )
-            if "null_recovered" in r:
-                line += f"; null recovers {r['null_recovered'] or 'nothing'}"
-            print(line)
-    for r in res.randomization.to_dict("records"):
-        print(
-            f"  randomization {r['method']:8s} {'passed' if r['passed'] else 'FAILED'}: with "
-            f"{r['blocks']} blocks re-initialized, Spearman {r['spearman']:.2f}, |Spearman| "
-            f"{r['spearman_abs']:.2f}, SSIM {r['ssim']:.2f} (threshold {r['threshold']})"
-        )
+    print_verdicts(res.verdicts, res.randomization)
     for r in res.curves.to_dict("records"):
         if r["method"] == "random":
             continue
@@ -101,3 +83,26 @@ def report(res, seconds: float | None = None) -> int:
     took = f" in {seconds:.0f} s" if seconds is not None else ""
     print(f"{took.strip() or 'done'} -> {res.out}")
     return 0
+
+
+def print_verdicts(verdicts, randomization) -> None:
+    """Print the verdict table and the randomization checks (``validation/*.csv`` frames)."""
+    if len(verdicts):
+        print("verdicts (recovered = ablation leader and lift leader over the null agree):")
+        for r in verdicts.to_dict("records"):
+            planted = f", planted {r['planted']}" if r["planted"] else ""
+            got = r["recovered"] or ("none" if r["verdict"] == "judged" else f"- ({r['verdict']})")
+            line = (
+                f"  {r['method']:8s} recovered {got}{planted}; ablation "
+                f"{r['ablation_leader'] or '-'}, lift {r['lift_leader'] or '-'}; old definition: "
+                f"{r['recovered_old'] or 'none'}"
+            )
+            if "null_recovered" in r:
+                line += f"; null recovers {r['null_recovered'] or 'nothing'}"
+            print(line)
+    for r in [] if randomization is None else randomization.to_dict("records"):
+        print(
+            f"  randomization {r['method']:8s} {'passed' if r['passed'] else 'FAILED'}: with "
+            f"{r['blocks']} blocks re-initialized, Spearman {r['spearman']:.2f}, |Spearman| "
+            f"{r['spearman_abs']:.2f}, SSIM {r['ssim']:.2f} (threshold {r['threshold']})"
+        )

@@ -1,0 +1,156 @@
+"""The study runner: every stage of a :class:`~saliency.stages.study_config.Study` in order,
+skipping the ones done with the same settings and re-running the ones whose settings changed.
+
+``OUT/study.json`` records, per stage, the settings it ran with, a fingerprint of them and of
+the stages it reads (so a change upstream re-runs everything downstream of it), whether it
+finished, and its time. :func:`plan` says what will happen to each stage and why;
+:func:`execute` does it. A stage interrupted mid-way continues (the stages are resumable);
+a stage whose settings changed has its outputs removed first, and the plan says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from saliency.atomic import atomic_write_text
+from saliency.stages.study_config import STAGES, Study
+from saliency.stages.study_steps import STEPS, Hooks, remove
+
+STATE = "study.json"
+
+
+@dataclass
+class Decision:
+    stage: str
+    action: str  # run, skip, resume or rerun
+    reason: str
+    fingerprint: str
+    changes: list[str] = field(default_factory=list)  # "train.epochs: 8 -> 10"
+
+
+def state_path(study: Study) -> Path:
+    return study.out / STATE
+
+
+def read_state(study: Study) -> dict:
+    path = state_path(study)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_state(study: Study, state: dict) -> None:
+    study.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(state_path(study), json.dumps(state, indent=2, default=str))
+
+
+def fingerprints(study: Study) -> dict[str, str]:
+    """Per enabled stage: a hash of its settings and of the stages it reads."""
+    out: dict[str, str] = {}
+    for stage in STAGES:
+        if not study.enabled(stage):
+            continue
+        deps = {d: out[d] for d in STEPS[stage].deps if d in out}
+        text = json.dumps({"settings": study.stages[stage], "deps": deps}, sort_keys=True)
+        out[stage] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return out
+
+
+def _changes(stage: str, old: dict, new: dict) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [
+        f"{stage}.{k}: {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}"
+        for k in keys
+        if old.get(k) != new.get(k)
+    ]
+
+
+def plan(study: Study, only: list[str] | None = None) -> list[Decision]:
+    """What each enabled stage (or each of ``only``) will do, with the reason."""
+    if only:
+        bad = [s for s in only if s not in STAGES]
+        if bad:
+            raise ValueError(f"unknown stage {bad[0]!r}; stages: {', '.join(STAGES)}")
+        off = [s for s in only if not study.enabled(s)]
+        if off:
+            raise ValueError(f"stage {off[0]!r} has no table in the study; add [{off[0]}]")
+    state, fps = read_state(study), fingerprints(study)
+    decisions: list[Decision] = []
+    rerun: set[str] = set()
+    for stage in STAGES:
+        if not study.enabled(stage):
+            continue
+        step, fp, rec = STEPS[stage], fps[stage], state.get(stage)
+        done = all(p.exists() for p in step.outputs(study))
+        upstream = [d for d in step.deps if d in rerun]
+        if rec is None:
+            if stage == "train" and (study.out / "run" / "checkpoints").exists():
+                raise ValueError(
+                    f"{study.out / 'run'} holds a model this study has no record of; remove "
+                    "it or give another --out"
+                )
+            d = Decision(stage, "run", "not run yet", fp)
+            if done:
+                d = Decision(stage, "rerun", "outputs without a record of their settings", fp)
+        elif rec.get("fingerprint") != fp:
+            changes = _changes(stage, rec.get("settings", {}), study.stages[stage])
+            why = "; ".join(changes) if changes else ""
+            if not why:
+                changed = upstream or [
+                    d for d in step.deps if d in fps and rec.get("deps", {}).get(d) != fps[d]
+                ]
+                why = f"{', '.join(changed) or 'an earlier stage'} changed"
+            d = Decision(stage, "rerun", f"settings changed: {why}", fp, changes)
+        elif rec.get("status") != "done":
+            d = Decision(stage, "resume", "interrupted; continuing where it stopped", fp)
+        elif not done:
+            d = Decision(stage, "run", "finished before, but its outputs are missing", fp)
+        else:
+            d = Decision(stage, "skip", "done with the same settings", fp)
+        if d.action == "skip" and upstream:
+            d = Decision(stage, "rerun", f"{', '.join(upstream)} runs again", fp)
+        if d.action != "skip":
+            rerun.add(stage)
+        decisions.append(d)
+    if only:
+        chosen = [d for d in decisions if d.stage in only]
+        for d in chosen:
+            for dep in STEPS[d.stage].deps:
+                if dep in fps and dep not in only and dep in rerun:
+                    raise ValueError(
+                        f"--only {d.stage}: stage {dep!r} is not done with these settings; "
+                        f"run it first (or add it to --only)"
+                    )
+        return chosen
+    return decisions
+
+
+def execute(study: Study, decision: Decision, hooks: Hooks | None = None) -> tuple[Any, float]:
+    """Carry out one decision; returns the stage's result (``None`` when skipped) and the
+    seconds it took. The state file is written before and after the stage runs."""
+    if decision.action == "skip":
+        return None, 0.0
+    step, hooks = STEPS[decision.stage], hooks or Hooks()
+    if decision.action == "rerun":
+        remove(step.clears(study))
+    fps = fingerprints(study)
+    state = read_state(study)
+    state[decision.stage] = {
+        "settings": study.stages[decision.stage],
+        "fingerprint": decision.fingerprint,
+        "deps": {d: fps[d] for d in step.deps if d in fps},
+        "status": "started",
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write_state(study, state)
+    start = time.perf_counter()
+    result = step.run(study, study.stages[decision.stage], hooks)
+    seconds = time.perf_counter() - start
+    state = read_state(study)
+    state[decision.stage] |= {"status": "done", "seconds": round(seconds, 1)}
+    _write_state(study, state)
+    return result, seconds
