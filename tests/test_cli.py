@@ -8,7 +8,8 @@ import pytest
 
 HEAVY = ("torch", "torchvision", "matplotlib", "captum", "pandas", "cv2", "scipy", "sklearn")
 COMMANDS = (
-    "demo synth data align regions train evaluate compare explain average predict share ablate"
+    "demo run synth data align regions train evaluate compare explain average predict share ablate "
+    "null validate figures report"
 ).split()
 
 PROBE = """

@@ -1,18 +1,20 @@
-"""`saliency demo` end to end on tiny settings, and a second run that keeps what exists."""
+"""`saliency demo --quick`: the demo study's quick profile end to end, every stage's outputs,
+and a second run that skips every stage and leaves the files alone."""
 
 import json
 
 from saliency.cli import main
-from saliency.cli.demo import STAGES
+from saliency.stages.study_config import STAGES
 
 
-def test_demo_runs_every_stage_and_a_second_run_keeps_them(tmp_path, capsys):
-    argv = ["demo", "--out", str(tmp_path), "--n", "120", "--size", "32", "--train-size", "32"]
-    assert main([*argv, "--epochs", "1"]) == 0
+def test_quick_demo_runs_every_stage_and_a_second_run_skips_them(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for k, stage in enumerate(STAGES, 1):
-        assert f"[{k}/{len(STAGES)}] {stage}" in out
-    assert len(STAGES) == 11
+    ran = [s for s in STAGES if s not in ("align", "regions")]  # synthetic faces need neither
+    for k, stage in enumerate(ran, 1):
+        assert f"[{k}/{len(ran)}] {stage}: run (not run yet)" in out
+        assert f"[{k}/{len(ran)}] {stage}: done in " in out
+    assert "time: " in out and "smoke test, not a result" in out
     data, run = tmp_path / "data", tmp_path / "run"
     for path in (data / "manifest.csv", data / "preview.png", data / "synth.json"):
         assert path.is_file(), path
@@ -22,27 +24,41 @@ def test_demo_runs_every_stage_and_a_second_run_keeps_them(tmp_path, capsys):
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert metrics["n"] == sum(1 for line in open(data / "manifest.csv") if ",test," in line)
     assert "B_F" in metrics["accuracy"]
-    for m in ("cam", "gradcam", "ig"):  # maps of every test image, each method
-        index = (run / "saliency" / "test" / m / "index.csv").read_text().splitlines()
-        assert len(index) - 1 == metrics["n"], m
+    for m in ("cam", "gradcam", "ig"):  # maps of every test image, each method, run and null
+        for where in (run, run / "null"):
+            index = (where / "saliency" / "test" / m / "index.csv").read_text().splitlines()
+            assert len(index) - 1 == metrics["n"], (where, m)
     for split in ("all", "correct", "incorrect"):  # an average face per split (all groups)
         assert any((run / "averages").glob(f"gradcam_{split}_*.npz")), split
     assert (run / "averages" / "cam_all_B_F.npz").is_file()
+    assert any((run / "averages").glob("ig_incorrect_*_vs_correct.npz"))
+    assert (run / "averages" / "gradcam_all_B_F_vs_rest.npz").is_file()
     assert (run / "share" / "ig_test" / "summary.csv").is_file()
     ranking = (run / "ablation" / "ranking_blur_delete.csv").read_text()
     assert all(r in ranking for r in ("eyes", "brows", "nose", "mouth", "skin", "hair"))
     assert (run / "agreement" / "ig_test.csv").is_file()
-    assert any((run / "averages").glob("ig_incorrect_*_vs_correct.npz"))
-    assert (run / "averages" / "gradcam_all_B_F_vs_rest.npz").is_file()
+    assert (run / "null" / "checkpoints" / "best.pt").is_file()
+    for name in ("verdicts", "lift", "randomization_verdicts", "curves_summary"):
+        assert (run / "validation" / f"{name}.csv").is_file(), name
     listing = json.loads((run / "figures" / "figures.json").read_text())
-    assert {"average_grid", "ablation_effects", "evaluation"} <= {
+    assert {"average_grid", "ablation_effects", "evaluation", "validation"} <= {
         f["name"] for f in listing["figures"]
     }
     for f in listing["figures"]:
         assert all((run / "figures" / name).is_file() for name in f["files"])
     assert "data:image/png;base64," in (run / "report.html").read_text()
+    # the closing summary: group table with the hardest cell, ranking, verdicts, report
+    tail = out[out.index("summary of") :]
+    for text in ("hardest cell", "region ranking", "verdicts (recovered", "report: "):
+        assert text in tail, text
+    state = json.loads((tmp_path / "study.json").read_text())
+    assert {s for s, r in state.items() if r["status"] == "done"} == set(ran)
+
     weights = (run / "checkpoints" / "best.pt").stat().st_mtime_ns
-    assert main([*argv, "--epochs", "1"]) == 0
+    report = (run / "report.html").stat().st_mtime_ns
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     again = capsys.readouterr().out
-    assert "exists; keeping it" in again and "already trained; keeping it" in again
+    assert all(f"  {s:10s} skip   done with the same settings" in again for s in ran)
+    assert ": done in " not in again and "hardest cell" in again
     assert (run / "checkpoints" / "best.pt").stat().st_mtime_ns == weights
+    assert (run / "report.html").stat().st_mtime_ns == report

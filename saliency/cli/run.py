@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study", type=Path, help="the study's TOML file")
     add_run_options(p)
     p.add_argument("--profile", help="lay the study's [profiles.NAME] tables over it")
+    p.add_argument("--data", type=Path, help="your copy of the data (sets data.path)")
     p.set_defaults(func=run)
 
 
@@ -38,7 +39,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from saliency.stages.study_config import load
 
-    return run_study(load(args.study, args.profile), args)
+    over = {"data": {"path": str(args.data.resolve())}} if args.data else None
+    return run_study(load(args.study, args.profile, over), args)
 
 
 def run_study(study, args: argparse.Namespace, closing: str = "") -> int:

@@ -161,8 +161,11 @@ def overlay(base: dict, top: dict) -> dict:
     return out
 
 
-def parse(raw: dict, source: Path | None = None, profile: str | None = None) -> Study:
-    """A :class:`Study` from TOML data; ``profile`` lays ``[profiles.<profile>]`` over it."""
+def parse(
+    raw: dict, source: Path | None = None, profile: str | None = None, over: dict | None = None
+) -> Study:
+    """A :class:`Study` from TOML data; ``profile`` lays ``[profiles.<profile>]`` over it,
+    then ``over`` (tables given on the command line, e.g. ``--data``) over that."""
     raw = dict(raw)
     profiles = raw.pop("profiles", {})
     if profile is not None:
@@ -170,6 +173,8 @@ def parse(raw: dict, source: Path | None = None, profile: str | None = None) -> 
             valid = ", ".join(sorted(profiles)) or "none"
             raise ValueError(f"no profile {profile!r} in the study; its profiles: {valid}")
         raw = overlay(raw, profiles[profile])
+    if over:
+        raw = overlay(raw, over)
     head = _merge("study", STUDY_KEYS, raw.pop("study", {}))
     unknown = [k for k in raw if k not in STAGES]
     if unknown:
@@ -195,8 +200,8 @@ def parse(raw: dict, source: Path | None = None, profile: str | None = None) -> 
     return Study(head["name"], out, head["device"], int(head["workers"]), stages, source)
 
 
-def load(path: str | Path, profile: str | None = None) -> Study:
-    """Read and check a study TOML file."""
+def load(path: str | Path, profile: str | None = None, over: dict | None = None) -> Study:
+    """Read and check a study TOML file (``profile`` and ``over`` as in :func:`parse`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no study file {path}")
@@ -204,4 +209,4 @@ def load(path: str | Path, profile: str | None = None) -> Study:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}") from None
-    return parse(raw, path, profile)
+    return parse(raw, path, profile, over)

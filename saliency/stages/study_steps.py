@@ -66,6 +66,12 @@ def _data(study: Study, s: dict, hooks: Hooks):
 
     out = study.out / "data"
     made = None
+    if s["source"] != "synth" and not Path(s["path"]).exists():
+        where = f" in {study.source}" if study.source else ""
+        raise FileNotFoundError(
+            f"data.path {s['path']} does not exist: point it{where} at your copy of the data, "
+            "or pass --data PATH"
+        )
     if s["source"] == "synth":
         from saliency.data.synth.config import SynthConfig
         from saliency.stages import synth
