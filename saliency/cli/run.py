@@ -81,7 +81,7 @@ def run_study(study, args: argparse.Namespace, closing: str = "") -> int:
 
 def _hooks():
     from saliency.cli.progress import bar
-    from saliency.cli.train import print_epoch
+    from saliency.cli.train import describe, print_epoch
     from saliency.stages.study_steps import Hooks
 
     bars = []
@@ -90,7 +90,7 @@ def _hooks():
         bars.append(bar(total, name))
         return bars[-1].update
 
-    return Hooks(progress=progress, on_epoch=print_epoch), bars
+    return Hooks(progress=progress, on_epoch=print_epoch, on_trainer=describe), bars
 
 
 def _clock(seconds: float) -> str:
@@ -127,8 +127,7 @@ def report(stage: str, result, seconds: float) -> None:
     elif stage in ("align", "regions"):
         {"align": align, "regions": regions}[stage].report(*result)
     elif stage == "train":
-        train.describe(result[0])
-        train.report(result[1])
+        train.report(result[1])  # describe() ran before training
     elif stage == "evaluate":
         for split, res in result:
             evaluate.report(res, split)

@@ -103,6 +103,6 @@ def print_verdicts(verdicts, randomization) -> None:
     for r in [] if randomization is None else randomization.to_dict("records"):
         print(
             f"  randomization {r['method']:8s} {'passed' if r['passed'] else 'FAILED'}: with "
-            f"{r['blocks']} blocks re-initialized, Spearman {r['spearman']:.2f}, |Spearman| "
+            f"{r['blocks']} blocks re-initialized, Spearman {r['spearman']:.2f}, of |maps| "
             f"{r['spearman_abs']:.2f}, SSIM {r['ssim']:.2f} (threshold {r['threshold']})"
         )

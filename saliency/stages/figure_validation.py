@@ -27,8 +27,8 @@ def method_colors(methods: list[str]) -> dict[str, str]:
 
 
 def validation(run: Path, width: float) -> FigureSpec | str:
-    """Three panels: lambda over the null per region (95% intervals), the mean |Spearman|
-    of each method's maps with the trained model's as blocks are re-initialized from the
+    """Three panels: lambda over the null per region (95% intervals), the mean Spearman of
+    each method's absolute maps with the trained model's as blocks are re-initialized from the
     head down, and the mean deletion and insertion curves against a random order."""
     out = validation_dir(run)
     steps = _read(out / "randomization_steps.csv")
@@ -73,7 +73,7 @@ def validation(run: Path, width: float) -> FigureSpec | str:
     ax_rand.axhline(threshold, color="black", linewidth=0.5, linestyle="--")
     ax_rand.set_xticks(x, blocks, rotation=90)
     ax_rand.set_ylim(-0.1, 1.05)
-    ax_rand.set_ylabel("|Spearman| with trained maps")
+    ax_rand.set_ylabel("Spearman of |maps| with trained")
     ax_rand.set_title("cascading randomization")
     ax_rand.legend(frameon=False, fontsize="x-small")
     frac = sorted(set(curves["fraction"]))
@@ -101,8 +101,8 @@ def validation(run: Path, width: float) -> FigureSpec | str:
             int(n_curves["n"].max()) if n_curves is not None else 0)  # fmt: skip
     caption = (
         "Left: lift of each method's share of positive attribution over the null model's "
-        "(logit units, 95% paired bootstrap intervals). Middle: mean |Spearman| between the "
-        f"trained model's maps and those of copies re-initialized from the head down ({n_rand} "
+        "(logit units, 95% paired bootstrap intervals). Middle: mean Spearman "
+        f"correlation of the absolute maps, the trained model's against those of copies re-initialized from the head down ({n_rand} "
         f"images; dashed: the pass threshold {threshold}). Right: mean probability of the "
         "target class as pixels are deleted or inserted in order of attribution, and in a "
         f"random order ({int(n_curves['n'].max()) if n_curves is not None else '?'} images)."

@@ -21,10 +21,12 @@ from saliency.stages.study_config import Study
 @dataclass
 class Hooks:
     """What the caller gives the stages: ``progress(name, total)`` returns an update
-    function (counts), ``on_epoch`` receives training epochs. Defaults do nothing."""
+    function (counts), ``on_epoch`` receives training epochs, ``on_trainer`` the trainer
+    before it starts. Defaults do nothing."""
 
     progress: Callable[[str, int], Callable[[int], None]] = lambda name, total: lambda n=1: None
     on_epoch: Callable[[Any], None] | None = None
+    on_trainer: Callable[[Any], None] | None = None  # the trainer, before it trains
 
 
 @dataclass
@@ -143,6 +145,8 @@ def _train(study: Study, s: dict, hooks: Hooks):
                       workers=study.workers, **s)  # fmt: skip
     resume = rundir.last_checkpoint(out).is_file()  # an interrupted study continues
     trainer = train.start(None if resume else cfg, out, resume=resume, device=study.device)
+    if hooks.on_trainer is not None:
+        hooks.on_trainer(trainer)
     return trainer, train.run(trainer, on_epoch=hooks.on_epoch,
                               step=hooks.progress("train", 0))  # fmt: skip
 
