@@ -102,7 +102,8 @@ def validation(run: Path, width: float) -> FigureSpec | str:
     caption = (
         "Left: lift of each method's share of positive attribution over the null model's "
         "(logit units, 95% paired bootstrap intervals). Middle: mean Spearman "
-        f"correlation of the absolute maps, the trained model's against those of copies re-initialized from the head down ({n_rand} "
+        "correlation of the absolute maps, the trained model's against those of copies "
+        f"re-initialized from the head down ({n_rand} "
         f"images; dashed: the pass threshold {threshold}). Right: mean probability of the "
         "target class as pixels are deleted or inserted in order of attribution, and in a "
         f"random order ({int(n_curves['n'].max()) if n_curves is not None else '?'} images)."
