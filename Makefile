@@ -12,7 +12,7 @@ DEMO_OUT ?= runs/demo
 
 .PHONY: setup demo figures test lint clean
 README_FIGURES := average_grid difference_incorrect_minus_correct ablation_effects \
-	share_enrichment score_distributions evaluation
+	share_enrichment score_distributions evaluation validation
 
 setup: $(STAMP)
 
