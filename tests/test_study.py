@@ -60,7 +60,7 @@ def test_bad_configs_name_the_key_and_the_valid_ones(tmp_path, toml, message):
 
 def test_profile_overlays_key_by_key_and_paths_are_relative_to_the_file(tmp_path):
     base, quick = load(DEMO), load(DEMO, "quick")
-    assert base.stages["explain"]["ig"]["baseline"] == "blur"
+    assert base.stages["explain"]["ig"]["baseline"] == "mean"
     assert quick.stages["explain"]["ig"] == {**base.stages["explain"]["ig"], "n_steps": 8}
     assert quick.stages["data"]["synth_n"] == 120 and base.stages["data"]["synth_n"] == 1000
     assert quick.stages["data"]["synth_cues"] == {"brows": 1.0}  # kept from the base
