@@ -72,7 +72,8 @@ def validation(run: Path, width: float) -> FigureSpec | str:
     threshold = info["settings"]["threshold"]
     ax_rand.axhline(threshold, color="black", linewidth=0.5, linestyle="--")
     ax_rand.set_xticks(x, blocks, rotation=90)
-    ax_rand.set_ylim(-0.1, 1.05)
+    low = float(steps[["spearman_abs", "spearman_abs_low"]].min().min())  # can be negative
+    ax_rand.set_ylim(min(-0.1, low - 0.05), 1.05)
     ax_rand.set_ylabel("Spearman of |maps| with trained")
     ax_rand.set_title("cascading randomization")
     ax_rand.legend(frameon=False, fontsize="x-small")
