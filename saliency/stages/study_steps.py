@@ -43,13 +43,10 @@ def run_dir(study: Study) -> Path:
 
 
 def manifest(study: Study, before: str = "train") -> Path:
-    """The manifest that stage ``before`` reads: the last of data, align and regions."""
-    order = ("regions", "align", "data")
-    cut = ("data", "align", "regions", "train").index(before)
-    for stage in order:
-        if study.enabled(stage) and ("data", "align", "regions").index(stage) < cut:
-            return _manifest_of(study, stage)
-    raise AssertionError("a study always has data")
+    """The manifest that stage ``before`` reads: the last of data, align and regions before it."""
+    makers = ("data", "align", "regions")
+    earlier = makers[: makers.index(before)] if before in makers else makers
+    return _manifest_of(study, next(s for s in reversed(earlier) if study.enabled(s)))
 
 
 def _manifest_of(study: Study, stage: str) -> Path:
@@ -75,13 +72,11 @@ def _data(study: Study, s: dict, hooks: Hooks):
             "or pass --data PATH"
         )
     if s["source"] == "synth":
-        from saliency.data.synth.config import SynthConfig
         from saliency.stages import synth
 
         cfg = _synth_config(_sub(s, "synth_"))
         made = (synth.run(cfg, out, study.workers, s["preview"], hooks.progress("synth", cfg.n)),
                 cfg)  # fmt: skip
-        assert isinstance(cfg, SynthConfig)
     elif s["source"] == "import":
         from saliency.data.importers import ImportOptions, import_dataset
         from saliency.data.manifest import write_manifest
