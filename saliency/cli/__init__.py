@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from saliency.cli import (
     ablate,
+    adopt,
     agreement,
     align,
     average,
@@ -19,6 +20,7 @@ from saliency.cli import (
     demo,
     evaluate,
     explain,
+    export,
     figures,
     null,
     predict,
@@ -38,6 +40,7 @@ COMMANDS = (
     align,
     regions,
     train,
+    adopt,
     evaluate,
     explain,
     average,
@@ -48,6 +51,7 @@ COMMANDS = (
     agreement,
     validate,
     figures,
+    export,
 )
 
 

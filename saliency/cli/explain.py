@@ -18,7 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run", required=True, type=Path)
     p.add_argument("--split", default="test", help="train, val, test or all")
-    p.add_argument("--methods", default="cam,gradcam,ig", help="comma separated")
+    p.add_argument(
+        "--methods",
+        help="comma separated (default cam,gradcam,ig; without cam for a model that is not "
+        "CAM-ready)",
+    )
     p.add_argument(
         "--target", default="predicted", help="predicted (default), true, or a class name"
     )
@@ -59,8 +63,15 @@ def run(args: argparse.Namespace) -> int:
     from saliency.cli.progress import bar
     from saliency.methods.registry import IGConfig
     from saliency.stages import explain
+    from saliency.stages.explain_settings import default_methods
 
     warn_if_at_chance(args.run)
+    if args.methods:
+        methods = [m.strip() for m in args.methods.split(",")]
+    else:
+        methods, note = default_methods(args.run)
+        if note:
+            print(f"note: {note}")
     ig = IGConfig(
         n_steps=args.ig_steps,
         method=args.ig_method,
@@ -70,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     )
     cfg = explain.ExplainConfig(
         split=args.split,
-        methods=[m.strip() for m in args.methods.split(",")],
+        methods=methods,
         target=args.target,
         limit=args.limit,
         batch_size=args.batch_size,

@@ -65,11 +65,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 def load_model(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[CamNet, Preprocessing, list[str], dict]:
-    """Rebuild the model of a checkpoint in eval mode on ``device``.
+    """Rebuild the model of a checkpoint in eval mode on ``device`` (a CamNet, or an
+    AdoptedNet for a run made by ``saliency adopt``; both meet the model protocol).
 
     Returns (model, preprocessing, classes, the checkpoint dict).
     """
     ckpt = read_checkpoint(path)
+    if ckpt["model"]["arch"] == "adopted":  # an external model (saliency adopt)
+        from saliency.models.adopted_run import rebuild
+
+        model = rebuild(ckpt, path).to(device).eval()
+        return model, Preprocessing.from_dict(ckpt["preprocessing"]), list(ckpt["classes"]), ckpt
     spec = ModelSpec(**ckpt["model"])
     with torch.device("meta"):  # no random init to overwrite (0.09 s for a ResNet-18)
         model = build_model(spec)

@@ -25,10 +25,17 @@ def evaluation_rows(
     if split not in (*SPLITS, "all"):
         raise ValueError(f"unknown split {split!r}; valid: {', '.join((*SPLITS, 'all'))}")
     data = ckpt["data"]
+    if manifest is None and data["manifest"] is None:
+        raise ValueError(
+            "this adopted run names no images: pass --manifest M, or adopt again with --manifest"
+        )
     path = Path(manifest or data["manifest"])
     m = read_manifest(path, list(ckpt["classes"]))
     df = m.df.copy()
-    if (df["split"] == "").all() and path.resolve() == Path(data["manifest"]).resolve():
+    if data.get("unsplit"):  # an adopted model never trained on rows without a split
+        df.loc[df["split"] == "", "split"] = data["unsplit"]
+    trained_on = data["manifest"] is not None and path.resolve() == Path(data["manifest"]).resolve()
+    if (df["split"] == "").all() and trained_on:
         if file_sha256(path) != data["sha256"]:
             raise ValueError(f"{path} changed since training; its seeded split cannot be redrawn")
         df["split"] = stratified_split(df, seed=int(ckpt["train_config"]["seed"]))

@@ -129,6 +129,10 @@ def explain_run(
     run = Path(run)
     ckpt_path = best_checkpoint(run)
     model, pre, classes, ckpt = load_model(ckpt_path, device)
+    if "cam" in methods and model.fc is None:
+        raise ValueError(
+            f"cam does not apply to this model: {model.cam_refusal}; use gradcam or ig"
+        )
     for p in model.parameters():
         p.requires_grad_(False)
     rows, manifest = evaluation_rows(ckpt, cfg.split)
@@ -152,7 +156,13 @@ def explain_run(
     if gridded and min(geometry.grid) < MIN_GRID:
         result.warnings.append(
             f"the map grid is {geometry.grid[0]}x{geometry.grid[1]}: too coarse to tell "
-            "facial regions apart (use a larger --size or --output-stride 16)"
+            "facial regions apart ("
+            + (
+                "adopt it at a larger --size"
+                if "adopted" in ckpt
+                else "use a larger --size or --output-stride 16"
+            )
+            + ")"
         )
     n_out = ckpt["model"]["n_outputs"]
     stores, scalars = {}, {}
@@ -227,6 +237,7 @@ def explain_run(
             "arch": ckpt["model"]["arch"],
         },
         "preprocessing": pre.to_dict(),
+        "explained_output": ckpt.get("adopted", {}).get("explained", "logits"),
         "manifest": str(manifest),
         "saliency_version": __version__,
     }

@@ -41,6 +41,21 @@ class ExplainConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+DEFAULT_METHODS = ("cam", "gradcam", "ig")
+
+
+def default_methods(run: str | Path) -> tuple[list[str], str | None]:
+    """The methods ``explain`` runs when none are named: cam, gradcam and ig, less cam for an
+    adopted model that is not CAM-ready (and the note that says so)."""
+    from saliency.models.checkpoint import read_checkpoint
+    from saliency.rundir import best_checkpoint
+
+    rec = read_checkpoint(best_checkpoint(run)).get("adopted")
+    if rec is not None and not rec["cam_ready"]:
+        return [m for m in DEFAULT_METHODS if m != "cam"], f"cam left out: {rec['cam_reason']}"
+    return list(DEFAULT_METHODS), None
+
+
 def fixed_targets(target_file: str | Path, paths: list[str], classes: list[str]) -> np.ndarray:
     """Class indices ``[N]`` for images ``paths`` (absolute) from another model's maps
     index (``target_file``, with its meta.json beside it), matched by path."""

@@ -1,0 +1,222 @@
+"""Read an external classifier into an ``nn.Module`` (DESIGN.md, "Adopted models").
+
+Formats: ``torchvision`` (a state dict for a torchvision classifier named by ``arch``; its
+output size read from the weights; ``module.`` and ``_orig_mod.`` prefixes and
+``{"state_dict": ...}`` wrappers undone), ``function`` (``module:function`` returning an
+``nn.Module``, optionally with a state dict), ``onnx`` (converted with onnx2torch, so
+gradients flow), ``pt2`` (a ``torch.export`` program) and ``pickle`` (a whole pickled model,
+loaded only when the user trusts it: unpickling runs code from the file).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FORMATS = ("torchvision", "function", "onnx", "pt2", "pickle")
+WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "weights")
+PREFIXES = ("module.", "_orig_mod.")
+ONNX_OPSET = 17  # onnx2torch converts up to here; newer files are converted down first
+
+
+def detect_format(weights: Path | None, arch: str | None, function: str | None) -> str:
+    """Which reader a file needs, from the flags and the file's suffix."""
+    if function:
+        return "function"
+    if weights is None:
+        raise ValueError("adopt needs --weights FILE (or --function module:function)")
+    suffix = weights.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".pt2":
+        return "pt2"
+    return "torchvision" if arch else "pickle"
+
+
+PICKLE_HINT = (
+    "holds pickled Python objects, and loading it runs code from the file; if you trust it, "
+    "pass --trust-pickle, or save a state dict (model.state_dict()) and name --arch or "
+    "--function"
+)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a state-dict file, unwrapped and without DataParallel prefixes."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path} {PICKLE_HINT}") from exc
+    for key in WRAPPERS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not obj:
+        raise ValueError(f"{path} holds no state dict (a dict of tensors)")
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    for prefix in PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def _fit_error(path: Path, what: str, exc: Exception) -> ValueError:
+    lines = [s.strip() for s in str(exc).splitlines() if s.strip()]
+    detail = lines[1] if len(lines) > 1 else lines[0] if lines else "the weights do not fit"
+    return ValueError(f"{path}: the weights do not fit {what}: {detail[:200]}")
+
+
+def torchvision_model(arch: str, state: dict[str, torch.Tensor], path: Path) -> nn.Module:
+    """The torchvision classifier ``arch`` with ``state`` loaded; its number of outputs is
+    that of the weights' last linear layer."""
+    import torchvision
+
+    valid = torchvision.models.list_models(module=torchvision.models)
+    if arch not in valid:
+        raise ValueError(
+            f"--arch {arch} is not a torchvision classifier; valid: {', '.join(valid)}"
+        )
+    with torch.device("meta"):
+        probe = torchvision.models.get_model(arch, weights=None)
+    last = [n for n, m in probe.named_modules() if isinstance(m, nn.Linear)][-1]
+    if f"{last}.weight" not in state:
+        raise ValueError(f"{path} has no {last}.weight: is it a {arch} state dict?")
+    n_out = int(state[f"{last}.weight"].shape[0])
+    with torch.device("meta"):
+        net = torchvision.models.get_model(arch, weights=None, num_classes=n_out)
+    try:
+        net.load_state_dict(state, assign=True)
+    except RuntimeError as exc:
+        raise _fit_error(path, arch, exc) from exc
+    return net
+
+
+def function_model(spec: str) -> nn.Module:
+    """Call ``module:function`` (importable from the working folder) for an ``nn.Module``."""
+    if ":" not in spec:
+        raise ValueError(f"--function {spec}: write it as module:function (e.g. mylab.nets:build)")
+    mod_name, fn_name = spec.split(":", 1)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"--function {spec}: cannot import it ({exc}); run from the folder that holds "
+            "the module, or install it"
+        ) from exc
+    net = fn()
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"--function {spec} returned {type(net).__name__}, not an nn.Module")
+    return net
+
+
+def load_function(spec: str, weights: Path | None) -> nn.Module:
+    net = function_model(spec)
+    if weights is not None:
+        try:
+            net.load_state_dict(read_state_dict(weights))
+        except RuntimeError as exc:
+            raise _fit_error(weights, spec, exc) from exc
+    return net
+
+
+def _inline_identities(model) -> None:
+    """Replace ``Identity`` nodes that copy an initializer by a copy of that initializer
+    (torch's exporter shares equal constants that way; onnx2torch wants them in place)."""
+    import onnx
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    keep = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            t = onnx.TensorProto()
+            t.CopyFrom(inits[node.input[0]])
+            t.name = node.output[0]
+            graph.initializer.append(t)
+            inits[t.name] = t
+        else:
+            keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+
+
+def onnx_model(path: Path) -> nn.Module:
+    """An ONNX file as a torch GraphModule (onnx2torch), converted down to opset
+    :data:`ONNX_OPSET` first when onnx2torch lacks a converter for the file's opset."""
+    import onnx
+    import onnx2torch
+
+    model = onnx.load(str(path))
+    _inline_identities(model)
+    try:
+        return onnx2torch.convert(model)
+    except NotImplementedError as first:
+        try:
+            down = onnx.version_converter.convert_version(model, ONNX_OPSET)
+            _inline_identities(down)
+            return onnx2torch.convert(down)
+        except Exception as exc:
+            raise ValueError(f"{path}: onnx2torch cannot convert it ({first})") from exc
+
+
+def pt2_model(path: Path) -> nn.Module:
+    """A ``torch.export`` program as a module (gradients flow through it)."""
+    return torch.export.load(str(path)).module()
+
+
+def pickle_model(path: Path) -> nn.Module:
+    """A whole pickled model (runs code from the file: only when the user trusts it)."""
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, dict):
+        obj = next((obj[k] for k in WRAPPERS if isinstance(obj.get(k), nn.Module)), obj)
+    if not isinstance(obj, nn.Module):
+        raise ValueError(
+            f"{path} holds a {type(obj).__name__}, not a model; for a state dict name --arch "
+            "or --function"
+        )
+    return obj
+
+
+def load_source(
+    fmt: str,
+    weights: Path | None,
+    arch: str | None = None,
+    function: str | None = None,
+    trust_pickle: bool = False,
+) -> nn.Module:
+    """The external model in eval mode on the CPU, its parameters frozen."""
+    if weights is not None and not weights.is_file():
+        raise FileNotFoundError(f"--weights {weights} does not exist")
+    if fmt == "torchvision":
+        net = torchvision_model(arch, read_state_dict(weights), weights)
+    elif fmt == "function":
+        net = load_function(function, weights)
+    elif fmt == "onnx":
+        net = onnx_model(weights)
+    elif fmt == "pt2":
+        net = pt2_model(weights)
+    elif fmt == "pickle":
+        if not trust_pickle:
+            try:  # a plain state dict without --arch is a different mistake
+                read_state_dict(weights)
+            except ValueError as exc:
+                raise ValueError(f"{weights} {PICKLE_HINT}") from exc
+            raise ValueError(
+                f"{weights} is a state dict: name its architecture with --arch (a torchvision "
+                "classifier) or --function module:function"
+            )
+        net = pickle_model(weights)
+    else:
+        raise ValueError(f"unknown model format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt != "pt2":  # an exported program has no train/eval switch of its own
+        net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net

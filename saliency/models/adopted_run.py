@@ -1,0 +1,124 @@
+"""An adopted model in a run: from the external module to an :class:`AdoptedNet` and its
+checkpoint record, and back from the checkpoint (``load_model``).
+
+The checkpoint holds the AdoptedNet's state dict and ``adopted``: the format, where the
+source is (a copy under ``RUN/model/`` for onnx, pt2 and pickles; torchvision models and
+functions are rebuilt from their name), the cut node, the output kind and slice, what was
+cut off the end, and the CAM-readiness verdict.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from saliency.models.adopt_sources import load_source
+from saliency.models.adopted import AdoptedNet, cam_check, detect_output, to_logits
+from saliency.models.graph_split import cut_model
+
+ARCH = "adopted"
+MODEL_DIR = "model"  # RUN/model/: the copy of an adopted file
+
+
+def build(
+    net: nn.Module,
+    x: torch.Tensor,
+    n_classes: int,
+    output: str = "auto",
+    out_slice: tuple[int, int] | None = None,
+    target: str | None = None,
+) -> tuple[AdoptedNet, dict]:
+    """Cut ``net`` (at ``target`` or its last block, found by running ``x [N, 3, S, S]``,
+    normalized), settle the output kind, check CAM-readiness; returns the model and the
+    record for the checkpoint."""
+    cut = cut_model(net, x, target)
+    with torch.no_grad():
+        maps = cut.features(x)
+        raw = cut.rest(maps.clone())
+    if output == "auto":
+        output = "logits" if cut.softmax else detect_output(raw, out_slice)
+        how = "detected"
+    else:
+        how = "given"
+    k = to_logits(raw, output, out_slice).shape[1]
+    if k not in (n_classes, 1) or (k == 1 and n_classes != 2):
+        width = f"{k} outputs" + (" after the slice" if out_slice else "")
+        raise ValueError(
+            f"the model gives {width}, and --classes names {n_classes}: name one class per "
+            "output in output order, or take the gender outputs with --output-slice START:STOP"
+        )
+    model = AdoptedNet(cut.features, cut.rest, None, k, output, out_slice)
+    check = cam_check(model.raw_head, maps, cut.node)
+    if check.ready:
+        model = AdoptedNet(cut.features, None, check.fc, k, output, out_slice)
+    else:
+        model.cam_refusal = check.reason
+    record = {
+        "target_layer": target,
+        "node": cut.node,
+        "cut_off": cut.softmax,
+        "output": output,
+        "output_how": how,
+        "output_slice": list(out_slice) if out_slice else None,
+        "explained": _explained(output, cut.softmax),
+        "n_outputs": k,
+        "channels": int(maps.shape[1]),
+        "grid": [int(maps.shape[2]), int(maps.shape[3])],
+        "cam_ready": check.ready,
+        "cam_reason": check.reason,
+        "cam_deviation": check.deviation,
+    }
+    return model, record
+
+
+def _explained(output: str, cut_off: str | None) -> str:
+    if output == "logits":
+        return f"logits, before the model's trailing {cut_off}" if cut_off else "logits"
+    if output == "log-probabilities":
+        return "log-probabilities (the model's own output)"
+    return "log-probabilities (the log of the model's probabilities: its softmax is not separable)"
+
+
+def source_file(ckpt_path: str | os.PathLike, rec: dict) -> Path | None:
+    """The adopted file: the copy in the checkpoint's run, else where it was at adopt time."""
+    if not rec.get("file"):
+        return None
+    run = Path(ckpt_path).resolve().parent.parent
+    local = run / rec["file"]
+    return local if local.is_file() else Path(rec["file_abs"])
+
+
+def rebuild(ckpt: dict, ckpt_path: str | os.PathLike) -> AdoptedNet:
+    """The AdoptedNet of an adopted checkpoint, its weights from the checkpoint."""
+    rec = ckpt["adopted"]
+    fmt = rec["format"]
+    if fmt == "torchvision":  # the architecture from its name; weights from the checkpoint
+        net = _torchvision_shell(rec["arch"], rec["raw_outputs"])
+    elif fmt == "function":
+        net = load_source(fmt, None, function=rec["function"])
+    else:  # the file itself: a graph (onnx, pt2) or a pickle trusted at adopt time
+        net = load_source(fmt, source_file(ckpt_path, rec), trust_pickle=True)
+    cut = cut_model(net, None, rec["target_layer"], rec["node"])
+    fc = None
+    if rec["cam_ready"]:
+        fc = nn.Linear(rec["channels"], rec["n_outputs"])
+    slice_ = tuple(rec["output_slice"]) if rec["output_slice"] else None
+    rest = None if fc is not None else cut.rest
+    model = AdoptedNet(
+        cut.features, rest, fc, rec["n_outputs"], rec["output"], slice_, rec["cam_reason"]
+    )
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{ckpt_path}: its weights do not fit the adopted model ({exc})") from exc
+    return model
+
+
+def _torchvision_shell(arch: str, n_out: int) -> nn.Module:
+    import torchvision
+
+    net = torchvision.models.get_model(arch, weights=None, num_classes=n_out)
+    return net.eval().requires_grad_(False)

@@ -1,0 +1,231 @@
+"""Cut any traceable classifier at one layer into ``features`` (input -> that layer's maps)
+and ``rest`` (maps -> outputs), so an adopted model meets the model protocol.
+
+The model becomes a ``torch.fx`` graph (a GraphModule from onnx2torch or ``torch.export``
+is used as it is; any other module is traced with the named layer kept whole). The layer is
+a graph node: by default the last one, in execution order, whose output is a 4-D map with
+more than one cell (adaptive pooling excluded), which is the last convolutional block of a
+CNN. ``rest`` is every node after the cut that the output needs; it may read the cut maps
+and parameters only, so a head that reaches back to earlier activations (a skip past the
+cut) is refused with the node that does it. A trailing softmax or log-softmax is cut off
+(maps explain logits, DESIGN.md "Adopted models").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import fx, nn
+
+SOFTMAX_FUNCTIONS = {
+    torch.softmax,
+    torch.log_softmax,
+    torch.nn.functional.softmax,
+    torch.nn.functional.log_softmax,
+    torch.ops.aten.softmax.int,
+    torch.ops.aten._softmax.default,
+    torch.ops.aten.log_softmax.int,
+    torch.ops.aten._log_softmax.default,
+}
+SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
+POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+POOL_FUNCTIONS = {
+    torch.nn.functional.adaptive_avg_pool2d,
+    torch.nn.functional.adaptive_max_pool2d,
+    torch.ops.aten.adaptive_avg_pool2d.default,
+    torch.ops.aten._adaptive_avg_pool2d.default,
+}
+
+
+class SplitError(ValueError):
+    """The model cannot be cut at the chosen layer (the message says why and what to do)."""
+
+
+class _KeepWhole(fx.Tracer):
+    def __init__(self, leaf: str | None):
+        super().__init__()
+        self.leaf = leaf
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return qualname == self.leaf or super().is_leaf_module(m, qualname)
+
+
+def as_graph(model: nn.Module, leaf: str | None = None) -> fx.GraphModule:
+    """``model`` as a GraphModule; ``leaf`` (a module path) stays one node."""
+    if isinstance(model, fx.GraphModule):
+        return model
+    try:
+        graph = _KeepWhole(leaf).trace(model)
+    except Exception as exc:  # data-dependent control flow and the like
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise SplitError(
+            f"torch.fx cannot trace the model ({why}); export it to ONNX or with torch.export "
+            "and adopt that file"
+        ) from exc
+    return fx.GraphModule(model, graph, model.__class__.__name__)
+
+
+class _Shapes(fx.Interpreter):
+    """Runs the graph once and keeps each node's output shape."""
+
+    def __init__(self, gm: fx.GraphModule):
+        super().__init__(gm)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def run_node(self, n: fx.Node):
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            self.shapes[n.name] = tuple(out.shape)
+        return out
+
+
+def node_shapes(gm: fx.GraphModule, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """Output shape of every tensor-valued node for input ``x [N, 3, H, W]``."""
+    interp = _Shapes(gm)
+    with torch.no_grad():
+        interp.run(x)
+    return interp.shapes
+
+
+def result_node(gm: fx.GraphModule) -> fx.Node:
+    """The node whose value the graph returns (the first output when there are several)."""
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    value = out.args[0]
+    while isinstance(value, list | tuple | dict):
+        if not value:
+            raise SplitError("the model returns nothing")
+        value = next(iter(value.values())) if isinstance(value, dict) else value[0]
+    if not isinstance(value, fx.Node):
+        raise SplitError("the model's output is not a tensor")
+    return value
+
+
+def _is_softmax(gm: fx.GraphModule, n: fx.Node) -> bool:
+    if n.op == "call_function":
+        return n.target in SOFTMAX_FUNCTIONS
+    if n.op == "call_method":
+        return n.target in ("softmax", "log_softmax")
+    if n.op == "call_module":
+        mod = gm.get_submodule(n.target)
+        name = type(mod).__name__.lower()
+        return isinstance(mod, SOFTMAX_MODULES) or name in ("onnxsoftmax", "onnxlogsoftmax")
+    return False
+
+
+def strip_softmax(gm: fx.GraphModule) -> tuple[fx.Node, str | None]:
+    """The graph's logits node: the input of a trailing softmax or log-softmax, cut off
+    (returns it and what was cut), or the result itself (and ``None``)."""
+    res = result_node(gm)
+    if _is_softmax(gm, res):
+        what = (
+            type(gm.get_submodule(res.target)).__name__ if res.op == "call_module" else res.target
+        )
+        return res.args[0], "log-softmax" if "log" in str(what).lower() else "softmax"
+    return res, None
+
+
+def _is_pool(gm: fx.GraphModule, n: fx.Node) -> bool:
+    if n.op == "call_module":
+        mod = gm.get_submodule(n.target)
+        return isinstance(mod, POOLS) or "globalaveragepool" in type(mod).__name__.lower()
+    return n.op == "call_function" and n.target in POOL_FUNCTIONS
+
+
+def ancestors(node: fx.Node) -> set[fx.Node]:
+    """``node`` and every node it depends on."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(n.all_input_nodes)
+    return seen
+
+
+def last_block(gm: fx.GraphModule, logits: fx.Node, shapes: dict[str, tuple[int, ...]]) -> fx.Node:
+    """The default cut: the last node the logits need whose output is a 4-D map of more
+    than one cell, adaptive pooling excluded."""
+    needed = ancestors(logits)
+    found = None
+    for n in gm.graph.nodes:
+        shape = shapes.get(n.name)
+        if n not in needed or n.op in ("placeholder", "get_attr") or shape is None:
+            continue
+        if len(shape) == 4 and shape[2] * shape[3] > 1 and not _is_pool(gm, n):
+            found = n
+    if found is None:
+        raise SplitError("the model has no 4-D feature map to explain; is it a CNN?")
+    return found
+
+
+def find_node(gm: fx.GraphModule, name: str) -> fx.Node:
+    """The node ``name`` names: a node name, or the module path of a call_module node
+    (the last call when the module runs several times)."""
+    by_name = [n for n in gm.graph.nodes if n.name == name]
+    by_module = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == name]
+    if by_name or by_module:
+        return (by_name or by_module)[-1]
+    layers = [n.target if n.op == "call_module" else n.name for n in gm.graph.nodes]
+    hint = ", ".join(str(s) for s in layers[-8:-1])
+    raise SplitError(f"--target-layer {name}: no such layer; the last ones are {hint}")
+
+
+@dataclass
+class Split:
+    features: fx.GraphModule  # x [N, 3, H, W] -> maps [N, C, h, w]
+    rest: fx.GraphModule  # maps -> outputs [N, K] (before any cut-off softmax)
+    node: str  # the cut node's name
+    softmax: str | None  # "softmax" or "log-softmax" when one was cut off the end
+
+
+def split(
+    gm: fx.GraphModule, cut: fx.Node, logits: fx.Node
+) -> tuple[fx.GraphModule, fx.GraphModule]:
+    """``features`` computes ``cut`` from the input; ``rest`` computes ``logits`` from it."""
+    before = ancestors(cut)
+    g1, env1 = fx.Graph(), {}
+    for n in gm.graph.nodes:
+        if n in before:
+            env1[n] = g1.node_copy(n, lambda a: env1[a])
+    g1.output(env1[cut])
+    needed = ancestors(logits)
+    if cut not in needed:
+        raise SplitError(f"the output does not depend on {cut.name}; choose another --target-layer")
+    g2 = fx.Graph()
+    env2 = {cut: g2.placeholder("maps")}
+    for n in gm.graph.nodes:
+        if n not in needed or n in env2 or (n in before and n.op != "get_attr"):
+            continue
+        if n.op == "get_attr" and not any(u in needed and u not in before for u in n.users):
+            continue
+        for a in n.all_input_nodes:
+            if a in before and a is not cut and a.op != "get_attr":
+                raise SplitError(
+                    f"the layers after {cut.name} also read {a.name} (node {n.name}), so the "
+                    "model cannot be cut there; choose a later --target-layer"
+                )
+        env2[n] = g2.node_copy(n, lambda a: env2[a])
+    g2.output(env2[logits])
+    return fx.GraphModule(gm, g1, "Features"), fx.GraphModule(gm, g2, "Rest")
+
+
+def cut_model(
+    model: nn.Module, x: torch.Tensor | None, target: str | None = None, node: str | None = None
+) -> Split:
+    """Cut ``model`` at ``node`` (a recorded node name), at ``target`` (what the user
+    named), or at its last block (found by running ``x``)."""
+    modules = dict(model.named_modules())
+    leaf = target if target in modules and not isinstance(model, fx.GraphModule) else None
+    gm = as_graph(model, leaf)
+    logits, cut_off = strip_softmax(gm)
+    if node is not None:
+        cut = find_node(gm, node)
+    elif target is not None:
+        cut = find_node(gm, target)
+    else:
+        if x is None:
+            raise ValueError("finding the last block needs an input batch")
+        cut = last_block(gm, logits, node_shapes(gm, x))
+    features, rest = split(gm, cut, logits)
+    return Split(features, rest, cut.name, cut_off)

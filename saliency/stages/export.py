@@ -1,0 +1,136 @@
+"""``export``: a run's model as ONNX or a ``torch.export`` program, checked against PyTorch.
+
+The exported graph takes the normalized input ``float32 [N, 3, S, S]`` (any N) and returns
+the run's logits ``[N, K]`` (one logit: the log-odds of ``classes[1]``). The preprocessing
+and the class order go beside it as ``FILE.preprocessing.json`` (``saliency adopt`` reads
+that file back). The export is run on a batch of the run's images (onnxruntime for ONNX,
+``torch.export.load`` for pt2) and must give PyTorch's logits within :data:`TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from saliency.atomic import atomic_write_json
+from saliency.models.checkpoint import load_model
+from saliency.models.preprocess import Preprocessing, model_input
+from saliency.rundir import best_checkpoint, require_run
+from saliency.stages.adopt import PREPROCESSING_SUFFIX, SAMPLE
+
+FORMATS = ("onnx", "pt2")
+TOLERANCE = 1e-4  # max abs difference of the logits, exported vs PyTorch
+ONNX_OPSET = 17
+MAX_BATCH = 4096
+
+
+@dataclass
+class ExportConfig:
+    run: str
+    format: str = "onnx"
+    out: str | None = None
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    preprocessing: Path
+    max_abs_difference: float
+    n_images: int
+    source: str  # what the check ran on: the run's images, or noise when it names none
+
+
+class _Logits(torch.nn.Module):
+    """The run's model as a plain tensor -> tensor module (what exporters want)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def check_batch(ckpt: dict, pre: Preprocessing) -> tuple[torch.Tensor, str]:
+    """Up to :data:`SAMPLE` of the run's test images (else any of its images, else noise),
+    normalized: ``[n, 3, S, S]``."""
+    from saliency.models.evaluate import evaluation_rows
+    from saliency.models.loader import ImageSource
+
+    for split in ("test", "all"):
+        try:
+            rows, _ = evaluation_rows(ckpt, split)
+        except ValueError:
+            continue
+        paths = rows["path"].head(SAMPLE).tolist()
+        source = ImageSource(paths, pre, workers=0)
+        images, _ = next(source.batches(np.arange(len(paths)), SAMPLE))
+        return model_input(images, pre), f"{len(paths)} {split} images of the run"
+    gen = torch.Generator().manual_seed(0)
+    images = (torch.rand((SAMPLE, pre.size, pre.size, 3), generator=gen) * 255).to(torch.uint8)
+    return model_input(images, pre), f"{SAMPLE} noise images (the run names no images)"
+
+
+def _onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> torch.Tensor:
+    import onnxruntime as ort
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (x,), str(path), dynamo=False, opset_version=ONNX_OPSET,
+            input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )  # fmt: skip
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(sess.run(None, {"input": x.numpy()})[0])
+
+
+def _pt2(net: torch.nn.Module, x: torch.Tensor, path: Path) -> torch.Tensor:
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    program = torch.export.export(net, (x,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    with torch.no_grad():
+        return torch.export.load(str(path)).module()(x)
+
+
+def run(cfg: ExportConfig) -> ExportResult:
+    """Export and check (module docstring); a failed check is an error after writing."""
+    if cfg.format not in FORMATS:
+        raise ValueError(f"--format {cfg.format}: valid: {', '.join(FORMATS)}")
+    run_dir = require_run(cfg.run)
+    model, pre, classes, ckpt = load_model(best_checkpoint(run_dir), "cpu")
+    model.requires_grad_(False)
+    path = Path(cfg.out) if cfg.out else run_dir / "export" / f"model.{cfg.format}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x, source = check_batch(ckpt, pre)
+    net = _Logits(model).eval()
+    with torch.no_grad():
+        ref = net(x)
+    got = (_onnx if cfg.format == "onnx" else _pt2)(net, x, path)
+    diff = float((got - ref).abs().max())
+    n_out = int(ref.shape[1])
+    info = {
+        "format": "saliency-preprocessing/1",
+        "model": path.name,
+        "preprocessing": pre.to_dict(),
+        "classes": classes,
+        "input": "float32 [N, 3, S, S]: RGB in [0, 1], minus mean, over std, per channel",
+        "output": "logits",
+        "n_outputs": n_out,
+        "convention": "one logit: the log-odds of classes[1]"
+        if n_out == 1
+        else "one logit per class, in the order of classes",
+        "check": {"max_abs_difference": diff, "tolerance": TOLERANCE, "on": source},
+    }
+    pre_path = Path(str(path) + PREPROCESSING_SUFFIX)
+    atomic_write_json(pre_path, info)
+    if not diff < TOLERANCE:
+        raise ValueError(
+            f"the {cfg.format} export differs from PyTorch by {diff:.3g} (tolerance "
+            f"{TOLERANCE:g}) on {source}; do not use {path}"
+        )
+    return ExportResult(path, pre_path, diff, len(x), source)
