@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="noise fill and bootstrap")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        help="region masks for the run's images (e.g. the manifest `saliency regions` wrote), "
+        "matched by path; no retraining needed",
+    )
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
 
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split, regions=regions, fill=args.fill, mode=args.mode,
         batch_size=args.batch_size, seed=args.seed, limit=args.limit,
         groups=args.group or ["all"], protect=args.protect, fill_on=args.fill_on,
+        manifest=str(args.manifest) if args.manifest else None,
     )  # fmt: skip
     with bar(0, f"ablate {args.split}") as progress:
         res = ablate.run(args.run, cfg, args.device, args.workers, progress.update)

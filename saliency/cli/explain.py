@@ -52,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "batch-norm-folded copy (about 1.4x faster on CPU; maps differ by float32 rounding)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise baseline")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        help="region masks for the run's images (e.g. the manifest `saliency regions` wrote), "
+        "matched by path, for share and validate; no retraining needed",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace maps made otherwise")
@@ -88,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         ig=ig,
         upsample=args.upsample,
         fold_bn=not args.no_fold,
+        manifest=str(args.manifest) if args.manifest else None,
     )
     start = time.perf_counter()
     with bar(0, f"explain {args.split}") as progress:

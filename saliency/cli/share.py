@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=2000, help="resamples per interval")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        help="region masks for the explained images (e.g. the manifest `saliency regions` "
+        "wrote), matched by path (default: the masks explain was given, else the run's)",
+    )
     p.set_defaults(func=run)
 
 
@@ -45,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     warn_if_at_chance(args.run)
     cfg = share.ShareConfig(
         args.run, args.method, args.split, args.group, args.label, args.maps_split,
-        args.bootstrap, args.seed, args.workers,
+        args.bootstrap, args.seed, args.workers, args.manifest,
     )  # fmt: skip
     bars = []
 

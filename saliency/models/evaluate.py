@@ -47,5 +47,21 @@ def evaluation_rows(
     return df.reset_index(drop=True), path
 
 
+def run_rows(
+    ckpt: dict, split: str, manifest: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, Path]:
+    """The run's rows of ``split``; with ``manifest`` their ``mask`` column comes from it,
+    matched by image path (an adopted run that names no images takes its rows from it).
+    Returns the rows (absolute paths; masks absolute when taken from ``manifest``) and the
+    manifest the images come from."""
+    from saliency.data.masks import with_masks
+
+    if manifest is not None and ckpt["data"]["manifest"] is None:
+        rows, path = evaluation_rows(ckpt, split, manifest)
+    else:
+        rows, path = evaluation_rows(ckpt, split)
+    return with_masks(rows, manifest), path
+
+
 def count_parameters(model) -> int:
     return int(sum(np.prod(p.shape) for p in model.parameters()))

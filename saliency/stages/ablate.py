@@ -27,7 +27,7 @@ from saliency.data.manifest import relative_path
 from saliency.data.regions import REGION_CODES, REGIONS
 from saliency.models import outputs
 from saliency.models.checkpoint import load_model
-from saliency.models.evaluate import evaluation_rows
+from saliency.models.evaluate import run_rows
 from saliency.models.preprocess import model_input
 from saliency.perturb.names import FILLS, MODES
 from saliency.perturb.variants import (
@@ -53,6 +53,7 @@ class AblationConfig:
     groups: list[str] = field(default_factory=lambda: ["all"])  # subgroups, cells or all
     protect: bool = True  # delete: other features' pixels keep weight 0 (see ablated)
     fill_on: str = "auto"  # where variants are made: auto, device or workers (same bytes)
+    manifest: str | None = None  # region masks for the run's images, matched by path
 
     def __post_init__(self) -> None:
         bad = [r for r in self.regions if r not in REGION_CODES]
@@ -95,16 +96,16 @@ def ablate_run(
     score, logit units), prob_before/after (its probability), pred_before/after.
     """
     model, pre, classes, ckpt = load_model(best_checkpoint(Path(run)), device)
-    rows, manifest = evaluation_rows(ckpt, cfg.split)
+    rows, manifest = run_rows(ckpt, cfg.split, cfg.manifest)
     rows = rows[group_rows(rows, cfg.groups, classes)].reset_index(drop=True)
     if cfg.limit:
         rows = rows.head(cfg.limit)
     if "mask" not in rows.columns:
         raise ValueError(
-            f"{manifest} has no 'mask' column: run `saliency regions` on it and train on the "
-            "manifest it writes (region masks must be in the classified images' coordinates)"
+            f"{manifest} has no 'mask' column: run `saliency regions` on it and pass the "
+            "manifest it writes with --manifest (masks are matched to the images by path)"
         )
-    root = manifest.parent  # evaluation_rows gives absolute image paths; masks are relative
+    root = manifest.parent  # image paths are absolute; masks relative unless from --manifest
     masks = [p if Path(p).is_absolute() else root / p for p in rows["mask"]]
     loader = DataLoader(
         Variants(rows["path"], masks, cfg, pre.size, fill_place(cfg.fill_on, device)),

@@ -29,7 +29,7 @@ from saliency.methods.registry import UNITS, check_methods, explain_batch
 from saliency.methods.targets import resolve_targets
 from saliency.models import outputs
 from saliency.models.checkpoint import file_sha256, load_model
-from saliency.models.evaluate import evaluation_rows
+from saliency.models.evaluate import evaluation_rows, run_rows
 from saliency.models.loader import ImageSource
 from saliency.models.predict import predictions_frame
 from saliency.models.preprocess import normalize, to_unit
@@ -135,7 +135,7 @@ def explain_run(
         )
     for p in model.parameters():
         p.requires_grad_(False)
-    rows, manifest = evaluation_rows(ckpt, cfg.split)
+    rows, manifest = run_rows(ckpt, cfg.split, cfg.manifest)
     if cfg.limit:
         rows = rows.head(cfg.limit)
     n, size = len(rows), pre.size
@@ -239,6 +239,7 @@ def explain_run(
         "preprocessing": pre.to_dict(),
         "explained_output": ckpt.get("adopted", {}).get("explained", "logits"),
         "manifest": str(manifest),
+        "mask_manifest": str(Path(cfg.manifest).resolve()) if cfg.manifest else None,
         "saliency_version": __version__,
     }
     for m in todo:

@@ -27,6 +27,9 @@ class ExplainConfig:
     # another model's index.csv whose targets these maps explain, image by image (the null
     # model's and the floor's maps are for the classes the run's own maps were made for)
     target_file: str | None = None
+    # a manifest with region masks for the same images (matched by path), for share and
+    # validate; for an adopted run that names no images, the images themselves
+    manifest: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -31,8 +31,9 @@ from saliency.atomic import atomic_write_text
 from saliency.data.cells import present_groups
 from saliency.data.imageio import ImageReadError, read_label_map
 from saliency.data.manifest import read_manifest
+from saliency.data.masks import match_masks
 from saliency.data.regions import REGION_CODES, REGIONS
-from saliency.methods.store import explained_methods, read_maps
+from saliency.methods.store import absolute_paths, explained_methods, read_maps
 from saliency.models.preprocess import resize_labels
 from saliency.rundir import record, require_run, saliency_dir, share_dir
 
@@ -50,12 +51,18 @@ def ground_truth(manifest: Path) -> list[str] | None:
     return [r for _, r in ranked] or None
 
 
-def _mask_paths(index: pd.DataFrame, manifest: Path) -> list[Path]:
+def _mask_paths(index: pd.DataFrame, meta: dict, masks: str | Path | None) -> list[Path]:
+    """Each explained image's mask: from ``masks`` (or the manifest explain was given for
+    masks) matched by path, else the maps' own manifest."""
+    masks = masks or meta.get("mask_manifest")
+    if masks:
+        return [Path(p) if p else Path() for p in match_masks(absolute_paths(index, meta), masks)]
+    manifest = Path(meta["manifest"])
     m = read_manifest(manifest)
     if "mask" not in m.df.columns:
         raise ValueError(
-            f"{manifest} has no 'mask' column: run `saliency regions` on it, train on the "
-            "manifest it writes, and explain again"
+            f"{manifest} has no 'mask' column: run `saliency regions` on it and pass the "
+            "manifest it writes with --manifest (masks are matched to the images by path)"
         )
     mask_of = dict(zip(m.df["path"].astype(str), m.df["mask"].astype(str), strict=True))
     missing = [p for p in index["path"] if p not in mask_of]
@@ -78,19 +85,21 @@ def share_table(
     chunk: int = 256,
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
+    masks: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per-image shares of one method's maps (``RUN/saliency/<split>/<method>``).
 
     Returns ``(per_image, skipped, meta)``. ``per_image`` has the index's path, label,
     group, target, pred and correct, ``positive_mass`` (map units), ``share_<region>``
     (fraction of the positive mass) and ``area_<region>`` (fraction of the pixels) for the
-    six regions, and, when the data have a ground truth (:func:`ground_truth`),
-    ``rank_accuracy`` and ``truth_area``. Images without a readable mask or without
+    six regions (masks from ``masks``, a manifest matched by image path, when given), and,
+    when the data have a ground truth (:func:`ground_truth`), ``rank_accuracy`` and
+    ``truth_area``. Images without a readable mask or without
     positive attribution are in ``skipped`` with the reason.
     """
     maps, index, meta = read_maps(folder)
     manifest = Path(meta["manifest"])
-    masks = _mask_paths(index, manifest)
+    masks = _mask_paths(index, meta, masks)
     truth = ground_truth(manifest)
     truth_codes = torch.tensor([REGION_CODES[r] for r in truth or []])
     size = maps.shape[-1]
@@ -140,6 +149,7 @@ class ShareConfig:
     bootstrap: int = 2000
     seed: int = 0
     workers: int = 2
+    manifest: Path | None = None  # region masks for the explained images, matched by path
 
     def to_dict(self) -> dict:
         return {k: str(v) for k, v in asdict(self).items()}  # as recorded before issue 17
@@ -173,7 +183,9 @@ def run(
         folder = saliency_dir(run_dir, cfg.maps_split, method)
         n = json.loads((folder / "meta.json").read_text())["shape"][0]
         step = progress(method, n) if progress is not None else None
-        per, skipped, meta = share_table(folder, workers=cfg.workers, progress=step)
+        per, skipped, meta = share_table(
+            folder, workers=cfg.workers, progress=step, masks=cfg.manifest
+        )
         classes = meta["classes"]
         sels = region_selections(per, classes, cfg.split, cfg.group, cfg.label)
         tables = summarize_shares(per, classes, sels, meta["ground_truth"], cfg.bootstrap, cfg.seed)

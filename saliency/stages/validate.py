@@ -110,7 +110,8 @@ def _ablations(run: Path, fill: str, cfg: ValidateConfig) -> pd.DataFrame | None
 
     drops = ablation_drops(run, fill)
     if drops is None:
-        acfg = ablate.AblationConfig(split=cfg.split, fill=fill)
+        ecfg, _ = recorded_configs(run)[cfg.split]
+        acfg = ablate.AblationConfig(split=cfg.split, fill=fill, manifest=ecfg.manifest)
         ablate.run(run, acfg, cfg.device, cfg.workers)
         drops = ablation_drops(run, fill)
     return drops
@@ -185,7 +186,8 @@ def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] |
     manifest = Path(first_meta["manifest"])
     planted = ground_truth(manifest)
     fill = cfg.fill or next(iter(ablation_fills(run)), "blur")
-    has_masks = "mask" in pd.read_csv(manifest, nrows=1).columns
+    masks = first_meta.get("mask_manifest")  # masks made after the model (explain --manifest)
+    has_masks = "mask" in pd.read_csv(masks or manifest, nrows=1).columns
     null = null_dir(run)
     has_null = all((saliency_dir(null, cfg.split, m) / "meta.json").is_file() for m in methods)
     if not has_null:
