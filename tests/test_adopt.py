@@ -1,0 +1,224 @@
+"""Bring your own model: adopt (torchvision state dicts, module:function, ONNX, pt2,
+pickles) and export, end to end through the CLI, against hand computations."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from saliency.cli import main
+from saliency.data.manifest import read_manifest, write_manifest
+from saliency.models.checkpoint import load_model
+from saliency.models.preprocess import Preprocessing, load_resized, model_input
+from saliency.rundir import best_checkpoint
+
+SIZE = 64
+PRE = Preprocessing(size=SIZE)  # ImageNet mean and std: adopt's default
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory, synth_small) -> Path:
+    """16 of the synthetic faces, all in the test split, masks included (absolute paths)."""
+    m = read_manifest(synth_small / "manifest.csv")
+    df = m.df.head(16).copy()
+    df["path"] = [str(m.abspath(p)) for p in df["path"]]
+    df["mask"] = [str(m.abspath(p)) for p in df["mask"]]
+    df["split"] = "test"
+    return write_manifest(df, tmp_path_factory.mktemp("faces") / "manifest.csv")
+
+
+@pytest.fixture(scope="module")
+def images(faces) -> torch.Tensor:
+    """The faces as the normalized inputs the adopted runs classify ``[16, 3, 64, 64]``."""
+    paths = read_manifest(faces).df["path"]
+    return model_input(torch.from_numpy(np.stack([load_resized(p, PRE) for p in paths])), PRE)
+
+
+def _adopt(out: Path, *args: str) -> int:
+    return main(["adopt", "--out", str(out), "--size", str(SIZE), *args])
+
+
+def _predictions(run: Path) -> pd.DataFrame:
+    assert main(["evaluate", "--run", str(run), "--workers", "0"]) == 0
+    return pd.read_csv(run / "eval" / "test" / "predictions.csv")
+
+
+def test_resnet50_state_dict_with_module_prefixes_adopts_evaluates_and_explains(
+    tmp_path, faces, images
+):
+    torch.manual_seed(0)
+    net = torchvision.models.resnet50(num_classes=2).eval()
+    weights = tmp_path / "r50.pth"  # as DataParallel saves it, in a wrapper dict
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, weights)
+    run = tmp_path / "run"
+    assert _adopt(run, "--weights", str(weights), "--arch", "resnet50",
+                  "--classes", "female,male", "--manifest", str(faces)) == 0  # fmt: skip
+    model, pre, classes, ckpt = load_model(best_checkpoint(run))
+    assert classes == ["female", "male"] and pre == PRE
+    assert ckpt["adopted"]["cam_ready"] and ckpt["adopted"]["channels"] == 2048
+    with torch.no_grad():
+        by_hand = net(images)
+        torch.testing.assert_close(model(images), by_hand, rtol=1e-4, atol=1e-4)
+    # the fitted linear map is the net's own fc
+    torch.testing.assert_close(model.fc.weight, net.fc.weight, rtol=1e-4, atol=1e-5)
+    pred = _predictions(run)
+    probs = torch.softmax(by_hand, 1).numpy()
+    np.testing.assert_allclose(pred[["prob_female", "prob_male"]], probs, atol=1e-5)
+    assert main(["explain", "--run", str(run), "--methods", "cam,gradcam", "--limit", "4",
+                 "--workers", "0"]) == 0  # fmt: skip
+    cam = np.load(run / "saliency/test/cam/maps.npy")
+    grad = np.load(run / "saliency/test/gradcam/maps.npy")
+    # GAP -> FC: Grad-CAM is CAM divided by the number of cells (the mean's gradient)
+    np.testing.assert_allclose(grad * 4, cam, rtol=1e-3, atol=1e-4 * np.abs(cam).max())
+
+
+def test_multi_head_slice_gives_the_hand_sliced_probabilities(tmp_path, faces, images):
+    torch.manual_seed(1)
+    net = torchvision.models.resnet18(num_classes=18).eval()  # race 0:7, gender 7:9, age 9:18
+    weights = tmp_path / "fairface.pt"
+    torch.save(net.state_dict(), weights)
+    run = tmp_path / "run"
+    assert _adopt(run, "--weights", str(weights), "--arch", "resnet18", "--classes",
+                  "male,female", "--output-slice", "7:9", "--manifest", str(faces)) == 0  # fmt: skip
+    with torch.no_grad():
+        by_hand = torch.softmax(net(images)[:, 7:9], dim=1).numpy()
+    pred = _predictions(run)
+    np.testing.assert_allclose(pred[["prob_male", "prob_female"]], by_hand, atol=1e-5)
+    model = load_model(best_checkpoint(run))[0]
+    torch.testing.assert_close(model.fc.weight, net.fc.weight[7:9], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.fc.bias, net.fc.bias[7:9], rtol=1e-4, atol=1e-5)
+
+
+FLAT_HEAD = """
+import torch
+from torch import nn
+
+def build():
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 16 * 16, 2),
+    )
+"""
+
+
+def test_flatten_linear_head_refuses_cam_and_runs_gradcam_ig_and_ablate(
+    tmp_path, faces, images, monkeypatch, capsys
+):
+    (tmp_path / "flatnet.py").write_text(textwrap.dedent(FLAT_HEAD))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = tmp_path / "run"
+    assert _adopt(run, "--function", "flatnet:build", "--classes", "female,male",
+                  "--manifest", str(faces)) == 0  # fmt: skip
+    assert "cam refused: the logits are not a linear map" in capsys.readouterr().out
+    model = load_model(best_checkpoint(run))[0]
+    assert model.fc is None
+    code = main(["explain", "--run", str(run), "--methods", "cam", "--workers", "0"])
+    assert code == 2 and "cam does not apply to this model" in capsys.readouterr().err
+    assert main(["explain", "--run", str(run), "--limit", "6", "--workers", "0"]) == 0
+    assert "cam left out" in capsys.readouterr().out
+    assert {p.name for p in (run / "saliency/test").iterdir()} == {"gradcam", "ig"}
+    # Grad-CAM by hand: the gradient of the target logit at the last ReLU, averaged over
+    # the cells, weighting that ReLU's maps
+    net = sys.modules["flatnet"].build().eval()
+    from saliency.methods.gradcam import grad_cam_grid
+
+    x, target = images[:6], torch.tensor([0, 1, 0, 1, 0, 1])
+    a = net[:4](x).detach().requires_grad_(True)
+    score = net[4:](a).gather(1, target[:, None]).sum()
+    (g,) = torch.autograd.grad(score, a)
+    by_hand = torch.einsum("nc,nchw->nhw", g.mean(dim=(2, 3)), a.detach())
+    torch.testing.assert_close(grad_cam_grid(model, x, target), by_hand, rtol=1e-4, atol=1e-6)
+    assert main(["ablate", "--run", str(run), "--region", "eyes", "--workers", "0"]) == 0
+    per = pd.read_csv(next((run / "ablation").glob("eyes_*/per_image.csv")))
+    assert len(per) == 16 and per["score_after"].notna().all()
+
+
+class _Softmaxed(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x), dim=1)
+
+
+def test_onnx_ending_in_softmax_is_explained_on_its_logits(tmp_path, faces, images):
+    import warnings
+
+    import onnxruntime as ort
+
+    from saliency.models.zoo import ModelSpec, build_model
+
+    torch.manual_seed(4)
+    net = build_model(ModelSpec(arch="resnet18", n_outputs=2, loss="ce", dropout=0.0)).eval()
+    path = tmp_path / "ours_softmax.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Softmaxed(net).eval(), (images[:2],), str(path), dynamo=False,
+                          opset_version=17, input_names=["input"], output_names=["p"],
+                          dynamic_axes={"input": {0: "n"}, "p": {0: "n"}})  # fmt: skip
+    run = tmp_path / "run"
+    assert _adopt(run, "--weights", str(path), "--classes", "female,male",
+                  "--manifest", str(faces)) == 0  # fmt: skip
+    rec = load_model(best_checkpoint(run))[3]["adopted"]
+    assert rec["cut_off"] == "softmax" and rec["output"] == "logits" and rec["cam_ready"]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    by_ort = sess.run(None, {"input": images.numpy()})[0]
+    np.testing.assert_allclose(_predictions(run)[["prob_female", "prob_male"]], by_ort, atol=1e-5)
+    assert main(["explain", "--run", str(run), "--methods", "ig", "--ig-steps", "64",
+                 "--limit", "4", "--workers", "0"]) == 0  # fmt: skip
+    index = pd.read_csv(run / "saliency/test/ig/index.csv")
+    meta = json.loads((run / "saliency/test/ig/meta.json").read_text())
+    assert meta["explained_output"] == "logits, before the model's trailing softmax"
+    # IG's completeness is on the logit: delta is the logit's change from the black image
+    with torch.no_grad():
+        black = model_input(torch.zeros(1, SIZE, SIZE, 3, dtype=torch.uint8), PRE)
+        logit = net(images[:4]) - net(black)
+    target = torch.tensor([0 if t == "female" else 1 for t in index["target"]])
+    np.testing.assert_allclose(index["ig_delta"], logit.gather(1, target[:, None])[:, 0], atol=1e-4)
+    # and the maps sum to it (absolute error: one image's delta is near zero)
+    assert (index["ig_error"] * index["ig_delta"].abs()).max() < 0.01
+
+
+def test_a_pickle_is_refused_without_trust(tmp_path, faces, images, capsys):
+    net = torchvision.models.resnet18(num_classes=2).eval()
+    path = tmp_path / "whole.pt"
+    torch.save(net, path)
+    code = _adopt(tmp_path / "run", "--weights", str(path), "--classes", "female,male")
+    assert code == 2 and "--trust-pickle" in capsys.readouterr().err
+    assert not best_checkpoint(tmp_path / "run").exists()
+    assert _adopt(tmp_path / "run", "--weights", str(path), "--classes", "female,male",
+                  "--trust-pickle", "--manifest", str(faces)) == 0  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(best_checkpoint(tmp_path / "run"))[0](images),
+                                   net(images), rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+def test_exports_round_trip_through_adopt(tmp_path, tiny_run, synth_tiny, fmt, capsys):
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--run", str(tiny_run), "--format", fmt, "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "max abs difference of the logits" in said
+    info = json.loads(Path(f"{out}.preprocessing.json").read_text())
+    assert info["check"]["max_abs_difference"] < 1e-4 and info["classes"] == ["female", "male"]
+    run = tmp_path / "adopted"  # classes and preprocessing come from the file beside it
+    assert main(["adopt", "--out", str(run), "--weights", str(out),
+                 "--manifest", str(synth_tiny / "manifest.csv")]) == 0  # fmt: skip
+    ours = pd.read_csv(tiny_run / "eval" / "test" / "predictions.csv")
+    theirs = _predictions(run)
+    assert list(theirs["path"]) == list(ours["path"])
+    assert (theirs["pred"] == ours["pred"]).all()
+    np.testing.assert_allclose(theirs["prob_male"], ours["prob_male"], atol=1e-5)
