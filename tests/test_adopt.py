@@ -87,8 +87,8 @@ def test_multi_head_slice_gives_the_hand_sliced_probabilities(tmp_path, faces, i
     weights = tmp_path / "fairface.pt"
     torch.save(net.state_dict(), weights)
     run = tmp_path / "run"
-    assert _adopt(run, "--weights", str(weights), "--arch", "resnet18", "--classes",
-                  "male,female", "--output-slice", "7:9", "--manifest", str(faces)) == 0  # fmt: skip
+    args = ["--arch", "resnet18", "--classes", "male,female", "--output-slice", "7:9"]
+    assert _adopt(run, "--weights", str(weights), *args, "--manifest", str(faces)) == 0
     with torch.no_grad():
         by_hand = torch.softmax(net(images)[:, 7:9], dim=1).numpy()
     pred = _predictions(run)
