@@ -6,9 +6,13 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "torchvision", "matplotlib", "captum", "pandas", "cv2", "scipy", "sklearn")
+HEAVY = (
+    "torch", "torchvision", "matplotlib", "captum", "pandas", "cv2", "scipy", "sklearn", "onnx",
+    "onnxruntime", "onnx2torch",
+)  # fmt: skip
 COMMANDS = (
-    "demo run synth data align regions train evaluate compare explain average predict share ablate "
+    "demo run synth data align regions train adopt evaluate compare explain average predict share "
+    "ablate export "
     "null validate figures report"
 ).split()
 

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     pre = res.pre
     print(f"preprocessing: {pre.size} px, mean {list(pre.mean)}, std {list(pre.std)}")
     grid = "x".join(str(g) for g in rec["grid"])
-    print(f"Grad-CAM layer: {rec['node']} ({rec['channels']} channels, {grid} grid)")
+    print(f"Grad-CAM layer: {rec['layer']} ({rec['channels']} channels, {grid} grid)")
     if rec["cam_ready"]:
         dev = rec["cam_deviation"]
         print(f"CAM-ready: logits = linear map of the pooled layer (max deviation {dev:.2g})")

@@ -51,7 +51,7 @@ def build(
             "output in output order, or take the gender outputs with --output-slice START:STOP"
         )
     model = AdoptedNet(cut.features, cut.rest, None, k, output, out_slice)
-    check = cam_check(model.raw_head, maps, cut.node)
+    check = cam_check(model.raw_head, maps, cut.layer)
     if check.ready:
         model = AdoptedNet(cut.features, None, check.fc, k, output, out_slice)
     else:
@@ -59,6 +59,7 @@ def build(
     record = {
         "target_layer": target,
         "node": cut.node,
+        "layer": cut.layer,
         "cut_off": cut.softmax,
         "output": output,
         "output_how": how,

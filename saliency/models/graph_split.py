@@ -176,6 +176,7 @@ class Split:
     features: fx.GraphModule  # x [N, 3, H, W] -> maps [N, C, h, w]
     rest: fx.GraphModule  # maps -> outputs [N, K] (before any cut-off softmax)
     node: str  # the cut node's name
+    layer: str  # what to call it: the module path of a module call, else the node's name
     softmax: str | None  # "softmax" or "log-softmax" when one was cut off the end
 
 
@@ -228,4 +229,5 @@ def cut_model(
             raise ValueError("finding the last block needs an input batch")
         cut = last_block(gm, logits, node_shapes(gm, x))
     features, rest = split(gm, cut, logits)
-    return Split(features, rest, cut.name, cut_off)
+    layer = str(cut.target) if cut.op == "call_module" else cut.name
+    return Split(features, rest, cut.name, layer, cut_off)

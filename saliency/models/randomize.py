@@ -1,7 +1,8 @@
 """Model-parameter randomization (Adebayo et al., NeurIPS 2018): the blocks of a CAM-ready net
 from the head down, and copies whose blocks are re-initialized.
 
-A block is the linear head (``fc``), then each child of ``features`` that holds parameters,
+A block is the linear head (``fc``; an adopted net without one: its layers after the cut),
+then each child of ``features`` that holds parameters,
 last first; a child that is a ``Sequential`` of blocks (a ResNet stage) gives one block per
 residual block (``layer4.1``, ``layer4.0``, ...). Re-initializing calls each module's own
 ``reset_parameters`` (PyTorch's default initializers; batch norm also resets its running
@@ -24,9 +25,11 @@ def _has_parameters(m: nn.Module) -> bool:
 def cascade_blocks(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
     """``[(name, modules)]`` from the output to the input (module docstring)."""
     blocks: list[tuple[str, list[nn.Module]]] = []
-    head = getattr(model, "fc", None)
+    head, name = getattr(model, "fc", None), "fc"
+    if head is None:  # an adopted net that is not CAM-ready: its own layers after the cut
+        head, name = getattr(model, "rest", None), "head"
     if isinstance(head, nn.Module) and _has_parameters(head):
-        blocks.append(("fc", [head]))
+        blocks.append((name, [head]))
     features = getattr(model, "features", model)
     children = [(n, c) for n, c in features.named_children() if _has_parameters(c)]
     if not children and _has_parameters(features) and features is not model:

@@ -152,6 +152,10 @@ def _check_reload(out: Path, model: torch.nn.Module, x: torch.Tensor) -> None:
 
 def run(cfg: AdoptConfig) -> AdoptResult:
     """Adopt the model ``cfg`` names into the run folder ``cfg.out``."""
+    if best_checkpoint(cfg.out).is_file():
+        raise ValueError(
+            f"{cfg.out} already holds a model (checkpoints/best.pt); adopt into a new folder"
+        )
     pre, classes, notes = settle(cfg)
     weights = Path(cfg.weights) if cfg.weights else None
     manifest = Path(cfg.manifest) if cfg.manifest else None

@@ -100,6 +100,12 @@ def same_images(run: Path, split: str, ecfg: ExplainConfig, methods: list[str]) 
     return replace(ecfg, methods=methods, limit=n or None, target_file=str(first / "index.csv"))
 
 
+def _adopted(run: Path) -> bool:
+    from saliency.models.checkpoint import read_checkpoint
+
+    return "adopted" in read_checkpoint(best_checkpoint(run))
+
+
 def train_null(
     cfg: NullConfig,
     on_epoch: Callable | None = None,
@@ -110,6 +116,12 @@ def train_null(
     from saliency.models.train import Trainer, config_from_checkpoint
 
     run = require_run(cfg.run)
+    if _adopted(run):
+        raise ValueError(
+            f"{run} holds an adopted model: a null model is trained by the recipe that trained "
+            "the run's model, and saliency does not have it; `saliency validate` still runs "
+            "the randomization and perturbation checks"
+        )
     if not last_checkpoint(run).is_file():
         raise ValueError(
             f"{run} has no training recipe (checkpoints/last.pt): a null model is trained by "
