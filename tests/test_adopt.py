@@ -222,3 +222,17 @@ def test_exports_round_trip_through_adopt(tmp_path, tiny_run, synth_tiny, fmt, c
     assert list(theirs["path"]) == list(ours["path"])
     assert (theirs["pred"] == ours["pred"]).all()
     np.testing.assert_allclose(theirs["prob_male"], ours["prob_male"], atol=1e-5)
+
+
+def test_an_onnx_file_with_a_fixed_batch_or_size_is_refused_with_what_to_do(tmp_path, capsys):
+    import warnings
+
+    net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(2, 2)).eval()  # fmt: skip
+    path = tmp_path / "fixed.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False,
+                          opset_version=17)  # fmt: skip
+    assert _adopt(tmp_path / "run", "--weights", str(path), "--classes", "female,male") == 2
+    assert "fixes the batch size to 1" in capsys.readouterr().err

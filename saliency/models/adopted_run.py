@@ -38,9 +38,10 @@ def build(
     with torch.no_grad():
         maps = cut.features(x)
         raw = cut.rest(maps.clone())
-    if output == "auto":
-        output = "logits" if cut.softmax else detect_output(raw, out_slice)
-        how = "detected"
+    if cut.softmax:  # cut off: what is left are logits, whatever the model returned
+        output, how = "logits", f"{cut.softmax} cut off"
+    elif output == "auto":
+        output, how = detect_output(raw, out_slice), "detected"
     else:
         how = "given"
     k = to_logits(raw, output, out_slice).shape[1]

@@ -126,6 +126,27 @@ def onnx_difference(path: Path, net: torch.nn.Module, x: torch.Tensor) -> float:
     return float((ref - out.reshape(ref.shape)).abs().max())
 
 
+def onnx_input_check(path: Path, size: int) -> None:
+    """A clear error when the ONNX input fixes a batch of one or another image size."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {t.name for t in graph.initializer}
+    first = next(i for i in graph.input if i.name not in inits)
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim
+    ]
+    if len(dims) != 4:
+        raise ValueError(f"{path}: the input has {len(dims)} dimensions; adopt needs [N, 3, H, W]")
+    if dims[0] is not None:
+        raise ValueError(
+            f"{path} fixes the batch size to {dims[0]}; export it again with a dynamic batch "
+            "dimension (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}}))"
+        )
+    if dims[2:] != [None, None] and dims[2:] != [size, size]:
+        raise ValueError(f"{path} takes {dims[2]}x{dims[3]} px inputs: pass --size {dims[2]}")
+
+
 def _data_record(manifest: Path | None) -> dict:
     if manifest is None:
         return {"manifest": None, "sha256": None, "n_train": 0, "n_val": 0, "seeded_split": False}
@@ -162,6 +183,8 @@ def run(cfg: AdoptConfig) -> AdoptResult:
     if manifest is not None and not manifest.is_file():
         raise FileNotFoundError(f"--manifest {manifest} does not exist")
     fmt = detect_format(weights, cfg.arch, cfg.function)
+    if fmt == "onnx" and weights.is_file():
+        onnx_input_check(weights, pre.size)
     net = load_source(fmt, weights, cfg.arch, cfg.function, cfg.trust_pickle)
     x = sample_batch(manifest, classes, pre)
     try:
