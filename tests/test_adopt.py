@@ -143,6 +143,9 @@ def test_flatten_linear_head_refuses_cam_and_runs_gradcam_ig_and_ablate(
     assert main(["ablate", "--run", str(run), "--region", "eyes", "--workers", "0"]) == 0
     per = pd.read_csv(next((run / "ablation").glob("eyes_*/per_image.csv")))
     assert len(per) == 16 and per["score_after"].notna().all()
+    assert main(["figures", "--run", str(run)]) == 0 and main(["report", "--run", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "function flatnet:build" in page and "cam refused: the logits are not a linear" in page
 
 
 class _Softmaxed(nn.Module):

@@ -155,6 +155,35 @@ def _skipped(run: Path) -> str:
     return _table(pd.DataFrame(rows))
 
 
+def _model(run: Path) -> str:
+    """What the maps explain: the architecture, or for an adopted model its source, output
+    handling, Grad-CAM layer and CAM verdict."""
+    from saliency.models.checkpoint import read_checkpoint
+    from saliency.rundir import best_checkpoint
+
+    ckpt = read_checkpoint(best_checkpoint(run))
+    pre, rec = ckpt["preprocessing"], ckpt.get("adopted")
+    rows = [("classes (output order)", ", ".join(ckpt["classes"])),
+            ("input", f"{pre['size']} px, mean {pre['mean']}, std {pre['std']}")]  # fmt: skip
+    if rec is None:
+        m = ckpt["model"]
+        rows += [("architecture", f"{m['arch']} (output stride {m.get('output_stride')})"),
+                 ("checkpoint", f"epoch {ckpt['epoch']}, validation accuracy "
+                                f"{ckpt['val_accuracy']}")]  # fmt: skip
+    else:
+        cam = "CAM-ready" if rec["cam_ready"] else f"cam refused: {rec['cam_reason']}"
+        what = " ".join(v for v in (rec["format"], rec.get("arch") or rec.get("function")) if v)
+        rows += [("adopted", what + (f" from {rec['source']}" if rec["source"] else "")),
+                 ("explained", rec["explained"]),
+                 ("Grad-CAM layer", f"{rec['layer']}: {rec['channels']} channels, "
+                                    f"{rec['grid'][0]}x{rec['grid'][1]} grid"),
+                 ("CAM", cam)]  # fmt: skip
+        if "onnxruntime_max_abs_difference" in rec:
+            diff = rec["onnxruntime_max_abs_difference"]
+            rows.append(("onnx2torch vs onnxruntime", f"max abs difference {diff:.2g}"))
+    return _table(pd.DataFrame(rows, columns=["", "model"]))
+
+
 def _provenance(run: Path) -> str:
     path = run / CONFIG
     if not path.is_file():
@@ -197,6 +226,7 @@ def run(run_dir: str | Path) -> ReportResult:
         df = pd.read_csv(figures_dir(run_dir) / "group_accuracy.csv", keep_default_na=False)
         body.append(_table(df) + f"<p>{_esc(t['caption'])} n = {t['n']}.</p>")
         n_tab += 1
+    body.append("<h2>Model</h2>" + _model(run_dir))
     body.append("<h2>Figures</h2>")
     for k, f in enumerate(x for x in listing["figures"] if x["name"] != "group_accuracy"):
         png = next((figures_dir(run_dir) / p for p in f["files"] if p.endswith(".png")), None)
