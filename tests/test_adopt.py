@@ -239,3 +239,56 @@ def test_an_onnx_file_with_a_fixed_batch_or_size_is_refused_with_what_to_do(tmp_
                           opset_version=17)  # fmt: skip
     assert _adopt(tmp_path / "run", "--weights", str(path), "--classes", "female,male") == 2
     assert "fixes the batch size to 1" in capsys.readouterr().err
+
+
+def test_a_study_adopts_a_model_and_runs_every_stage_on_it(tmp_path, faces, capsys):
+    torch.manual_seed(5)
+    torch.save(torchvision.models.resnet18(num_classes=2).state_dict(), tmp_path / "r18.pth")
+    toml = tmp_path / "mine.toml"
+    toml.write_text(
+        textwrap.dedent(f"""
+        [study]
+        out = "{tmp_path / "study"}"
+        device = "cpu"
+        workers = 0
+        [data]
+        source = "manifest"
+        path = "{faces}"
+        [adopt]
+        weights = "r18.pth"
+        arch = "resnet18"
+        classes = ["female", "male"]
+        size = {SIZE}
+        [evaluate]
+        [explain]
+        methods = ["cam", "gradcam"]
+        [ablate]
+        regions = ["eyes"]
+        [figures]
+        [report]
+    """)
+    )
+    assert main(["run", str(toml)]) == 0
+    run = tmp_path / "study" / "run"
+    assert load_model(best_checkpoint(run))[3]["adopted"]["cam_ready"]
+    assert (run / "saliency/test/cam/maps.npy").is_file()
+    assert "resnet18 from" in (run / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["run", str(toml)]) == 0  # everything done: every stage skipped
+    out = capsys.readouterr().out
+    for stage in ("data", "adopt", "evaluate", "explain", "ablate", "figures", "report"):
+        assert f"  {stage:10s} skip   done with the same settings" in out
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [("[train]\n[adopt]\n", "keep [train] or [adopt], not both"),
+     ("[adopt]\n[null]\n", "drop [null]")],
+)  # fmt: skip
+def test_a_study_adopts_or_trains_and_an_adopted_one_has_no_null(tmp_path, tables, message):
+    from saliency.stages.study_config import load
+
+    path = tmp_path / "s.toml"
+    path.write_text("[data]\n" + tables)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load(path)

@@ -154,6 +154,14 @@ def test_execute_clears_a_changed_stage_and_records_interruptions(tmp_path, monk
     assert _actions(study, ["figures", "report"]) == {"figures": "rerun", "report": "resume"}
 
 
+def test_the_own_model_template_adopts_instead_of_training():
+    study = load(ANALYSES / "own_model.toml")
+    assert set(study.stages) == set(STAGES) - {"train", "null", "agreement"}
+    assert (
+        study.stages["adopt"]["arch"] == "resnet50" and study.stages["data"]["source"] == "manifest"
+    )
+
+
 @pytest.mark.parametrize("name", ["celeba", "utkface", "fairface", "morph", "imagefolder"])
 def test_templates_parse_and_point_at_one_path(name, tmp_path, capsys):
     from saliency.data.importers import FORMATS
@@ -161,7 +169,7 @@ def test_templates_parse_and_point_at_one_path(name, tmp_path, capsys):
     study = load(ANALYSES / f"{name}.toml")
     assert study.stages["data"]["source"] == "import"
     assert study.stages["data"]["format"] in FORMATS
-    assert set(study.stages) == set(STAGES)  # every stage of the pipeline
+    assert set(study.stages) == set(STAGES) - {"adopt"}  # every stage of the pipeline
     missing = tmp_path / "nowhere"
     code = main(["run", str(ANALYSES / f"{name}.toml"), "--data", str(missing),
                  "--out", str(tmp_path / "o"), "--only", "data"])  # fmt: skip

@@ -70,7 +70,12 @@ def run(args: argparse.Namespace) -> int:
         manifest=str(args.manifest) if args.manifest else None,
         trust_pickle=args.trust_pickle,
     )
-    res = adopt.run(cfg)
+    report(adopt.run(cfg))
+    return 0
+
+
+def report(res) -> None:
+    """Print what ``adopt`` made of the model."""
     rec = res.record
     print(f"adopted {res.format} model -> {res.run}")
     for note in res.notes:
@@ -98,4 +103,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"next: saliency evaluate --run {res.run} --manifest M")
     else:
         print(f"{res.n_images} images; next: saliency evaluate --run {res.run}")
-    return 0

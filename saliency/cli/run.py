@@ -101,6 +101,7 @@ def report(stage: str, result, seconds: float) -> None:
     """Print one stage's result through that command's own report."""
     from saliency.cli import (
         ablate,
+        adopt,
         agreement,
         align,
         average,
@@ -128,6 +129,8 @@ def report(stage: str, result, seconds: float) -> None:
         {"align": align, "regions": regions}[stage].report(*result)
     elif stage == "train":
         train.report(result[1])  # describe() ran before training
+    elif stage == "adopt":
+        adopt.report(result)
     elif stage == "evaluate":
         for split, res in result:
             evaluate.report(res, split)

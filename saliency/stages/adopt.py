@@ -2,8 +2,9 @@
 
 Writes ``RUN/checkpoints/best.pt`` (a saliency checkpoint whose ``model.arch`` is
 ``adopted``: the AdoptedNet's weights, classes in output order, the preprocessing and the
-``adopted`` record), a copy of an ONNX, pt2 or pickle file under ``RUN/model/``, and the
-``adopt`` entry of ``RUN/config.json``. Every later command reads the run as a trained one.
+``adopted`` record), the record again as ``RUN/model/adopted.json`` (readable without
+torch), a copy of an ONNX, pt2 or pickle file under ``RUN/model/``, and the ``adopt`` entry
+of ``RUN/config.json``. Every later command reads the run as a trained one.
 An ONNX file is checked against onnxruntime on a batch; the difference is recorded.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from saliency.atomic import atomic_write_json
 from saliency.data.manifest import read_manifest
 from saliency.models.adopt_sources import detect_format, load_source
 from saliency.models.adopted import parse_slice
@@ -209,8 +211,8 @@ def run(cfg: AdoptConfig) -> AdoptResult:
         rec["raw_outputs"] = int(
             [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].out_features
         )
+    (out / MODEL_DIR).mkdir(parents=True, exist_ok=True)
     if fmt in ("onnx", "pt2", "pickle"):
-        (out / MODEL_DIR).mkdir(parents=True, exist_ok=True)
         copy = out / MODEL_DIR / f"source{weights.suffix}"
         shutil.copyfile(weights, copy)
         rec["file"], rec["file_abs"] = f"{MODEL_DIR}/{copy.name}", str(copy.resolve())
@@ -232,6 +234,7 @@ def run(cfg: AdoptConfig) -> AdoptResult:
         "adopted": rec,
     }  # fmt: skip
     save_checkpoint(best_checkpoint(out), ckpt)
+    atomic_write_json(out / MODEL_DIR / "adopted.json", rec)  # readable without torch
     record(out, "adopt", cfg.to_dict() | {"format": fmt})
     _check_reload(out, model, x)
     n = len(read_manifest(manifest, classes).df) if manifest is not None else None

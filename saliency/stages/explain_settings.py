@@ -47,16 +47,22 @@ class ExplainConfig:
 DEFAULT_METHODS = ("cam", "gradcam", "ig")
 
 
+def applicable(run: str | Path, methods: list[str]) -> tuple[list[str], str | None]:
+    """``methods`` less cam when the run's model is an adopted one that is not CAM-ready
+    (and the note that says so); unchanged while the run has no model yet."""
+    record = Path(run) / "model" / "adopted.json"  # written by saliency adopt
+    if "cam" not in methods or not record.is_file():
+        return list(methods), None
+    rec = json.loads(record.read_text())
+    if not rec["cam_ready"]:
+        return [m for m in methods if m != "cam"], f"cam left out: {rec['cam_reason']}"
+    return list(methods), None
+
+
 def default_methods(run: str | Path) -> tuple[list[str], str | None]:
     """The methods ``explain`` runs when none are named: cam, gradcam and ig, less cam for an
     adopted model that is not CAM-ready (and the note that says so)."""
-    from saliency.models.checkpoint import read_checkpoint
-    from saliency.rundir import best_checkpoint
-
-    rec = read_checkpoint(best_checkpoint(run)).get("adopted")
-    if rec is not None and not rec["cam_ready"]:
-        return [m for m in DEFAULT_METHODS if m != "cam"], f"cam left out: {rec['cam_reason']}"
-    return list(DEFAULT_METHODS), None
+    return applicable(run, list(DEFAULT_METHODS))
 
 
 def fixed_targets(target_file: str | Path, paths: list[str], classes: list[str]) -> np.ndarray:

@@ -88,7 +88,7 @@ def plan(study: Study, only: list[str] | None = None) -> list[Decision]:
         done = all(p.exists() for p in step.outputs(study))
         upstream = [d for d in step.deps if d in rerun]
         if rec is None:
-            if stage == "train" and (study.out / "run" / "checkpoints").exists():
+            if stage in ("train", "adopt") and (study.out / "run" / "checkpoints").exists():
                 raise ValueError(
                     f"{study.out / 'run'} holds a model this study has no record of; remove "
                     "it or give another --out"

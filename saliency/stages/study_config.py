@@ -1,13 +1,14 @@
 """A study as one TOML file (``analyses/<study>.toml``): which stages run, with what settings.
 
 Each stage is a table named after it; a table that is absent is a stage that does not run
-(``data`` and ``train`` are required). A table's keys are the fields of that stage's config
-(the same names as the command's options, with ``_`` for ``-``), less the ones the study
-fills itself (the manifest, the run folder, the device and the workers, which come from
-``[study]``). Unknown tables and keys are errors that name the valid ones. ``[profiles.P]``
-holds tables that ``--profile P`` lays over the others (``saliency demo --quick`` uses
-``quick``). ``data.path`` is relative to the TOML file's folder, ``study.out`` to the
-current folder (as every command's ``--out``).
+(``data`` is required, and a model: ``train``, or ``adopt`` for one trained elsewhere). A
+table's keys are the fields of that stage's config (the same names as the command's
+options, with ``_`` for ``-``), less the ones the study fills itself (the manifest, the run
+folder, the device and the workers, which come from ``[study]``). Unknown tables and keys
+are errors that name the valid ones. ``[profiles.P]`` holds tables that ``--profile P``
+lays over the others (``saliency demo --quick`` uses ``quick``). ``data.path`` and
+``adopt.weights`` are relative to the TOML file's folder, ``study.out`` to the current
+folder (as every command's ``--out``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any
 
 import tomllib
 
-STAGES = ("data", "align", "regions", "train", "evaluate", "explain", "average", "share",
+STAGES = ("data", "align", "regions", "train", "adopt", "evaluate", "explain", "average", "share",
           "ablate", "null", "agreement", "validate", "figures", "report")  # fmt: skip
-REQUIRED = ("data", "train")
+REQUIRED = ("data",)  # and a model: [train], or [adopt] for one trained elsewhere
 SOURCES = ("synth", "import", "manifest")
 STUDY_KEYS = {"name": "study", "out": "runs/study", "device": "auto", "workers": 2}
 # what the runner sets itself: never a key of a stage's table
@@ -53,6 +54,7 @@ def _schemas() -> dict[str, dict[str, Any]]:
     from saliency.data.synth.config import SynthConfig
     from saliency.models.recipe import TrainConfig
     from saliency.stages.ablate import AblationConfig
+    from saliency.stages.adopt import AdoptConfig
     from saliency.stages.agreement import AgreementConfig
     from saliency.stages.align import AlignConfig
     from saliency.stages.average import AverageConfig
@@ -86,6 +88,7 @@ def _schemas() -> dict[str, dict[str, Any]]:
         "align": keys(AlignConfig),
         "regions": keys(RegionsConfig),
         "train": keys(TrainConfig),
+        "adopt": keys(AdoptConfig),
         "evaluate": keys(EvaluateConfig, drop=("split",)) | {"splits": ["test"]},
         "explain": keys(ExplainConfig, drop=("target_file",)),
         "average": keys(AverageConfig, drop=("split", "contrast"))
@@ -184,6 +187,18 @@ def parse(
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
         raise ValueError(f"the study needs a [{missing[0]}] table")
+    models = [k for k in ("train", "adopt") if k in raw]
+    if len(models) != 1:
+        raise ValueError(
+            "the study needs a [train] table (or [adopt], for a model trained elsewhere)"
+            if not models
+            else "a study trains its model or adopts one: keep [train] or [adopt], not both"
+        )
+    if "adopt" in raw and "null" in raw:
+        raise ValueError(
+            "[null] retrains the run's model by its recipe, which an adopted model lacks: "
+            "drop [null] (validate still runs its randomization and curves)"
+        )
     schemas = _schemas()
     stages = {s: _merge(s, schemas[s], raw[s] or {}) for s in STAGES if s in raw}
     src = stages["data"]["source"]
@@ -196,6 +211,8 @@ def parse(
     base = source.parent if source is not None else Path.cwd()
     if stages["data"]["path"]:
         stages["data"]["path"] = str(base / Path(stages["data"]["path"]).expanduser())
+    if stages.get("adopt", {}).get("weights"):  # like data.path: relative to the TOML file
+        stages["adopt"]["weights"] = str(base / Path(stages["adopt"]["weights"]).expanduser())
     out = Path(head["out"]).expanduser()
     return Study(head["name"], out, head["device"], int(head["workers"]), stages, source)
 

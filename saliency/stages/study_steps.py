@@ -146,6 +146,14 @@ def _train(study: Study, s: dict, hooks: Hooks):
                               step=hooks.progress("train", 0))  # fmt: skip
 
 
+def _adopt(study: Study, s: dict, hooks: Hooks):
+    from saliency.stages import adopt
+
+    out = run_dir(study)
+    remove([rundir.best_checkpoint(out), out / "model"])  # an interrupted adopt starts over
+    return adopt.run(adopt.AdoptConfig(out=str(out), manifest=str(manifest(study)), **s))
+
+
 def _evaluate(study: Study, s: dict, hooks: Hooks):
     from saliency.stages import evaluate
 
@@ -176,10 +184,14 @@ def explain_config(s: dict):
 
 def _explain(study: Study, s: dict, hooks: Hooks):
     from saliency.stages import explain
+    from saliency.stages.explain_settings import applicable
 
-    cfg = explain_config(s)
-    return cfg, explain.run(run_dir(study), cfg, study.device, study.workers,
-                            hooks.progress(f"explain {cfg.split}", 0))  # fmt: skip
+    methods, note = applicable(run_dir(study), s["methods"])
+    cfg = explain_config(s | {"methods": methods})
+    res = explain.run(run_dir(study), cfg, study.device, study.workers,
+                      hooks.progress(f"explain {cfg.split}", 0))  # fmt: skip
+    res.warnings += [note] if note else []
+    return cfg, res
 
 
 def _average(study: Study, s: dict, hooks: Hooks):
@@ -265,9 +277,17 @@ def _report(study: Study, s: dict, hooks: Hooks):
     return report.run(run_dir(study))
 
 
+def _evaluated(study: Study) -> list[Path]:
+    splits = study.stages["evaluate"]["splits"]
+    return [rundir.eval_dir(run_dir(study), sp) / "metrics.json" for sp in splits]
+
+
 def _explained(study: Study) -> list[Path]:
-    s = study.stages["explain"]
-    return [rundir.saliency_dir(run_dir(study), s["split"], m) / "meta.json" for m in s["methods"]]
+    from saliency.stages.explain_settings import applicable
+
+    s, run = study.stages["explain"], run_dir(study)
+    return [rundir.saliency_dir(run, s["split"], m) / "meta.json"
+            for m in applicable(run, s["methods"])[0]]  # fmt: skip
 
 
 def _r(*parts: str) -> Callable[[Study], list[Path]]:
@@ -283,12 +303,13 @@ STEPS: dict[str, Step] = {s.name: s for s in (
          lambda st: [st.out / "regions"]),
     Step("train", ("data", "align", "regions"), _r("checkpoints/best.pt", "train_log.csv"),
          _train, _r("checkpoints", "train_log.csv")),
-    Step("evaluate", ("train",), lambda st: [rundir.eval_dir(run_dir(st), sp) / "metrics.json"
-         for sp in st.stages["evaluate"]["splits"]], _evaluate, _r("eval")),
-    Step("explain", ("train",), _explained, _explain, _r("saliency")),
+    Step("adopt", ("data", "align", "regions"), _r("checkpoints/best.pt"), _adopt,
+         _r("checkpoints", "model")),
+    Step("evaluate", ("train", "adopt"), _evaluated, _evaluate, _r("eval")),
+    Step("explain", ("train", "adopt"), _explained, _explain, _r("saliency")),
     Step("average", ("explain", "evaluate"), _r("averages"), _average, _r("averages")),
     Step("share", ("explain", "evaluate"), _r("share"), _share, _r("share")),
-    Step("ablate", ("train",), _r("ablation"), _ablate, _r("ablation")),
+    Step("ablate", ("train", "adopt"), _r("ablation"), _ablate, _r("ablation")),
     Step("null", ("train", "explain"), _r("null/checkpoints/best.pt"), _null, _r("null")),
     Step("agreement", ("share", "ablate", "null"), _r("agreement"), _agreement, _r("agreement")),
     Step("validate", ("explain", "ablate", "null"), _r("validation/validation.json"),

@@ -190,7 +190,12 @@ def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] |
     has_masks = "mask" in pd.read_csv(masks or manifest, nrows=1).columns
     null = null_dir(run)
     has_null = all((saliency_dir(null, cfg.split, m) / "meta.json").is_file() for m in methods)
-    if not has_null:
+    if not has_null and "adopted" in ckpt:
+        notes.append(
+            "no verdict without a null model, and an adopted model has none (no training "
+            "recipe to retrain it with shuffled labels); randomization and curves still apply"
+        )
+    elif not has_null:
         notes.append(NO_NULL.format(run=cfg.run))
     verdicts, lifts, truth = [], [], []
     if has_masks:
