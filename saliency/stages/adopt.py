@@ -98,18 +98,15 @@ def settle(cfg: AdoptConfig) -> tuple[Preprocessing, list[str], list[str]]:
     return pre, classes, notes
 
 
-def sample_batch(manifest: Path | None, classes: list[str], pre: Preprocessing) -> torch.Tensor:
-    """Normalized inputs ``[n, 3, S, S]``: the manifest's first images, else seeded noise."""
-    if manifest is not None:
+def sample_batch(paths: list, pre: Preprocessing) -> torch.Tensor:
+    """Normalized inputs ``[n, 3, S, S]``: the first :data:`SAMPLE` of ``paths``, else (no
+    paths) seeded noise images."""
+    if paths:
         from saliency.models.loader import ImageSource
 
-        m = read_manifest(manifest, classes)
-        paths = [m.abspath(p) for p in m.df["path"].head(SAMPLE)]
-        if paths:
-            images, _ = next(
-                ImageSource(paths, pre, workers=0).batches(np.arange(len(paths)), SAMPLE)
-            )
-            return model_input(images, pre)
+        paths = list(paths)[:SAMPLE]
+        images, _ = next(ImageSource(paths, pre, workers=0).batches(np.arange(len(paths)), SAMPLE))
+        return model_input(images, pre)
     gen = torch.Generator().manual_seed(0)
     unit = torch.rand((SAMPLE, pre.size, pre.size, 3), generator=gen)
     return model_input((unit * 255).to(torch.uint8), pre)
@@ -188,7 +185,8 @@ def run(cfg: AdoptConfig) -> AdoptResult:
     if fmt == "onnx" and weights.is_file():
         onnx_input_check(weights, pre.size)
     net = load_source(fmt, weights, cfg.arch, cfg.function, cfg.trust_pickle)
-    x = sample_batch(manifest, classes, pre)
+    images = read_manifest(manifest, classes) if manifest is not None else None
+    x = sample_batch([] if images is None else images.abspaths()[:SAMPLE], pre)
     try:
         model, rec = build(
             net, x, len(classes), cfg.output, parse_slice(cfg.output_slice), cfg.target_layer
@@ -237,5 +235,5 @@ def run(cfg: AdoptConfig) -> AdoptResult:
     atomic_write_json(out / MODEL_DIR / "adopted.json", rec)  # readable without torch
     record(out, "adopt", cfg.to_dict() | {"format": fmt})
     _check_reload(out, model, x)
-    n = len(read_manifest(manifest, classes).df) if manifest is not None else None
+    n = len(images.df) if images is not None else None
     return AdoptResult(out, fmt, rec, pre, classes, n, notes)

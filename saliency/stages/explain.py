@@ -153,16 +153,15 @@ def explain_run(
     gridded = any(m in GRID_METHODS for m in methods)
     if gridded and geometry.note:
         result.warnings.append(f"{geometry.note}; CAM-type maps use the image-resize rule")
+    finer = (
+        "adopt it at a larger --size"
+        if "adopted" in ckpt
+        else "use a larger --size or --output-stride 16"
+    )
     if gridded and min(geometry.grid) < MIN_GRID:
         result.warnings.append(
             f"the map grid is {geometry.grid[0]}x{geometry.grid[1]}: too coarse to tell "
-            "facial regions apart ("
-            + (
-                "adopt it at a larger --size"
-                if "adopted" in ckpt
-                else "use a larger --size or --output-stride 16"
-            )
-            + ")"
+            f"facial regions apart ({finer})"
         )
     n_out = ckpt["model"]["n_outputs"]
     stores, scalars = {}, {}

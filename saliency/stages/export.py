@@ -13,18 +13,17 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from saliency.atomic import atomic_write_json
+from saliency.models.adopt_sources import ONNX_OPSET
 from saliency.models.checkpoint import load_model
-from saliency.models.preprocess import Preprocessing, model_input
+from saliency.models.preprocess import Preprocessing
 from saliency.rundir import best_checkpoint, require_run
-from saliency.stages.adopt import PREPROCESSING_SUFFIX, SAMPLE
+from saliency.stages.adopt import PREPROCESSING_SUFFIX, SAMPLE, sample_batch
 
 FORMATS = ("onnx", "pt2")
 TOLERANCE = 1e-4  # max abs difference of the logits, exported vs PyTorch
-ONNX_OPSET = 17
 MAX_BATCH = 4096
 
 
@@ -59,20 +58,15 @@ def check_batch(ckpt: dict, pre: Preprocessing) -> tuple[torch.Tensor, str]:
     """Up to :data:`SAMPLE` of the run's test images (else any of its images, else noise),
     normalized: ``[n, 3, S, S]``."""
     from saliency.models.evaluate import evaluation_rows
-    from saliency.models.loader import ImageSource
 
     for split in ("test", "all"):
         try:
             rows, _ = evaluation_rows(ckpt, split)
         except ValueError:
             continue
-        paths = rows["path"].head(SAMPLE).tolist()
-        source = ImageSource(paths, pre, workers=0)
-        images, _ = next(source.batches(np.arange(len(paths)), SAMPLE))
-        return model_input(images, pre), f"{len(paths)} {split} images of the run"
-    gen = torch.Generator().manual_seed(0)
-    images = (torch.rand((SAMPLE, pre.size, pre.size, 3), generator=gen) * 255).to(torch.uint8)
-    return model_input(images, pre), f"{SAMPLE} noise images (the run names no images)"
+        x = sample_batch(rows["path"].head(SAMPLE).tolist(), pre)
+        return x, f"{len(x)} {split} images of the run"
+    return sample_batch([], pre), f"{SAMPLE} noise images (the run names no images)"
 
 
 def _onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> torch.Tensor:
