@@ -1,7 +1,14 @@
-"""Shared fixtures: small synthetic data sets rendered once per test session."""
+"""Shared fixtures: small synthetic data sets rendered once per test session.
+
+`make test` runs the suite in two pytest-xdist workers (``-n 2 --dist loadgroup``). Each
+worker keeps torch to one thread (two workers of two threads each on two cores slow every
+torch test 8-13x), every test file is one scheduling group, so module and session fixtures
+are built once per worker that needs them, and the longest files start first.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +17,38 @@ import pytest
 from saliency.data.imageio import write_rgb
 from saliency.data.synth.config import SynthConfig
 from saliency.data.synth.generate import generate
+
+# the longest files (or groups), longest first: each starts as soon as a worker is free, so
+# the short files fill the gaps around them. A file not listed runs after these, in order.
+LONGEST_FIRST = (
+    "test_planted_cue",
+    "test_demo",
+    "test_figures",
+    "test_validate",
+    "test_synth",
+    "test_adopt",
+    "test_models",
+    "test_explain_average",
+)
+
+
+def pytest_configure(config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: one thread, here and in children
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """One xdist group per test file unless a test names its own; longest files first."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +100,11 @@ def tiny_run(tmp_path_factory, synth_tiny) -> Path:
         "32",
         "--workers",
         "0",
+        "--device",
+        "cpu",  # CUDA's kernels are not deterministic; every trained test pins the CPU
     ]
     assert main(argv) == 0
-    assert main(["evaluate", "--run", str(run), "--workers", "0"]) == 0
+    assert main(["evaluate", "--run", str(run), "--workers", "0", "--device", "cpu"]) == 0
     return run
 
 

@@ -72,11 +72,64 @@ def test_shift_translates_within_its_bound_without_rotating():
     assert torch.allclose(out[:, 0].sum((1, 2)), torch.full((200,), 16.0), atol=1e-3)
 
 
-def test_shift_off_keeps_earlier_runs_draws():
+def _replayed(x: torch.Tensor, aug: Augmentation, seed: int) -> torch.Tensor:
+    """The documented draw order replayed by hand from one generator: flip, angle, (shift x,
+    shift y), contrast, brightness, then the erase boxes (tested exactly above)."""
+    import math
+
+    import torch.nn.functional as F
+
+    gen, n = torch.Generator().manual_seed(seed), x.shape[0]
+    flip = torch.rand(n, generator=gen) < aug.hflip
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+    r = aug.rotation_deg
+    theta = (torch.rand(n, generator=gen) * 2 * r - r) * (math.pi / 180.0)
+    tx = ty = torch.zeros(n)
+    if aug.shift > 0:
+        s = 2 * aug.shift
+        tx, ty = torch.rand(n, generator=gen) * 2 * s - s, torch.rand(n, generator=gen) * 2 * s - s
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    mat = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(mat, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    c = aug.contrast
+    c = (torch.rand(n, generator=gen) * 2 * c + 1 - c).view(n, 1, 1, 1)
+    gray = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - gray) * c + gray
+    b = aug.brightness
+    x = (x * (torch.rand(n, generator=gen) * 2 * b + 1 - b).view(n, 1, 1, 1)).clamp(0.0, 1.0)
+    return erase_boxes(x, aug.erase, gen)
+
+
+def test_shift_off_keeps_earlier_runs_draws_and_shift_on_keeps_the_angle(monkeypatch):
+    """Without shift, augment consumes exactly the pre-shift draws (flip, angle, contrast,
+    brightness, erase), replayed by hand; with shift on, the two translations are drawn after
+    the angle, so the angle (the 2x2 rotation block of the affine matrix) is unchanged."""
     x = _images(16, 32)
-    base = Augmentation(erase=0.5)
-    a = augment(x, base, torch.Generator().manual_seed(4))
-    b = augment(x, Augmentation(erase=0.5, shift=0.0), torch.Generator().manual_seed(4))
-    assert torch.equal(a, b)
-    c = augment(x, Augmentation(erase=0.5, shift=0.1), torch.Generator().manual_seed(4))
-    assert not torch.equal(a, c)
+    off = Augmentation(erase=0.5)
+    torch.testing.assert_close(
+        augment(x, off, torch.Generator().manual_seed(4)), _replayed(x, off, 4), atol=1e-6, rtol=0
+    )
+    on = Augmentation(erase=0.5, shift=0.1)
+    torch.testing.assert_close(
+        augment(x, on, torch.Generator().manual_seed(4)), _replayed(x, on, 4), atol=1e-6, rtol=0
+    )
+    import saliency.models.augment as module
+
+    seen = []
+
+    class Spy:  # torch.nn.functional with affine_grid recorded
+        def __getattr__(self, name):
+            return getattr(torch.nn.functional, name)
+
+        def affine_grid(self, mat, *args, **kwargs):
+            seen.append(mat.clone())
+            return torch.nn.functional.affine_grid(mat, *args, **kwargs)
+
+    monkeypatch.setattr(module, "F", Spy())
+    augment(x, off, torch.Generator().manual_seed(4))
+    augment(x, on, torch.Generator().manual_seed(4))
+    off_mat, on_mat = seen
+    assert torch.equal(off_mat[:, :, :2], on_mat[:, :, :2])  # the same angles
+    assert (off_mat[:, :, 2] == 0).all() and (on_mat[:, :, 2].abs() > 0).all()
+    assert (on_mat[:, :, 2].abs() <= 2 * 0.1).all()  # affine_grid's units: 2 per side

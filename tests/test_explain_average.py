@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-from saliency.analysis.normalize import normalize_maps
 from saliency.analysis.permutation import max_t_test
 from saliency.cli import main
 from saliency.data.imageio import read_rgb
@@ -139,7 +138,8 @@ def test_average_mean_and_std_equal_numpy(explained, synth_tiny, capsys):
     assert average(explained, "--method", "hirescam", "--group", "A_F", "--norm", "max") == 0
     maps, index, _ = read_maps(explained / "saliency" / "test" / "hirescam")
     sel = ((index["group"] == "A") & (index["label"] == "female")).to_numpy()
-    expected = normalize_maps(maps[sel], "max")
+    raw = np.asarray(maps[sel], dtype=np.float64)
+    expected = raw / np.abs(raw).max(axis=(1, 2), keepdims=True)  # "max": m / max|m|
     out = np.load(explained / "averages" / "hirescam_all_A_F.npz")
     np.testing.assert_allclose(out["mean"], expected.mean(axis=0), atol=1e-10)
     np.testing.assert_allclose(out["std"], expected.std(axis=0), atol=1e-10)
@@ -165,15 +165,6 @@ def test_average_all_groups_by_default_and_errors(explained, capsys):
         assert msg in capsys.readouterr().err
 
 
-def test_empty_selection_says_so_and_writes_nothing(explained, capsys):
-    before = set((explained / "averages").glob("*"))
-    code = average(
-        explained, "--method", "cam", "--split", "incorrect", "--group", "A_F", "--class", "male"
-    )
-    assert code == 1 and "empty selection" in capsys.readouterr().out
-    assert set((explained / "averages").glob("*")) == before
-
-
 def test_contrast_writes_difference_and_fwe_pvalues(explained):
     assert (
         average(
@@ -183,7 +174,8 @@ def test_contrast_writes_difference_and_fwe_pvalues(explained):
     )
     out = np.load(explained / "averages" / "cam_all_A_vs_B.npz")
     maps, index, _ = read_maps(explained / "saliency" / "test" / "cam")
-    norm = normalize_maps(np.asarray(maps), "max")
+    raw = np.asarray(maps, dtype=np.float64)
+    norm = raw / np.abs(raw).max(axis=(1, 2), keepdims=True)  # "max": m / max|m|
     a, b = (index["group"] == "A").to_numpy(), (index["group"] == "B").to_numpy()
     np.testing.assert_allclose(out["difference"], norm[a].mean(0) - norm[b].mean(0), atol=1e-9)
     assert int(out["count"]) == a.sum() and int(out["contrast_count"]) == b.sum()
@@ -271,21 +263,3 @@ def test_ig_baselines(tiny_run):
     )
     meta = json.loads((res.out / "ig" / "meta.json").read_text())
     assert meta["ig"]["baseline"] == "mean" and meta["batchnorm_folded"] is True
-
-
-def test_contrast_with_the_rest_is_the_complement_within_the_split(explained):
-    code = average(
-        explained, "--method", "cam", "--split", "correct", "--group", "A_F",
-        "--contrast", "rest", "--permutations", "20",
-    )  # fmt: skip
-    assert code == 0
-    out = np.load(explained / "averages" / "cam_correct_A_F_vs_rest.npz")
-    maps, index, _ = read_maps(explained / "saliency" / "test" / "cam")
-    norm = normalize_maps(np.asarray(maps), "max")
-    correct = index["correct"].astype(str).str.lower().eq("true").to_numpy()
-    cell = (index["group"] == "A").to_numpy() & (index["label"] == "female").to_numpy()
-    a, b = cell & correct, ~cell & correct  # disjoint sides, both correct predictions
-    assert a.sum() >= 2 and b.sum() >= 2
-    assert int(out["count"]) == a.sum() and int(out["contrast_count"]) == b.sum()
-    np.testing.assert_allclose(out["difference"], norm[a].mean(0) - norm[b].mean(0), atol=1e-9)
-    assert "rest" in str(out["contrast"])

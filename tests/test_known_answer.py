@@ -114,6 +114,38 @@ def test_contrast_difference_is_the_difference_of_means_and_centred(explained):
     assert ((out["p_fwe"] > 0) & (out["p_fwe"] <= 1)).all()
 
 
+def test_an_empty_selection_says_so_and_writes_nothing(explained):
+    """Group A has no flipped face, so the reader gets all of A right: ``--split incorrect``
+    on A is empty by the data (``--split correct`` on A is not), and average says so."""
+    run, before = str(explained), set((explained / "averages").glob("*"))
+    argv = ["average", "--run", run, "--method", "cam", "--group", "A", "--workers", "0"]
+    assert main([*argv, "--split", "incorrect"]) == 1
+    assert set((explained / "averages").glob("*")) == before
+    assert main([*argv, "--split", "correct"]) == 0
+    out = np.load(explained / "averages" / "cam_correct_A.npz")
+    assert int(out["count"]) == 24  # every face of A
+
+
+def test_contrast_with_the_rest_is_the_complement_within_the_split(explained, brows_world):
+    """B_F's correct faces against every other correct face; the maps are the reader's
+    formula for the predicted class, max-normalized by hand."""
+    cam, index, _ = read_maps(explained / "saliency" / "test" / "cam")
+    argv = ["average", "--run", str(explained), "--method", "cam", "--split", "correct"]
+    argv += ["--group", "B_F", "--contrast", "rest", "--permutations", "20", "--workers", "0"]
+    assert main(argv) == 0
+    out = np.load(explained / "averages" / "cam_correct_B_F_vs_rest.npz")
+    manifest = pd.read_csv(brows_world / "manifest.csv").set_index("path")
+    flipped = manifest.loc[index["path"], "flipped"].to_numpy()
+    cell = ((index["group"] == "B") & (index["label"] == "female")).to_numpy()
+    a, b = cell & ~flipped, ~cell  # the unflipped B_F women; everyone else is correct
+    assert int(out["count"]) == a.sum() == 8 and int(out["contrast_count"]) == b.sum() == 36
+    male = manifest.loc[index["path"], "label"].eq("male").to_numpy() | flipped  # predicted
+    maps = expected_cam(brows_world, index["path"]) * np.where(male, 1.0, -1.0)[:, None, None]
+    norm = maps / np.abs(maps).max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(out["difference"], norm[a].mean(0) - norm[b].mean(0), atol=1e-5)
+    assert "rest" in str(out["contrast"])
+
+
 def test_only_deleting_the_brows_changes_the_output(explained):
     for region in REGIONS:
         per = pd.read_csv(explained / "ablation" / f"{region}_blur_delete" / "per_image.csv")

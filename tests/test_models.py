@@ -154,23 +154,32 @@ def test_evaluate_writes_tables_and_figures(tiny_run):
     assert table["selection"].tolist()[:3] == ["all", "female", "male"]
 
 
-def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, tmp_path):
-    def cfg(out):
-        return TrainConfig(
-            manifest=str(synth_tiny / "manifest.csv"),
-            out=str(out),
-            size=32,
-            epochs=3,
-            batch_size=32,
-            early_stopping=10,
-            workers=0,
-            seed=11,
-            device="cpu",  # bitwise equality: cuDNN's kernels are not deterministic
-        )
+RESUME_SEED = 11
 
-    full = Trainer(cfg(tmp_path / "a"))
-    full.fit()
 
+def _resume_cfg(manifest: Path, out: Path) -> TrainConfig:
+    return TrainConfig(
+        manifest=str(manifest),
+        out=str(out),
+        size=32,
+        epochs=3,
+        batch_size=32,
+        early_stopping=10,
+        workers=0,
+        seed=RESUME_SEED,
+        device="cpu",  # bitwise equality: cuDNN's kernels are not deterministic
+    )
+
+
+@pytest.fixture(scope="module")
+def three_epochs(synth_tiny, tmp_path_factory) -> dict:
+    """The reference for both resume tests: 3 epochs in one go; its ``last.pt``."""
+    out = tmp_path_factory.mktemp("resume") / "a"
+    Trainer(_resume_cfg(synth_tiny / "manifest.csv", out)).fit()
+    return torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+
+
+def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, three_epochs, tmp_path):
     class Killed(Exception):
         pass
 
@@ -178,12 +187,13 @@ def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, tmp_path):
         if event.epoch == 1:
             raise Killed
 
+    cfg = _resume_cfg(synth_tiny / "manifest.csv", tmp_path / "b")
     with pytest.raises(Killed):
-        Trainer(cfg(tmp_path / "b")).fit(on_epoch=kill)
-    resumed = Trainer(cfg(tmp_path / "b"), resume=True)
+        Trainer(cfg).fit(on_epoch=kill)
+    resumed = Trainer(cfg, resume=True)
     assert resumed.epoch == 1
     resumed.fit()
-    a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
+    a = three_epochs
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
@@ -192,30 +202,18 @@ def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, tmp_path):
     ]
 
 
-def test_resume_with_more_epochs_continues_the_same_run(synth_tiny, tmp_path, capsys):
-    common = [
-        "--manifest",
-        str(synth_tiny / "manifest.csv"),
-        "--size",
-        "32",
-        "--batch-size",
-        "32",
-        "--early-stopping",
-        "10",
-        "--workers",
-        "0",
-        "--seed",
-        "5",
-        "--device",
-        "cpu",
-    ]
-    assert main(["train", "--out", str(tmp_path / "a"), "--epochs", "3", *common]) == 0
+def test_resume_with_more_epochs_continues_the_same_run(synth_tiny, three_epochs, tmp_path, capsys):
+    """Through the command line, with the reference's settings: 2 epochs, a resume that has
+    nothing to do, then a resume to 3 epochs gives the reference's weights."""
+    common = ["--manifest", str(synth_tiny / "manifest.csv"), "--size", "32", "--batch-size",
+              "32", "--early-stopping", "10", "--workers", "0", "--seed", str(RESUME_SEED),
+              "--device", "cpu"]  # fmt: skip
     assert main(["train", "--out", str(tmp_path / "b"), "--epochs", "2", *common]) == 0
     out_b = ["--out", str(tmp_path / "b"), "--device", "cpu", "--workers", "0"]
     assert main(["train", "--resume", *out_b]) == 0
     assert "nothing to do" in capsys.readouterr().out  # the stored total (2) is reached
     assert main(["train", "--resume", "--epochs", "3", *out_b]) == 0
-    a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
+    a = three_epochs
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
     assert b["train_config"]["epochs"] == 3 and len(b["resume"]["log"]) == 3
     for k, v in a["state_dict"].items():
