@@ -49,17 +49,34 @@ def region_pixels(image: np.ndarray, labels: np.ndarray, code: int) -> np.ndarra
     return out
 
 
+def ridge_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> float:
+    """A linear probe in closed form: ridge regression of the 0/1 label on centred features,
+    solved in dual form (a 700 x 700 Gram matrix, milliseconds where lbfgs logistic
+    regression took seconds), penalty = the Gram matrix's mean diagonal; test accuracy of
+    ``prediction > 0.5``."""
+    xt = x[train].astype(np.float64)
+    mu, yt = xt.mean(0), y[train].astype(np.float64)
+    xc = xt - mu
+    gram = xc @ xc.T
+    alpha = np.linalg.solve(gram + np.trace(gram) / len(gram) * np.eye(len(gram)), yt - yt.mean())
+    score = (x[~train] - mu) @ (xc.T @ alpha) + yt.mean()
+    return float(((score > 0.5) == y[~train]).mean())
+
+
 def region_accuracy(data, y, region: str, train: np.ndarray) -> float:
     x = np.stack([region_pixels(im, lab, REGION_CODES[region]) for im, lab in data])
     x = x.reshape(len(x), -1)
-    x = x[:, x.any(0)]
-    clf = LogisticRegression(C=1.0, max_iter=500).fit(x[train], y[train])
-    return clf.score(x[~train], y[~train])
+    return ridge_accuracy(x[:, x.any(0)], y, train)
 
 
-@pytest.mark.parametrize("cue", REGIONS)
+@pytest.mark.parametrize(
+    "cue", [pytest.param(r, marks=pytest.mark.xdist_group(f"cue_{r}")) for r in REGIONS]
+)
 def test_cue_is_only_where_it_was_planted(cue):
-    """Logistic regression on one region's pixels: >= 90% on the cued region, <= 60% elsewhere."""
+    """A linear probe on one region's pixels: >= 90% on the cued region, <= 60% elsewhere.
+    Margins measured with this probe on generator seeds 1-3 (18 cued, 90 uncued fits): cued
+    regions 0.92-1.00 (0.95 or more on this seed, 1), uncued 0.45-0.54 (0.54 or less on this
+    seed); 300 test faces, so one face is 0.0033. The probe is deterministic float64 numpy."""
     cfg = SynthConfig(n=1000, size=64, seed=1, cues={cue: 1.0})
     with ProcessPoolExecutor(2) as pool:  # seeded per slot: the same faces as one process
         rendered = list(pool.map(render_slot, [cfg] * cfg.n, assign_slots(cfg), chunksize=50))
