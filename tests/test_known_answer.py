@@ -208,9 +208,15 @@ def test_a_model_at_chance_is_warned_about_by_every_command(brows_world, tmp_pat
         ["share", *r, "--method", "cam", "--split", "all", "--group", "all", "--bootstrap", "50"],
         ["ablate", *r, "--region", "eyes"],
     ]
-    for argv in commands:
-        main(argv)  # some find nothing to rank on a blind model; the warning comes first
-        assert "warning: the model is at chance on test" in capsys.readouterr().out, argv[0]
+    for argv in commands:  # each succeeds on a blind model, and warns first
+        assert main(argv) == 0, argv[0]
+        out = capsys.readouterr().out
+        assert out.startswith("warning: the model is at chance on test"), argv[0]
+    # weight 0: every map is 0, so share skips all 48 images (no positive mass), and deleting
+    # the eyes leaves every probability at exactly 0.5
+    assert len(pd.read_csv(run / "share" / "cam_test" / "skipped.csv")) == 48
+    per = pd.read_csv(run / "ablation" / "eyes_blur_delete" / "per_image.csv")
+    assert len(per) == 48 and (per["prob_before"] == 0.5).all() and (per["prob_after"] == 0.5).all()
 
 
 def test_a_model_above_chance_is_not_warned_about(explained, capsys):

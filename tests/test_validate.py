@@ -146,8 +146,20 @@ def test_the_written_tables_are_the_results(validated):
     for name in ("verdicts", "lift", "truth", "randomization", "randomization_steps",
                  "randomization_verdicts", "curves", "curves_summary"):  # fmt: skip
         assert (out / f"{name}.csv").is_file(), name
-    v = pd.read_csv(out / "verdicts.csv", keep_default_na=False)
-    assert list(v["recovered"]) == list(res.verdicts["recovered"])
+    for name, frame in (("verdicts", res.verdicts), ("lift", res.lift), ("truth", res.truth),
+                        ("randomization_verdicts", res.randomization),
+                        ("curves_summary", res.curves)):  # fmt: skip
+        written = pd.read_csv(out / f"{name}.csv", keep_default_na=False, na_values=[""])
+        assert list(written.columns) == list(frame.columns), name
+        assert len(written) == len(frame) and len(frame) > 0, name
+        for col in frame.columns:  # every value, numbers to the CSV's rounding
+            a, b = frame[col].reset_index(drop=True), written[col]
+            if pd.api.types.is_numeric_dtype(a) and not pd.api.types.is_bool_dtype(a):
+                np.testing.assert_allclose(b.astype(float), a.astype(float), rtol=1e-4, atol=1e-9,
+                                           err_msg=f"{name}.{col}")  # fmt: skip
+            else:
+                text = [("" if pd.isna(x) else str(x)) for x in a]
+                assert [("" if pd.isna(x) else str(x)) for x in b] == text, (name, col)
     info = json.loads((out / "validation.json").read_text())
     assert info["planted"] == ["brows"] and info["fill"] == "blur"
 
