@@ -64,11 +64,14 @@ def _mask_paths(index: pd.DataFrame, meta: dict, masks: str | Path | None) -> li
             f"{manifest} has no 'mask' column: run `saliency regions` on it and pass the "
             "manifest it writes with --manifest (masks are matched to the images by path)"
         )
-    mask_of = dict(zip(m.df["path"].astype(str), m.df["mask"].astype(str), strict=True))
-    missing = [p for p in index["path"] if p not in mask_of]
+    # by resolved absolute path: a manifest may list its images relative to itself or not
+    paths = [str(m.abspath(p).resolve()) for p in m.df["path"].astype(str)]
+    mask_of = dict(zip(paths, m.df["mask"].astype(str), strict=True))
+    wanted = absolute_paths(index, meta)
+    missing = [p for p, w in zip(index["path"], wanted, strict=True) if w not in mask_of]
     if missing:
         raise ValueError(f"{len(missing)} explained image(s) not in {manifest}, e.g. {missing[0]}")
-    return [m.abspath(mask_of[p]) if mask_of[p] else Path() for p in index["path"]]
+    return [m.abspath(mask_of[w]) if mask_of[w] else Path() for w in wanted]
 
 
 def _read(path: Path, size: int) -> tuple[np.ndarray | None, str]:

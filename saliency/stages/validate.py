@@ -109,7 +109,8 @@ def _ablations(run: Path, fill: str, cfg: ValidateConfig) -> pd.DataFrame | None
     from saliency.stages import ablate
 
     drops = ablation_drops(run, fill)
-    if drops is None:
+    if drops is None or any(f"drop_{r}" not in drops.columns for r in REGIONS):
+        # none, or only some regions (an `ablate --region eyes` before): all six in one pass
         ecfg, _ = recorded_configs(run)[cfg.split]
         acfg = ablate.AblationConfig(split=cfg.split, fill=fill, manifest=ecfg.manifest)
         ablate.run(run, acfg, cfg.device, cfg.workers)
