@@ -3,12 +3,35 @@ and a second run that skips every stage and leaves the files alone."""
 
 import json
 
+import numpy as np
+import pandas as pd
+
 from saliency.cli import main
 from saliency.stages.study_config import STAGES
 
 
+def _selected(pred: pd.DataFrame, selection: str, split: str) -> np.ndarray:
+    """Rows of predictions.csv in a selection (all, a group, a class, or a group_class cell)
+    and a split (all, correct, incorrect), from the naming rules of DESIGN.md."""
+    group, _, initial = selection.partition("_")
+    if selection == "all":
+        rows = np.ones(len(pred), bool)
+    elif selection in set(pred["label"]):
+        rows = (pred["label"] == selection).to_numpy()
+    elif initial:
+        rows = (pred["group"] == group) & pred["label"].str.upper().str.startswith(initial)
+        rows = rows.to_numpy()
+    else:
+        rows = (pred["group"] == group).to_numpy()
+    correct = pred["correct"].astype(str).str.lower().eq("true").to_numpy()
+    return rows & {"all": True, "correct": correct, "incorrect": ~correct}[split]
+
+
 def test_quick_demo_runs_every_stage_and_a_second_run_skips_them(tmp_path, capsys):
-    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    # in-process loading and the CPU: the test shares two cores with another pytest worker
+    # (the study's 2 loader processes are exercised by `make demo` and tests/test_ablation.py)
+    quick = ["demo", "--quick", "--out", str(tmp_path), "--workers", "0", "--device", "cpu"]
+    assert main(quick) == 0
     out = capsys.readouterr().out
     # synthetic faces need neither alignment nor regions; the demo trains, never adopts
     ran = [s for s in STAGES if s not in ("align", "regions", "adopt")]
@@ -25,12 +48,22 @@ def test_quick_demo_runs_every_stage_and_a_second_run_skips_them(tmp_path, capsy
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert metrics["n"] == sum(1 for line in open(data / "manifest.csv") if ",test," in line)
     assert "B_F" in metrics["accuracy"]
+    pred = pd.read_csv(run / "eval" / "test" / "predictions.csv")
     for m in ("cam", "gradcam", "ig"):  # maps of every test image, each method, run and null
-        for where in (run, run / "null"):
-            index = (where / "saliency" / "test" / m / "index.csv").read_text().splitlines()
-            assert len(index) - 1 == metrics["n"], (where, m)
-    for split in ("all", "correct", "incorrect"):  # an average face per split (all groups)
-        assert any((run / "averages").glob(f"gradcam_{split}_*.npz")), split
+        index = pd.read_csv(run / "saliency" / "test" / m / "index.csv")
+        null = pd.read_csv(run / "null" / "saliency" / "test" / m / "index.csv")
+        assert len(index) == metrics["n"] == len(pred), m
+        assert index["path"].tolist() == pred["path"].tolist(), m
+        names = [p.rsplit("/", 1)[-1] for p in index["path"]]  # the null's are relative to it
+        assert [p.rsplit("/", 1)[-1] for p in null["path"]] == names, m
+        assert null["target"].tolist() == index["target"].tolist(), m  # the run's targets
+    for split in ("all", "correct", "incorrect"):  # an average face per split and selection
+        for npz in (run / "averages").glob(f"gradcam_{split}_*.npz"):
+            if "_vs_" in npz.name:
+                continue
+            cell = npz.stem.removeprefix(f"gradcam_{split}_")
+            rows = _selected(pred, cell, split)
+            assert int(np.load(npz)["count"]) == rows.sum() > 0, npz.name
     assert (run / "averages" / "cam_all_B_F.npz").is_file()
     assert any((run / "averages").glob("ig_incorrect_*_vs_correct.npz"))
     assert (run / "averages" / "gradcam_all_B_F_vs_rest.npz").is_file()
@@ -57,7 +90,7 @@ def test_quick_demo_runs_every_stage_and_a_second_run_skips_them(tmp_path, capsy
 
     weights = (run / "checkpoints" / "best.pt").stat().st_mtime_ns
     report = (run / "report.html").stat().st_mtime_ns
-    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(quick) == 0
     again = capsys.readouterr().out
     assert all(f"  {s:10s} skip   done with the same settings" in again for s in ran)
     assert ": done in " not in again and "hardest cell" in again
