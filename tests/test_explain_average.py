@@ -1,6 +1,7 @@
 """explain and average end to end on a tiny trained run."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -19,12 +20,23 @@ def average(run, *argv: str) -> int:
     return main(["average", "--run", str(run), "--workers", "0", *argv])
 
 
+@pytest.fixture
+def scratch(tiny_run, tmp_path):
+    """A private copy of the session's ``tiny_run`` (without maps) for tests that write maps."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("saliency", "averages"))
+    return run
+
+
 @pytest.fixture(scope="module")
-def explained(tiny_run):
+def explained(tiny_run, tmp_path_factory):
+    """A private copy of ``tiny_run`` explained by four methods on the test split."""
+    run = tmp_path_factory.mktemp("explained") / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("saliency", "averages"))
     argv = [
         "explain",
         "--run",
-        str(tiny_run),
+        str(run),
         "--methods",
         "cam,gradcam,hirescam,ig",
         "--workers",
@@ -33,7 +45,7 @@ def explained(tiny_run):
         "16",
     ]
     assert main(argv) == 0
-    return tiny_run
+    return run
 
 
 def test_explain_writes_raw_maps_index_and_meta(explained):
@@ -54,10 +66,10 @@ def test_explain_writes_raw_maps_index_and_meta(explained):
     assert cam_meta["upsampling"]["rule"] == "receptive-field" and meta["upsampling"] is None
 
 
-def test_coarse_grid_warning_only_for_grid_methods(tiny_run):
+def test_coarse_grid_warning_only_for_grid_methods(scratch):
     def warnings(methods):
         cfg = ExplainConfig(split="val", methods=methods, limit=4, ig=IGConfig(n_steps=4))
-        res = explain_run(tiny_run, cfg, torch.device("cpu"), workers=0, overwrite=True)
+        res = explain_run(scratch, cfg, torch.device("cpu"), workers=0, overwrite=True)
         return " ".join(res.warnings)
 
     assert "the map grid is 2x2" in warnings(["gradcam"])  # 32 px at output stride 16
@@ -71,10 +83,10 @@ def test_explain_sees_exactly_the_logits_evaluate_classified(explained):
     np.testing.assert_allclose(index["logit"], pred["logit"], rtol=1e-5, atol=1e-5)
 
 
-def test_target_policy_true_and_class(tiny_run):
+def test_target_policy_true_and_class(scratch):
     def cam_for(policy: str):
         cfg = ExplainConfig(methods=["cam"], target=policy, limit=16)
-        res = explain_run(tiny_run, cfg, torch.device("cpu"), workers=0, overwrite=True)
+        res = explain_run(scratch, cfg, torch.device("cpu"), workers=0, overwrite=True)
         maps, index, meta = read_maps(res.out / "cam")
         assert meta["target_policy"] == policy
         return np.array(maps), index
@@ -87,14 +99,14 @@ def test_target_policy_true_and_class(tiny_run):
     np.testing.assert_allclose(maps_f, -maps_m, atol=1e-6)  # one logit: negations
 
 
-def test_resumed_explain_equals_one_pass(tiny_run, tmp_path):
+def test_resumed_explain_equals_one_pass(scratch, tmp_path):
     import shutil
 
     device = torch.device("cpu")
     cfg = ExplainConfig(
         split="val", methods=["gradcam", "ig"], chunk=8, batch_size=4, ig=IGConfig(n_steps=8)
     )
-    one = explain_run(tiny_run, cfg, device, workers=0, overwrite=True)
+    one = explain_run(scratch, cfg, device, workers=0, overwrite=True)
     reference = {m: np.array(read_maps(one.out / m)[0]) for m in cfg.methods}
     shutil.rmtree(one.out)
 
@@ -109,15 +121,15 @@ def test_resumed_explain_equals_one_pass(tiny_run, tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        explain_run(tiny_run, cfg, device, workers=0, progress=stop_after_first_chunk)
-    resumed = explain_run(tiny_run, cfg, device, workers=0)
+        explain_run(scratch, cfg, device, workers=0, progress=stop_after_first_chunk)
+    resumed = explain_run(scratch, cfg, device, workers=0)
     assert resumed.resumed_from == 8
     for m in cfg.methods:
         np.testing.assert_array_equal(np.array(read_maps(resumed.out / m)[0]), reference[m])
     # another method later: added beside the others, which are complete and not recomputed
     calls = []
     added = explain_run(
-        tiny_run,
+        scratch,
         ExplainConfig(split="val", methods=["cam", "gradcam"]),
         device,
         workers=0,
@@ -127,11 +139,11 @@ def test_resumed_explain_equals_one_pass(tiny_run, tmp_path):
     assert (added.out / "cam" / "maps.npy").is_file()
     np.testing.assert_array_equal(np.array(read_maps(added.out / "ig")[0]), reference["ig"])
     calls.clear()
-    again = explain_run(tiny_run, cfg, device, workers=0, progress=calls.append)
+    again = explain_run(scratch, cfg, device, workers=0, progress=calls.append)
     assert again.resumed_from == again.n and sum(calls) == again.n  # nothing left to do
     with pytest.raises(ValueError, match="gradcam maps made with other settings"):
         changed = ExplainConfig(split="val", methods=["gradcam"], upsample="half-pixel")
-        explain_run(tiny_run, changed, device, workers=0)
+        explain_run(scratch, changed, device, workers=0)
 
 
 def test_average_mean_and_std_equal_numpy(explained, synth_tiny, capsys):
@@ -226,7 +238,7 @@ def test_predict_prints_class_and_writes_overlays(explained, synth_tiny, tmp_pat
     assert (tmp_path / f"{img.stem}_gradcam.png").is_file() and fields[-1].endswith(".png")
 
 
-def test_ig_baselines(tiny_run):
+def test_ig_baselines(scratch):
     from saliency.methods.baselines import make_baseline
     from saliency.models.preprocess import Preprocessing, normalize
 
@@ -255,7 +267,7 @@ def test_ig_baselines(tiny_run):
         make_baseline("mean", unit, pre)
     # the mean baseline through explain: the training split's mean face
     res = explain_run(
-        tiny_run,
+        scratch,
         ExplainConfig(methods=["ig"], limit=4, ig=IGConfig(n_steps=4, baseline="mean")),
         torch.device("cpu"),
         workers=0,

@@ -14,6 +14,7 @@ Two places give the same bytes (``tests/test_fill_batch.py``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -85,6 +86,8 @@ class Variants(Dataset):
 
     def __getitem__(self, i: int):
         cfg = self.cfg
+        if self.masks[i] == Path():
+            return i, None, "no region mask"
         try:
             image = read_rgb(self.paths[i])
             labels = read_label_map(self.masks[i])

@@ -19,7 +19,12 @@ RANDOM_COLOR = "#7f7f7f"
 
 
 def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path, keep_default_na=False) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, keep_default_na=False)
+    except pd.errors.EmptyDataError:  # a table with no rows (no null and no floor: no lift)
+        return None
 
 
 def method_colors(methods: list[str]) -> dict[str, str]:

@@ -147,9 +147,10 @@ def _skipped(run: Path) -> str:
     )
     for f in places:
         t = pd.read_csv(f, keep_default_na=False)
-        for reason, count in t["reason"].value_counts().items() if len(t) else []:
-            rows.append({"stage": f"{f.parent.parent.name}/{f.parent.name}", "images": count,
-                         "reason": reason})  # fmt: skip
+        for reason, paths in t.groupby("reason", sort=False)["path"] if len(t) else []:
+            more = f", ... ({len(paths) - 10} more)" if len(paths) > 10 else ""
+            rows.append({"stage": f"{f.parent.parent.name}/{f.parent.name}", "images": len(paths),
+                         "reason": reason, "which": ", ".join(paths[:10]) + more})  # fmt: skip
     if not rows:
         return "<p>No stage skipped an image.</p>"
     return _table(pd.DataFrame(rows))

@@ -66,7 +66,7 @@ def _mask_paths(index: pd.DataFrame, meta: dict, masks: str | Path | None) -> li
         )
     # by resolved absolute path: a manifest may list its images relative to itself or not
     paths = [str(m.abspath(p).resolve()) for p in m.df["path"].astype(str)]
-    mask_of = dict(zip(paths, m.df["mask"].astype(str), strict=True))
+    mask_of = dict(zip(paths, m.df["mask"].fillna("").astype(str), strict=True))
     wanted = absolute_paths(index, meta)
     missing = [p for p, w in zip(index["path"], wanted, strict=True) if w not in mask_of]
     if missing:
