@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +18,8 @@ from torch import nn
 
 from saliency.cli import main
 from saliency.data.manifest import read_manifest, write_manifest
+from saliency.data.regions import REGION_CODES
+from saliency.methods.store import read_maps
 from saliency.models.checkpoint import load_model
 from saliency.models.preprocess import Preprocessing, load_resized, model_input
 from saliency.rundir import best_checkpoint
@@ -141,11 +144,46 @@ def test_flatten_linear_head_refuses_cam_and_runs_gradcam_ig_and_ablate(
     by_hand = torch.einsum("nc,nchw->nhw", g.mean(dim=(2, 3)), a.detach())
     torch.testing.assert_close(grad_cam_grid(model, x, target), by_hand, rtol=1e-4, atol=1e-6)
     assert main(["ablate", "--run", str(run), "--region", "eyes", "--workers", "0"]) == 0
-    per = pd.read_csv(next((run / "ablation").glob("eyes_*/per_image.csv")))
-    assert len(per) == 16 and per["score_after"].notna().all()
+    per = pd.read_csv(run / "ablation/eyes_blur_delete/per_image.csv")
+    df = read_manifest(faces).df
+    assert [str((faces.parent / p).resolve()) for p in per["path"]] == list(df["path"])
+    # per image, in manifest order: score_before is the true class's logit of the face as
+    # the net classifies it (by hand), score_after the same net's on the face with the eyes
+    # deleted by hand (_eyes_deleted); CSV floats and one forward pass: 1e-6 is ample
+    true = torch.tensor([int(label == "male") for label in df["label"]])
+    deleted = np.stack([_eyes_deleted(p, m) for p, m in zip(df["path"], df["mask"], strict=True)])
+    with torch.no_grad():
+        before = net(images).gather(1, true[:, None])[:, 0].numpy()
+        after = net(model_input(torch.from_numpy(deleted), PRE)).gather(1, true[:, None])[:, 0]
+    np.testing.assert_allclose(per["score_before"], before, rtol=1e-5, atol=1e-5)
+    probs = torch.softmax(net(images), 1).gather(1, true[:, None])[:, 0].detach().numpy()
+    np.testing.assert_allclose(per["prob_before"], probs, atol=1e-6)
+    np.testing.assert_allclose(per["score_after"], after.numpy(), rtol=0, atol=1e-6)
+    assert (np.abs(after.numpy() - before) > 1e-4).all()  # every score moves: 100x the tolerance
     assert main(["figures", "--run", str(run)]) == 0 and main(["report", "--run", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "function flatnet:build" in page and "cam refused: the logits are not a linear" in page
+
+
+def _eyes_deleted(image_path: str, mask_path: str) -> np.ndarray:
+    """The reference blur deletion of the eyes at 64 px, by hand from DESIGN.md ("Regions"):
+    dilate with a square of radius round(2 * 4 * 64 / 224) = 2 px, feather with a Gaussian
+    of sigma 5 * 64 / 224 truncated at 3 sigma (half-width 5 px), alpha-blend the 5 x 5 box
+    blur (the odd size nearest 15 * 64 / 224 = 4.3) through it; the other features' own
+    pixels (brows, nose, mouth) keep weight 0. Outside 2 + 5 px of the eyes nothing changes."""
+    from saliency.data.imageio import read_label_map, read_rgb
+
+    image, labels = read_rgb(image_path), read_label_map(mask_path)
+    eyes = (labels == REGION_CODES["eyes"]).astype(np.uint8)
+    sigma = 5 * SIZE / 224
+    alpha = cv2.GaussianBlur(cv2.dilate(eyes, np.ones((5, 5), np.uint8)).astype(np.float64),
+                             (11, 11), sigma, sigma)  # fmt: skip
+    alpha[np.isin(labels, [REGION_CODES[r] for r in ("brows", "nose", "mouth")])] = 0.0
+    far = cv2.dilate(eyes, np.ones((15, 15), np.uint8)) == 0  # Chebyshev distance > 7 px
+    assert (alpha[far] == 0).all() and alpha.max() > 0.9
+    a = alpha[..., None]
+    mixed = image * (1 - a) + cv2.blur(image, (5, 5)).astype(np.float64) * a
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
 class _Softmaxed(nn.Module):
@@ -241,7 +279,7 @@ def test_an_onnx_file_with_a_fixed_batch_or_size_is_refused_with_what_to_do(tmp_
     assert "fixes the batch size to 1" in capsys.readouterr().err
 
 
-def test_a_study_adopts_a_model_and_runs_every_stage_on_it(tmp_path, faces, capsys):
+def test_a_study_adopts_a_model_and_runs_every_stage_on_it(tmp_path, faces, images, capsys):
     torch.manual_seed(5)
     torch.save(torchvision.models.resnet18(num_classes=2).state_dict(), tmp_path / "r18.pth")
     toml = tmp_path / "mine.toml"
@@ -271,7 +309,35 @@ def test_a_study_adopts_a_model_and_runs_every_stage_on_it(tmp_path, faces, caps
     assert main(["run", str(toml)]) == 0
     run = tmp_path / "study" / "run"
     assert load_model(best_checkpoint(run))[3]["adopted"]["cam_ready"]
-    assert (run / "saliency/test/cam/maps.npy").is_file()
+    # the study's maps: one row per test face, indexed like evaluate's predictions (same
+    # order, probabilities, predicted class; the default target is the predicted class)
+    pred = pd.read_csv(run / "eval/test/predictions.csv", keep_default_na=False)
+    assert len(pred) == 16
+    cam, index, _ = read_maps(run / "saliency/test/cam")
+    grad, grad_index, _ = read_maps(run / "saliency/test/gradcam")
+    assert cam.shape == grad.shape == (16, SIZE, SIZE)
+    for idx in (index, grad_index):
+        assert list(idx["path"]) == list(pred["path"]) and list(idx["label"]) == list(pred["label"])
+        assert list(idx["target"]) == list(idx["pred"]) == list(pred["pred"])
+        np.testing.assert_allclose(idx["prob_male"], pred["prob_male"], atol=1e-6)
+    # row k is image k's CAM: by hand, the torchvision net's fc row of the target weighting
+    # its last block's maps (a 2 x 2 grid at 64 px), which the stored maps upsample by one
+    # linear operator L for every row, M_k = L(grid_k): a least-squares fit of L over the 16
+    # rows leaves no residual; rows of other images would
+    net = torchvision.models.resnet18(num_classes=2).eval()
+    net.load_state_dict(torch.load(tmp_path / "r18.pth", weights_only=True))
+    target = torch.tensor([int(t == "male") for t in index["target"]])
+    with torch.no_grad():
+        maps = nn.Sequential(*list(net.children())[:-2])(images)  # [16, 512, 2, 2]
+        grid = torch.einsum("nc,nchw->nhw", net.fc.weight[target], maps).flatten(1).numpy()
+    flat = cam.reshape(16, -1).astype(np.float64)
+
+    def residual(g):  # the best linear fit's largest residual, relative to the maps' scale
+        return np.abs(g @ np.linalg.lstsq(g, flat, rcond=None)[0] - flat).max() / np.abs(flat).max()
+
+    assert residual(grid) < 1e-4 and residual(grid[::-1]) > 0.01  # measured: 1e-7 and 0.33
+    # and Grad-CAM, row for row, is CAM over the cell count (the mean's gradient)
+    np.testing.assert_allclose(grad * 4, cam, rtol=1e-3, atol=1e-4 * np.abs(cam).max())
     assert "resnet18 from" in (run / "report.html").read_text()
     capsys.readouterr()
     assert main(["run", str(toml)]) == 0  # everything done: every stage skipped

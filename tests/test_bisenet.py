@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from saliency.data.regions import REGION_CODES
 from saliency.faces.bisenet import (
@@ -48,9 +49,48 @@ def _random_state(layout: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str
 
 @pytest.fixture(scope="module")
 def parser() -> BiSeNet:
-    model = BiSeNet()
-    model.load_state_dict(_random_state(_layout()), strict=True)
-    return model.eval()
+    """A parser with torch's default random weights (seeded): unlike ``_random_state``'s
+    (one class everywhere), its argmax takes a dozen classes, so the mapping has work to do."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return BiSeNet().eval()
+
+
+# DESIGN.md, "Regions": CelebAMask-HQ's classes skin 1, brows 2/3, eyes 4/5, glasses 6,
+# ears 7/8, nose 10, mouth 11, lips 12/13, hair 17 (glasses cover the eyes; ears are skin);
+# every other class (background, earring, neck, necklace, cloth, hat) is no region
+CLASS_TO_REGION = {1: "skin", 2: "brows", 3: "brows", 4: "eyes", 5: "eyes", 6: "eyes",
+                   7: "skin", 8: "skin", 10: "nose", 11: "mouth", 12: "mouth", 13: "mouth",
+                   17: "hair"}  # fmt: skip
+
+
+def _parser_input(images: np.ndarray) -> torch.Tensor:
+    """By hand, upstream's test.py: resize to 512 px bilinearly (antialiased, rounded to
+    integers), scale to [0, 1], normalize with ImageNet's mean and std."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, (512, 512), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (x.round().clamp(0, 255) / 255 - mean) / std
+
+
+def _regions_by_hand(model: BiSeNet, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The region codes ``[N, H, W]`` the parser's own logits give, by hand: the argmax over
+    the 19 classes at 512 px, through CLASS_TO_REGION, sampled back at ``H x W`` pixel centres
+    (nearest); and where the top two logits are more than 1e-6 apart (about 5e-5 of their
+    spread; elsewhere another batch composition may flip the argmax)."""
+    with torch.no_grad():
+        logits = model(_parser_input(images))  # [N, 19, 512, 512]
+    top2 = logits.topk(2, dim=1).values
+    classes, clear = logits.argmax(1).numpy(), (top2[:, 0] - top2[:, 1] > 1e-6).numpy()
+    lut = np.zeros(19, np.uint8)
+    for cls, region in CLASS_TO_REGION.items():
+        lut[cls] = REGION_CODES[region]
+    n, h, w = images.shape[:3]
+    rows = np.floor((np.arange(h) + 0.5) * 512 / h).astype(int)
+    cols = np.floor((np.arange(w) + 0.5) * 512 / w).astype(int)
+    pick = np.ix_(np.arange(n), rows, cols)
+    return lut[classes][pick], clear[pick]
 
 
 def test_layout_matches_published_checkpoint():
@@ -72,24 +112,44 @@ def test_constructor_downloads_nothing(monkeypatch):
     BiSeNet()
 
 
-def test_forward_shapes(parser):
+def test_forward_is_the_main_head_upsampled_and_forward_all_adds_the_auxiliaries(parser):
+    """Upstream's forward, composed by hand: the main head on the fused 1/8 features and the
+    auxiliary heads on the context path's 1/8 and 1/16 maps, each upsampled bilinearly with
+    aligned corners (out[y] = sum_k max(0, 1 - |y (h - 1) / (H - 1) - k|) low[k])."""
     x = torch.randn(2, 3, 64, 48)
     with torch.no_grad():
         main = parser(x)
         outs = parser.forward_all(x)
-    assert main.shape == (2, 19, 64, 48)
-    assert [tuple(o.shape) for o in outs] == [(2, 19, 64, 48)] * 3
-    torch.testing.assert_close(outs[0], main)
+        feat8, cp8, cp16 = parser.cp(x)
+        low = (parser.conv_out(parser.ffm(feat8, cp8)), parser.conv_out16(cp8),
+               parser.conv_out32(cp16))  # fmt: skip
+    assert [tuple(o.shape) for o in low] == [(2, 19, 8, 6), (2, 19, 8, 6), (2, 19, 4, 3)]
+
+    def aligned(n_out: int, n_in: int) -> torch.Tensor:  # [n_out, n_in] interpolation weights
+        pos = torch.arange(n_out, dtype=torch.float64) * (n_in - 1) / (n_out - 1)
+        return (1 - (pos[:, None] - torch.arange(n_in)).abs()).clamp(min=0)
+
+    for got, small in zip(outs, low, strict=True):
+        ry, rx = aligned(64, small.shape[2]), aligned(48, small.shape[3])
+        want = torch.einsum("yi,ncij,xj->ncyx", ry, small.double(), rx).float()
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(main, outs[0], rtol=0, atol=0)
+    assert (outs[1] - outs[0]).abs().max() > 0.1  # the auxiliaries are other heads
 
 
-def test_parse_regions_size_dtype_codes(parser):
+def test_parse_regions_is_the_mapped_argmax_of_the_parsers_logits(parser):
+    """On random weights: the regions are the hand-mapped argmax of the logits (at the
+    pixels where the argmax is clear, all but a handful), whatever the batching, numpy or
+    torch input."""
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (3, 40, 56, 3), dtype=np.uint8)
-    labels = parse_regions(parser, images, batch_size=2)
-    assert labels.dtype == torch.uint8 and labels.shape == (3, 40, 56)
-    assert int(labels.max()) <= 6
-    # torch input gives the same answer, and batching does not change it
-    torch.testing.assert_close(parse_regions(parser, torch.from_numpy(images)), labels)
+    images = rng.integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    labels = parse_regions(parser, images, batch_size=1)  # batches of 1; by hand: one of 2
+    assert labels.dtype == torch.uint8 and labels.shape == (2, 40, 56)
+    want, clear = _regions_by_hand(parser, images)
+    assert clear.mean() > 0.999
+    np.testing.assert_array_equal(labels.numpy()[clear], want[clear])
+    assert len(np.unique(want)) >= 4  # several regions, not one constant
+    torch.testing.assert_close(parse_regions(parser, torch.from_numpy(images[:1])), labels[:1])
 
 
 @pytest.mark.parametrize(

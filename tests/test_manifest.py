@@ -1,3 +1,5 @@
+"""Manifests: reading and writing, class order, cell keys, group specs, landmark columns."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,9 +82,24 @@ def test_group_specs_select_the_reference_cells():
         parse_group("XX_F", groups, classes)
 
 
-def test_landmark_columns_are_in_ibug_order():
-    assert LANDMARK_COLUMNS[:4] == ("x0", "y0", "x1", "y1")
-    assert LANDMARK_COLUMNS[-2:] == ("x67", "y67")
+def test_landmark_columns_are_in_ibug_order(tmp_path):
+    """Landmark i (iBUG 300-W numbering) is the pair of columns x<i>, y<i>, wherever the
+    columns stand in the file: a CSV written by hand with them shuffled reads back point i
+    at (x<i>, y<i>), and landmark_frame writes x0, y0, ..., x67, y67 in that order."""
+    names = [f"{axis}{i}" for i in range(68) for axis in "xy"]
+    assert list(LANDMARK_COLUMNS) == names
+    pts = np.stack([np.arange(68) + 0.25, 100 + np.arange(68) + 0.5], axis=1)  # [68, 2]
+    pts = np.stack([pts, pts + 1000])  # two rows
+    shuffled = list(np.random.default_rng(3).permutation(names))
+    lines = [",".join(["path", "label", *shuffled])]
+    for k, row in enumerate(pts):
+        value = {f"{axis}{i}": row[i, j] for i in range(68) for j, axis in enumerate("xy")}
+        lines.append(",".join([f"{k}.png", "male", *(f"{value[c]:g}" for c in shuffled)]))
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    np.testing.assert_array_equal(read_manifest(tmp_path / "m.csv").landmarks(), pts)
+    frame = landmark_frame(pts)
+    assert list(frame.columns) == names
+    assert frame.loc[1, "x5"] == 1005.25 and frame.loc[1, "y5"] == 1105.5
 
 
 def test_landmark_cells_parse_as_numbers_and_a_bad_cell_becomes_nan_alone(tmp_path):

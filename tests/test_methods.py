@@ -103,8 +103,21 @@ def test_gradcam_variants_equal_pytorch_grad_cam(resnet, variant):
 
 
 def test_cam_grid_needs_no_gradients(resnet):
-    x = torch.randn(1, 3, 64, 64)
-    assert not cam_grid(resnet, x, torch.tensor([1])).requires_grad
+    """CAM is a forward-only read of the last block: it runs under inference mode (where any
+    backward pass raises) and gives, per cell, the fc weights of the target's score times the
+    block's maps, by hand: w . A for the one logit's class 1, -w . A for class 0; the grid's
+    mean plus the bias is the logit."""
+    torch.manual_seed(4)
+    x = torch.randn(2, 3, 64, 64)
+    target = torch.tensor([1, 0])
+    with torch.inference_mode():
+        grid = cam_grid(resnet, x, target)
+        maps, logit = resnet.forward_features(x), resnet(x)[:, 0]
+    w = resnet.fc.weight[0]  # [512]: one logit
+    by_hand = torch.einsum("c,nchw->nhw", w, maps) * torch.tensor([1.0, -1.0])[:, None, None]
+    assert grid.shape == (2, 4, 4) and not grid.requires_grad  # 64 px at output stride 16
+    torch.testing.assert_close(grid, by_hand, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grid[0].mean() + resnet.fc.bias[0], logit[0], rtol=1e-4, atol=1e-5)
 
 
 def test_ig_on_a_linear_model_equals_input_minus_baseline_times_weight():
@@ -173,19 +186,60 @@ def test_folded_batchnorm_gives_the_same_logits_and_maps(arch):
     assert float((a - b).abs().max() / a.abs().max()) < 1e-4
 
 
-def test_library_cams_follow_the_target_and_are_normalized(resnet):
+def _small_cam_net() -> CamNet:
+    """conv 3x3 (3 -> 4 channels, stride 1) -> ReLU -> GAP -> fc (one logit): its grid is the
+    input's, so the library's resizes are identities and its maps can be written by hand."""
+    torch.manual_seed(5)
+    features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+    model = CamNet(features, channels=4, n_outputs=1, dropout=0.0)
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.tensor([[6.0, -4.0, 2.0, -8.0]]))
+    return model.eval()
+
+
+def _minmax_np(m: np.ndarray) -> np.ndarray:
+    """pytorch-grad-cam's scaling, per layer and again across layers: min to 0, max to 1."""
+    for _ in range(2):
+        m = m - m.min()
+        m = m / (1e-7 + m.max())
+    return m
+
+
+def test_library_cams_are_scorecam_and_eigencam_of_the_target_by_hand():
+    """ScoreCAM (Wang et al. 2020): each channel's map, min-max scaled, masks the input; the
+    target's score of each masked input (class 1: the logit z, class 0: -z), softmaxed over
+    channels, weighs the maps; ReLU; min-max. EigenCAM: the maps' projection on their first
+    principal component (centred; the sign is the SVD's choice), whatever the target."""
     from saliency.methods.library_cams import library_cam
 
-    torch.manual_seed(5)
-    x = torch.randn(1, 3, 32, 32)
-    for name in ("eigencam", "scorecam"):
-        maps = library_cam(resnet, x, torch.tensor([1]), name)
-        assert maps.shape == (1, 32, 32)
-        assert float(maps.min()) >= 0.0 and abs(float(maps.max()) - 1.0) < 1e-5
-    # ScoreCAM weighs channels by the target's score: the two classes give different maps
-    a = library_cam(resnet, x, torch.tensor([1]), "scorecam")
-    b = library_cam(resnet, x, torch.tensor([0]), "scorecam")
-    assert not torch.allclose(a, b)
+    model = _small_cam_net()
+    torch.manual_seed(6)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        acts = model.forward_features(x)  # [2, 4, 16, 16]
+        lo = acts.amin(dim=(2, 3), keepdim=True)
+        masks = (acts - lo) / (acts.amax(dim=(2, 3), keepdim=True) - lo + 1e-8)
+        z = model((x[:, None] * masks[:, :, None]).flatten(0, 1)).view(2, 4)
+    a = acts.double().numpy()
+
+    def scorecam(i: int, cls: int) -> np.ndarray:
+        weights = torch.softmax(z[i].double() * (1 if cls == 1 else -1), 0).numpy()
+        return _minmax_np(np.maximum(np.einsum("c,chw->hw", weights, a[i]), 0))
+
+    for target in ([1, 0], [0, 1]):
+        got = library_cam(model, x, torch.tensor(target), "scorecam").numpy()
+        for i, cls in enumerate(target):
+            np.testing.assert_allclose(got[i], scorecam(i, cls), atol=1e-5)
+            assert np.abs(got[i] - scorecam(i, 1 - cls)).max() > 0.05  # the target matters
+    flat = a.reshape(2, 4, -1).transpose(0, 2, 1)  # [2, HW, C]
+    eigen = library_cam(model, x, torch.tensor([1, 0]), "eigencam").numpy()
+    np.testing.assert_array_equal(eigen, library_cam(model, x, torch.tensor([0, 1]), "eigencam"))
+    for i in range(2):
+        centred = flat[i] - flat[i].mean(0)
+        first = np.linalg.eigh(centred.T @ centred)[1][:, -1]  # the largest eigenvalue's
+        signs = [_minmax_np(np.maximum(s * centred @ first, 0)).reshape(16, 16) for s in (1, -1)]
+        assert np.abs(signs[0] - signs[1]).max() > 0.5  # the two signs are different maps
+        assert min(np.abs(eigen[i] - m).max() for m in signs) < 1e-4
 
 
 def test_the_fused_pass_gives_exactly_the_standalone_maps(resnet):

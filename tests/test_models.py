@@ -1,6 +1,7 @@
 """CAM-ready nets, checkpoints, training resume, and the preprocessing contract."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +55,37 @@ def test_resnet50_output_stride_16_uses_dilation_not_stride():
 
 
 def test_squeeze_excitation_and_two_logit_head():
-    spec = ModelSpec(arch="resnet18", se=True, n_outputs=2, loss="ce")
-    model = build_model(spec)
-    plain = build_model(ModelSpec(arch="resnet18"))
-    assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in plain.parameters())
-    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 2)
+    """``--se``: every block's residual branch is rescaled per channel, before the addition,
+    by sigmoid(fc2(relu(fc1(global mean)))) (Hu et al.); composed here by hand from each
+    block's convolutions, norms and SE weights. ``--loss ce``: one logit per class, a linear
+    map of the pooled last block."""
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(arch="resnet18", se=True, n_outputs=2, loss="ce")).eval()
+    x = torch.randn(2, 3, 32, 32)
+    f = model.features
+    blocks = [*f.layer1, *f.layer2, *f.layer3, *f.layer4]
+    assert len(blocks) == 8
+    with torch.no_grad():
+        h = f.maxpool(f.relu(f.bn1(f.conv1(x))))  # the stem
+        for block in blocks:
+            bn, se = block.bn2  # the residual branch's last norm, then the SE
+            branch = bn(block.conv2(torch.relu(block.bn1(block.conv1(h)))))
+            squeeze = branch.mean(dim=(2, 3))  # [N, C]
+            excite = torch.sigmoid(
+                torch.relu(squeeze @ se.fc1.weight[:, :, 0, 0].T + se.fc1.bias)
+                @ se.fc2.weight[:, :, 0, 0].T
+                + se.fc2.bias
+            )
+            identity = h if block.downsample is None else block.downsample(h)
+            by_hand = torch.relu(branch * excite[:, :, None, None] + identity)
+            torch.testing.assert_close(block(h), by_hand, rtol=1e-5, atol=1e-5)
+            assert excite.max() < 0.9  # the SE rescales: this is not the plain block
+            h = by_hand
+        torch.testing.assert_close(model.forward_features(x), h, rtol=1e-5, atol=1e-5)
+        logits = model(x)
+    assert logits.shape == (2, 2)
+    expected = h.mean(dim=(2, 3)) @ model.fc.weight.T + model.fc.bias
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_imagenet_weights_are_never_downloaded(tmp_path, monkeypatch):
@@ -131,27 +158,81 @@ def test_evaluate_uses_the_checkpoints_preprocessing(tiny_run, tmp_path):
     assert not np.allclose(pred2["logit"], pred["logit"], atol=1e-3)
 
 
-def test_evaluate_writes_tables_and_figures(tiny_run):
+def test_evaluate_tables_and_figures_show_the_predictions(tiny_run, tmp_path, monkeypatch):
+    """metrics.json and the figures evaluate draws from it hold the numbers of
+    predictions.csv, recounted here by hand: the confusion counts and row fractions; each ROC
+    curve's points (TPR, FPR at every distinct threshold on p(male)) and AUC (Mann-Whitney:
+    P(positive scores above negative) + ties / 2); the reliability points (15 equal-width bins
+    of the top probability: mean confidence, accuracy) and ECE; the training curves."""
+    import matplotlib.pyplot as plt
+
+    from saliency.stages import evaluate as stage
+
     out = tiny_run / "eval" / "test"
-    for name in (
-        "predictions.csv",
-        "metrics.json",
-        "group_accuracy.csv",
-        "confusion.png",
-        "roc.png",
-        "reliability.png",
-        "curves.png",
-    ):
+    for name in ("predictions.csv", "metrics.json", "group_accuracy.csv", "confusion.png",
+                 "roc.png", "reliability.png", "curves.png"):  # fmt: skip
         assert (out / name).is_file(), name
-    pred = pd.read_csv(out / "predictions.csv")
-    assert {"prob_female", "prob_male", "pred", "correct", "logit"} <= set(pred.columns)
-    np.testing.assert_allclose(pred["prob_male"], 1 / (1 + np.exp(-pred["logit"])), atol=1e-5)
+    pred = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (
-        metrics["n"] == len(pred) and metrics["accuracy"]["all"]["value"] == pred["correct"].mean()
-    )
+    classes = ["female", "male"]
+    np.testing.assert_allclose(pred["prob_male"], 1 / (1 + np.exp(-pred["logit"])), atol=1e-5)
+    assert (pred["pred"] == np.where(pred["logit"] > 0, "male", "female")).all()
+    assert metrics["n"] == len(pred) == 24
+    assert metrics["accuracy"]["all"]["value"] == (pred["pred"] == pred["label"]).mean()
+    counts = np.array([[((pred["label"] == t) & (pred["pred"] == p)).sum() for p in classes]
+                       for t in classes])  # fmt: skip
+    assert metrics["confusion"]["rows_true_cols_pred"] == counts.tolist()
     table = pd.read_csv(out / "group_accuracy.csv")
     assert table["selection"].tolist()[:3] == ["all", "female", "male"]
+
+    figures = {}  # what evaluate draws from these files (stage.run calls _figures with them)
+    monkeypatch.setattr("saliency.viz.style.save_figure",
+                        lambda fig, path, **kw: figures.setdefault(path.name, fig))  # fmt: skip
+    stage._figures(tmp_path, pred, metrics, classes, tiny_run)  # nothing written to the run
+    (ax,) = figures["confusion.png"].axes
+    np.testing.assert_allclose(ax.images[0].get_array(), counts / counts.sum(1, keepdims=True))
+    assert sorted(int(t.get_text().split("\n")[0]) for t in ax.texts) == sorted(counts.ravel())
+
+    (ax,) = figures["roc.png"].axes
+    curves = {line.get_label().split(" (AUC")[0]: line for line in ax.lines
+              if "AUC" in line.get_label()}  # fmt: skip
+    assert set(curves) == {"all", "A", "B"}
+    for name, line in curves.items():
+        sel = pred if name == "all" else pred[pred["group"] == name]
+        score, pos = sel["prob_male"].to_numpy(), (sel["label"] == "male").to_numpy()
+        cuts = np.unique(score)[::-1]
+        tpr = [0.0] + [(score[pos] >= c).mean() for c in cuts]
+        fpr = [0.0] + [(score[~pos] >= c).mean() for c in cuts]
+        np.testing.assert_allclose(line.get_xdata(), fpr)
+        np.testing.assert_allclose(line.get_ydata(), tpr)
+        pairs = score[pos][:, None] - score[~pos][None, :]
+        auc = (pairs > 0).mean() + 0.5 * (pairs == 0).mean()
+        got = metrics["roc_auc"]["all"] if name == "all" else metrics["roc_auc"]["by_group"][name]
+        assert got == pytest.approx(auc, abs=1e-12)
+        assert line.get_label() == f"{name} (AUC {auc:.3f})"
+
+    (ax,) = figures["reliability.png"].axes
+    conf = pred[["prob_female", "prob_male"]].max(axis=1).to_numpy()
+    right = (pred["pred"] == pred["label"]).to_numpy()
+    which = (conf[:, None] >= np.arange(1, 15) / 15).sum(1)  # bin k holds [k / 15, (k + 1) / 15)
+    used = np.unique(which)
+    points = ax.lines[1]  # after the diagonal
+    np.testing.assert_allclose(points.get_xdata(), [conf[which == b].mean() for b in used])
+    np.testing.assert_allclose(points.get_ydata(), [right[which == b].mean() for b in used])
+    ece = sum((which == b).mean() * abs(right[which == b].mean() - conf[which == b].mean())
+              for b in used)  # fmt: skip
+    assert metrics["calibration"]["ece"] == pytest.approx(ece, abs=1e-7)  # CSV's digits
+    assert ax.get_title() == f"reliability (ECE {ece:.3f})"
+
+    log = pd.read_csv(tiny_run / "train_log.csv")
+    loss_ax, acc_ax = figures["curves.png"].axes
+    for ax, what in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        lines = {line.get_label(): line for line in ax.lines}
+        for split in ("train", "val"):
+            np.testing.assert_allclose(lines[split].get_xdata(), log["epoch"])
+            np.testing.assert_allclose(lines[split].get_ydata(), log[f"{split}_{what}"])
+    for fig in figures.values():
+        plt.close(fig)
 
 
 RESUME_SEED = 11
@@ -255,7 +336,20 @@ def test_bad_manifest_fails_before_training(synth_tiny, tmp_path, capsys, proble
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
-def test_compare_writes_one_table(tiny_run, brows_reader_run, tmp_path, capsys):
+def test_compare_writes_one_table(tiny_run, brows_reader_run, tmp_path, monkeypatch):
+    """One row per run: its architecture, grid, parameter count and evaluate's numbers, and
+    the median time per image of three timed forward passes of 32 images (after a warm-up),
+    read here off a scripted clock: passes of 64, 32 and 3200 ms give 2 ms per image (the
+    median, not the mean, 34.3, or the minimum, 1); 160, 320 and 96 ms give 5."""
+    import types
+
+    import saliency.cli.evaluate as cli_evaluate
+
+    ticks = iter([0, 0.064, 1, 1.032, 2, 5.2, 10, 10.16, 11, 11.32, 12, 12.096])
+    monkeypatch.setattr(
+        cli_evaluate, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    )
+    brows_reader_run = shutil.copytree(brows_reader_run, tmp_path / "reader")  # evaluate writes
     assert main(["evaluate", "--run", str(brows_reader_run), "--workers", "0"]) == 0
     runs = [str(tiny_run), str(brows_reader_run)]
     assert main(["compare", *runs, "--out", str(tmp_path / "c.csv")]) == 0
@@ -271,7 +365,8 @@ def test_compare_writes_one_table(tiny_run, brows_reader_run, tmp_path, capsys):
         assert row["accuracy"] == pytest.approx(metrics["accuracy"]["all"]["value"])
         assert row["loss"] == pytest.approx(metrics["loss"])
         assert row["B_F"] == pytest.approx(metrics["accuracy"]["B_F"]["value"])
-        assert row["ms_per_image"] > 0
+    assert table["ms_per_image"].tolist() == [2.0, 5.0]
+    assert next(ticks, None) is None  # three timed passes per run, nothing else timed
 
 
 def test_inference_commands_run_without_tf32_and_restore_the_settings(tiny_image, tmp_path):

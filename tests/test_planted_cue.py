@@ -30,16 +30,22 @@ from saliency.models.train import Trainer
 FAR = ("nose", "mouth", "hair")  # regions that do not touch the brows
 
 
-def planted_brows_evidence(tmp: Path, seed: int = 0) -> dict:
+RECIPE = {"n": 1000, "size": 64, "epochs": 8, "ig_steps": 16, "limit": None, "output_stride": 16}
+
+
+def planted_brows_evidence(tmp: Path, seed: int = 0, **recipe) -> dict:
     """Train on the brows cue, then evaluate, explain (ig), ablate and share; returns the
     numbers the test judges."""
+    rc = {**RECIPE, **recipe}
     data, run = tmp / "data", tmp / "run"
-    generate(SynthConfig(n=1000, size=64, seed=9, cues={"brows": 1.0}), data, workers=2)
+    synth = SynthConfig(n=rc["n"], size=rc["size"], seed=9, cues={"brows": 1.0})
+    generate(synth, data, workers=2)
     cfg = TrainConfig(
         manifest=str(data / "manifest.csv"),
         out=str(run),
-        size=64,
-        epochs=8,
+        size=rc["size"],
+        epochs=rc["epochs"],
+        output_stride=rc["output_stride"],
         batch_size=32,
         workers=0,
         seed=seed,
@@ -49,7 +55,8 @@ def planted_brows_evidence(tmp: Path, seed: int = 0) -> dict:
     r = str(run)
     assert main(["evaluate", "--run", r, "--workers", "0", "--device", "cpu"]) == 0
     explain = ["explain", "--run", r, "--methods", "ig", "--ig-baseline", "blur"]
-    assert main([*explain, "--ig-steps", "16", "--workers", "0", "--device", "cpu"]) == 0
+    explain += ["--ig-steps", str(rc["ig_steps"]), "--workers", "0", "--device", "cpu"]
+    assert main([*explain, *(["--limit", str(rc["limit"])] if rc["limit"] else [])]) == 0
     assert main(["ablate", "--run", r, "--workers", "0", "--device", "cpu"]) == 0
     share = ["share", "--run", r, "--method", "ig", "--split", "all", "--group", "all"]
     assert main([*share, "--bootstrap", "500", "--workers", "0"]) == 0

@@ -13,12 +13,7 @@ from saliency.data.manifest import read_manifest
 from saliency.data.regions import REGION_CODES, REGIONS
 from saliency.data.synth.config import SynthConfig
 from saliency.data.synth.generate import generate
-from saliency.faces.polygons import (
-    FIVE_POINT_REASON,
-    PRECEDENCE,
-    landmark_regions,
-    landmark_shapes,
-)
+from saliency.faces.polygons import FIVE_POINT_REASON, landmark_regions, landmark_shapes
 from saliency.perturb.fill import (
     blur_fill,
     box_size,
@@ -63,28 +58,115 @@ def test_mean_iou_against_exact_synthetic_masks(synth_faces, predicted, region):
     assert np.mean(ious) >= MIN_MEAN_IOU[region], (region, np.round(ious, 2))
 
 
+def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance of each point ``[P, 2]`` to the nearest of the segments ``a[k] -> b[k]``."""
+    (ax, ay), (ux, uy) = a.T, (b - a).T
+    px, py = points[:, :1] - ax, points[:, 1:] - ay  # [P, S]
+    t = np.clip((px * ux + py * uy) / np.maximum(ux * ux + uy * uy, 1e-12), 0, 1)
+    return np.sqrt(((px - t * ux) ** 2 + (py - t * uy) ** 2).min(axis=1))
+
+
+def _depth(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Signed distance of each point to a closed polygon's outline: + inside, - outside."""
+    from matplotlib.path import Path
+
+    d = _segment_distance(points, polygon, np.roll(polygon, -1, axis=0))
+    return np.where(Path(polygon).contains_points(points), d, -d)
+
+
+def _precedence_by_hand(lm: np.ndarray, shape: tuple[int, int]):
+    """The label map the documented precedence gives (eyes > mouth > brows > nose > skin),
+    from the landmark groups of DESIGN.md alone, at the pixels where it is certain whatever
+    the smooth outlines do: each region is surely in or surely out of a pixel by a margin
+    around plain polygons and lines through its landmarks (eyes 36-41 / 42-47, outer lips
+    48-59, brow lines 17-21 / 22-26 with the documented thickness 0.14 iod, nose bridge
+    27-30 of width 0.22 iod and the triangle 30, 31, 35 below it, the jaw 0-16 closed by its
+    ends). Returns codes ``[H, W]`` (-1: uncertain) and the surely-in masks."""
+    from scipy.spatial import ConvexHull
+
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    p = np.stack([xx.ravel(), yy.ravel()], 1).astype(float)  # pixel (row i, col j) at (j, i)
+    eye_to_eye = lm[42:48].mean(0) - lm[36:42].mean(0)
+    iod = float(np.linalg.norm(eye_to_eye))
+    down = np.array([-eye_to_eye[1], eye_to_eye[0]]) / iod  # the face's own down
+    eyes = np.maximum(_depth(p, lm[36:42]), _depth(p, lm[42:48]))
+    mouth = _depth(p, lm[48:60])
+    half = 0.07 * iod  # half the brow band
+    brow = np.minimum(_segment_distance(p, lm[17:21], lm[18:22]),
+                      _segment_distance(p, lm[22:26], lm[23:27]))  # fmt: skip
+    ends = np.min([np.linalg.norm(p - lm[i], axis=1) for i in (17, 21, 22, 26)], axis=0)
+    bridge = _segment_distance(p, lm[27:30], lm[28:31])
+    bridge[(p - lm[27]) @ down < 0] = np.inf  # the band starts at the nasion, no cap above
+    hull = lm[27:36][ConvexHull(lm[27:36]).vertices]
+    beyond = 0.2 * iod + 0.3 * np.linalg.norm(lm[35] - lm[31]) + 1.5  # bridge, alae, base
+    jaw = _depth(p, lm[0:17])
+    below_ears = (p - 0.5 * (lm[0] + lm[16])) @ down > 1.5
+    sure = {  # region: (surely in, surely out)
+        "eyes": (eyes > 1.5, eyes < -2.0),
+        "mouth": (mouth > 1.5, mouth < -2.0),
+        "brows": ((brow < half - 1.0) & (ends > half), brow > half + 1.5),
+        "nose": (
+            (bridge < 0.11 * iod - 1.0) | (_depth(p, lm[[30, 35, 31]]) > 1.0),
+            _depth(p, hull) < -beyond,
+        ),
+        "skin": (jaw > 1.5, (jaw < -1.5) & below_ears),  # the forehead is left uncertain
+    }
+    label, open_ = np.full(len(p), -1), np.ones(len(p), bool)
+    for name, (inside, outside) in sure.items():
+        label[open_ & inside] = REGION_CODES[name]
+        open_ &= outside
+    label[open_] = 0  # surely outside every region: background
+    return label.reshape(shape), {k: v[0].reshape(shape) for k, v in sure.items()}
+
+
 def test_label_map_is_exclusive_with_documented_precedence(synth_faces, predicted):
+    """One code per pixel; without hair, every pixel whose region the landmark groups settle
+    (_precedence_by_hand) has that region's code; hair takes only skin or background."""
     images, _, landmarks = synth_faces
     for labels, image, lm in zip(predicted[:5], images[:5], landmarks[:5], strict=True):
         assert labels.dtype == np.uint8 and labels.shape == image.shape[:2]
         assert set(np.unique(labels)) <= set(range(7))
         assert set(range(6)) <= set(np.unique(labels))  # background and the five polygons
-        # the polygons alone, painted in the documented precedence, from their own shapes
-        shapes = landmark_shapes(lm, labels.shape)
-        shapes["skin"] = shapes.pop("oval")
-        expected = np.zeros_like(labels)
-        for name in reversed(PRECEDENCE):
-            if name != "hair":
-                expected[shapes[name]] = REGION_CODES[name]
         no_hair = landmark_regions(lm, image, hair=False)
-        np.testing.assert_array_equal(no_hair, expected)
-        # eyes win where the brow band or nose outline overlaps them
-        assert not (no_hair[shapes["eyes"]] != REGION_CODES["eyes"]).any()
+        want, _ = _precedence_by_hand(lm.astype(np.float64), labels.shape)
+        certain = want >= 0
+        assert certain.mean() > 0.35  # measured 0.42-0.49: faces, jaw line, background
+        np.testing.assert_array_equal(no_hair[certain], want[certain])
         # the hair estimate changes only pixels that were skin or background
         hair = labels == REGION_CODES["hair"]
         assert hair.sum() > 0.02 * hair.size
         np.testing.assert_array_equal(labels[~hair], no_hair[~hair])
         assert set(np.unique(no_hair[hair])) <= {0, REGION_CODES["skin"]}
+
+
+def test_overlapping_shapes_are_resolved_by_the_documented_precedence(synth_faces):
+    """Landmarks bent so that shapes overlap (face 0 at twice its size): the left brow drawn
+    through the left eye and across a raised nasion, the right brow through the mouth, the
+    nose stretched down to the lower lip. Where two regions are both certain, the first in
+    the precedence wins: eyes over brows, mouth over brows and nose, brows over nose (with
+    any two of eyes, mouth, brows, nose swapped, 65 to 278 certain pixels change)."""
+    lm = synth_faces[2][0].astype(np.float64) * 2
+    lm[17:22, 1] += lm[36:42, 1].mean() - lm[17:22, 1].mean()
+    lm[21, 0] = 0.5 * (lm[21, 0] + lm[22, 0]) + 12  # the inner end crosses the bridge
+    lips = lm[48:60]
+    lm[22:27, 0] = np.linspace(lips[:, 0].min() + 4, lips[:, 0].max() - 4, 5)
+    lm[22:27, 1] = lips[:, 1].mean()
+    lm[27, 1] -= 24  # a raised nasion: the bridge runs through the left brow
+    top = lm[27, 1]
+    lm[28:36, 1] = top + (lm[28:36, 1] - top) * (lm[57, 1] - top) / (lm[33, 1] - top)
+    labels = landmark_regions(lm, size=(256, 256), hair=False)
+    want, inside = _precedence_by_hand(lm, labels.shape)
+    certain = want >= 0
+    np.testing.assert_array_equal(labels[certain], want[certain])
+    order = ["eyes", "mouth", "brows", "nose"]
+    for first, second in (("eyes", "brows"), ("mouth", "brows"), ("mouth", "nose"),
+                          ("brows", "nose")):  # fmt: skip
+        both = inside[first] & inside[second]
+        for earlier in order[: order.index(first)]:  # the right brow and nose in the mouth
+            both &= ~inside[earlier]
+        assert both.sum() >= 20, (first, second)  # they do overlap, surely (measured 45-161)
+        assert (labels[both] == REGION_CODES[first]).all()
 
 
 def test_hair_never_in_the_face_below_the_brows(synth_faces, predicted):

@@ -192,13 +192,18 @@ def test_share_and_ablate_commands_write_tables_and_agreement(own_run, synth_tin
     assert set(summary["selection"]) >= {"all", "A", "B", "female", "male", "A_F", "B_M"}
     maps, index, _ = read_maps(own_run / "saliency" / "test" / "cam")
     masks = read_manifest(synth_tiny / "manifest.csv").df.set_index("path")["mask"]
-    for k in (0, len(per) - 1):  # the streamed table equals the one-map computation
+    assert sorted(per["path"]) == sorted(index["path"])  # every explained image, once
+    for k in range(len(per)):  # the streamed table, by hand: each region's share of the
+        # map's positive mass, and its share of the pixels (the masks are at the maps' 32 px)
         i = int(np.flatnonzero(index["path"] == per["path"].iloc[k])[0])
-        lab = resize_labels(read_label_map(synth_tiny / masks[per["path"].iloc[k]]), 32)
-        ref = region_shares(np.asarray(maps[i]), lab)
+        lab = read_label_map(synth_tiny / masks[per["path"].iloc[k]])
+        positive = np.clip(np.asarray(maps[i], np.float64), 0, None)
+        assert lab.shape == positive.shape == (32, 32) and positive.sum() > 0
         for r in REGIONS:
-            assert per[f"share_{r}"].iloc[k] == pytest.approx(ref[r]["share"], rel=1e-5)
-            assert per[f"area_{r}"].iloc[k] == pytest.approx(ref[r]["area"], rel=1e-5)
+            inside = lab == REGION_CODES[r]
+            share = positive[inside].sum() / positive.sum()
+            assert per[f"share_{r}"].iloc[k] == pytest.approx(share, rel=1e-5, abs=1e-12)
+            assert per[f"area_{r}"].iloc[k] == pytest.approx(inside.mean(), rel=1e-5)  # 6 digits
     assert (out / "enrichment_all.png").is_file() and not (out / "enrichment_correct.png").exists()
     truth = pd.read_csv(out / "truth.csv")
     assert set(truth["truth"]) == {"brows"} and truth["chance"].between(0, 0.2).all()

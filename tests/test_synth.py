@@ -218,6 +218,14 @@ def test_cli_synth_writes_everything_and_preview(tmp_path, capsys):
     assert len(list((out / "images").glob("*.png"))) == 16
     assert len(list((out / "masks").glob("*.png"))) == 16
     assert "wrote 16 faces" in capsys.readouterr().out
+    # the flags' values are what the data set was made with
+    config = json.loads((out / "synth.json").read_text())["config"]
+    assert (config["n"], config["size"]) == (16, 48)
+    assert config["cues"] == {"hair": 1.0} and config["cue_cells"] == {"B_F": 0.5}
+    m = read_manifest(out / "manifest.csv")
+    assert len(m) == 16 and read_rgb(m.abspath(m.df["path"][0])).shape == (48, 48, 3)
+    outside = cell_column(m.df, ["female", "male"]) != "B_F"  # only B_F's cue is a coin toss
+    assert (m.df["cue_class"][outside] == m.df["label"][outside]).all()
 
 
 @pytest.mark.parametrize(
@@ -234,6 +242,30 @@ def test_bad_values_are_one_line_errors(tmp_path, capsys, argv, message):
     assert message in err and err.count("\n") == 1
 
 
-def test_cue_parsers():
-    assert parse_cue("brows=1") == ("brows", 1.0)
-    assert parse_cue_cell("B_F=0.25") == ("B_F", 0.25)
+@pytest.mark.parametrize(
+    ("parse", "text", "expected"),
+    [
+        (parse_cue, "brows=1", ("brows", 1.0)),
+        (parse_cue, " hair =0.35", ("hair", 0.35)),  # the name is stripped
+        (parse_cue, "eyes=0", ("eyes", 0.0)),  # both ends of [0, 1] are allowed
+        (parse_cue_cell, "B_F=0.25", ("B_F", 0.25)),
+        (parse_cue_cell, "A_M=1.0", ("A_M", 1.0)),
+        (parse_cue, "brows", "'brows' must look like REGION=STRENGTH, e.g. brows=1"),
+        (parse_cue, "brows=strong", "cue strength in 'brows=strong' is not a number"),
+        (parse_cue, "brows=-0.1", "cue strength in 'brows=-0.1' must lie in [0, 1]"),
+        (parse_cue, "ears=0.5",
+         "unknown region 'ears'; valid regions: eyes, brows, nose, mouth, skin, hair"),
+        (parse_cue_cell, "B_F", "'B_F' must look like CELL=P, e.g. B_F=0.5"),
+        (parse_cue_cell, "B_F=1.5", "probability in 'B_F=1.5' must lie in [0, 1]"),
+    ],
+)  # fmt: skip
+def test_cue_parsers(parse, text, expected):
+    """NAME=VALUE with VALUE a number in [0, 1]; anything else is an error naming the text
+    and the form it should take (strings written out from the parsers' documented forms)."""
+    if isinstance(expected, tuple):
+        got = parse(text)
+        assert got == expected and isinstance(got[1], float)
+    else:
+        with pytest.raises(ValueError) as info:
+            parse(text)
+        assert str(info.value).startswith(expected)
