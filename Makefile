@@ -38,9 +38,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# two pytest-xdist workers of one torch thread each; tests/conftest.py groups and orders them
+# two pytest-xdist workers of one torch thread each; a file runs whole in one
+# worker, the longest first (tests/conftest.py)
 test: lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -30,7 +30,15 @@ from saliency.models.train import Trainer
 FAR = ("nose", "mouth", "hair")  # regions that do not touch the brows
 
 
-RECIPE = {"n": 1000, "size": 64, "epochs": 8, "ig_steps": 16, "limit": None, "output_stride": 16}
+RECIPE = {
+    "n": 1000,
+    "size": 64,
+    "epochs": 8,
+    "ig_steps": 8,
+    "limit": 64,
+    "output_stride": 16,
+    "lr": 3e-4,
+}
 
 
 def planted_brows_evidence(tmp: Path, seed: int = 0, **recipe) -> dict:
@@ -46,6 +54,7 @@ def planted_brows_evidence(tmp: Path, seed: int = 0, **recipe) -> dict:
         size=rc["size"],
         epochs=rc["epochs"],
         output_stride=rc["output_stride"],
+        lr=rc["lr"],
         batch_size=32,
         workers=0,
         seed=seed,

@@ -23,7 +23,7 @@ from saliency.atomic import atomic_write  # noqa: E402
 
 RC = {
     "figure.dpi": 100,
-    "savefig.dpi": 150,  # stage previews (publication figures: PAPER_RC, or --dpi)
+    "savefig.dpi": 120,  # stage previews, for the screen (publication figures: PAPER_RC, --dpi)
     "savefig.bbox": "tight",
     "font.size": 9,
     "axes.titlesize": 9,
