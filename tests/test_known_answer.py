@@ -222,28 +222,3 @@ def test_a_model_at_chance_is_warned_about_by_every_command(brows_world, tmp_pat
 def test_a_model_above_chance_is_not_warned_about(explained, capsys):
     assert main(["evaluate", "--run", str(explained), "--workers", "0"]) == 0
     assert "at chance" not in capsys.readouterr().out
-
-
-def test_share_reads_masks_of_a_manifest_with_absolute_paths(brows_world, tmp_path):
-    """DESIGN.md allows absolute image paths in a manifest; share matches the maps to their
-    masks all the same (all positive CAM mass in the brows: share 1)."""
-    import torch
-
-    from saliency.models.checkpoint import save_checkpoint
-    from saliency.models.preprocess import Preprocessing
-    from saliency.models.reader_run import reader_checkpoint
-
-    df = pd.read_csv(brows_world / "manifest.csv").head(8)
-    df["path"] = [str(brows_world / p) for p in df["path"]]
-    df["mask"] = [str(brows_world / p) for p in df["mask"]]
-    df.to_csv(tmp_path / "abs.csv", index=False)
-    run = tmp_path / "run"
-    ckpt = reader_checkpoint(tmp_path / "abs.csv", torch.from_numpy(BROWS).float(),
-                             Preprocessing(size=BROWS_SIZE), weight=W)  # fmt: skip
-    save_checkpoint(run / "checkpoints" / "best.pt", ckpt)
-    r = ["--run", str(run), "--workers", "0"]
-    assert main(["explain", *r, "--methods", "cam"]) == 0
-    share = ["share", *r, "--method", "cam", "--split", "all", "--group", "all"]
-    assert main([*share, "--bootstrap", "50"]) == 0
-    summary = pd.read_csv(run / "share" / "cam_test" / "summary.csv").set_index("region")
-    assert summary.loc["brows", "share"] == pytest.approx(1.0, abs=1e-9)

@@ -106,8 +106,8 @@ def ablate_run(
             "manifest it writes with --manifest (masks are matched to the images by path)"
         )
     root = manifest.parent  # image paths are absolute; masks relative unless from --manifest
-    masks = [Path() if not p else Path(p) if Path(p).is_absolute() else root / p
-             for p in rows["mask"].fillna("")]  # fmt: skip
+    # an absolute mask path stays itself under `root /`; an empty cell means no mask
+    masks = [root / p if p else Path() for p in rows["mask"].fillna("")]
     loader = DataLoader(
         Variants(rows["path"], masks, cfg, pre.size, fill_place(cfg.fill_on, device)),
         batch_size=cfg.batch_size,
