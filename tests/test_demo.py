@@ -58,9 +58,10 @@ def test_quick_demo_runs_every_stage_and_a_second_run_skips_them(tmp_path, capsy
         assert [p.rsplit("/", 1)[-1] for p in null["path"]] == names, m
         assert null["target"].tolist() == index["target"].tolist(), m  # the run's targets
     for split in ("all", "correct", "incorrect"):  # an average face per split and selection
-        for npz in (run / "averages").glob(f"gradcam_{split}_*.npz"):
-            if "_vs_" in npz.name:
-                continue
+        averages = [p for p in (run / "averages").glob(f"gradcam_{split}_*.npz")
+                    if "_vs_" not in p.name]  # fmt: skip
+        assert averages, split
+        for npz in averages:
             cell = npz.stem.removeprefix(f"gradcam_{split}_")
             rows = _selected(pred, cell, split)
             assert int(np.load(npz)["count"]) == rows.sum() > 0, npz.name
