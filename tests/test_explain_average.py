@@ -194,7 +194,7 @@ def test_contrast_writes_difference_and_fwe_pvalues(explained):
     p = out["p_fwe"]  # permutation p-values: (1 + exceedances) / (1 + permutations)
     assert p.shape == (32, 32) and (p >= 1 / 51).all() and (p <= 1).all()
     np.testing.assert_allclose(p * 51, np.round(p * 51), atol=1e-9)
-    assert (explained / "averages" / "cam_all_A_vs_B_contrast.png").is_file()
+    assert (explained / "averages" / "cam_all_A_vs_B.png").is_file()  # mean map | difference
 
 
 def test_max_t_permutation_finds_a_planted_difference_and_controls_errors():

@@ -559,6 +559,16 @@ def test_share_bars_give_the_brows_all_positive_attribution(figure, study, world
                 assert int(n) == (48 if sel == "all" else 12)
 
 
+def _step_heights(patch, edges: np.ndarray) -> list[float]:
+    """The bar heights of a filled step histogram: over each bin's centre, the highest
+    horizontal edge of its outline (the other is its base, at 0)."""
+    xy = patch.get_xy()
+    flat = [(min(a[0], b[0]), max(a[0], b[0]), a[1]) for a, b in zip(xy, xy[1:], strict=False)
+            if a[1] == b[1]]  # fmt: skip
+    mids = (edges[:-1] + edges[1:]) / 2
+    return [max(y for lo, hi, y in flat if lo <= m <= hi) for m in mids]
+
+
 def test_score_histograms_count_each_cells_scores_before_and_after(figure, study, world):
     """Panel (cell; region) holds two histograms over one region's shared bins (24 between
     the smallest and largest score before or after): the counts of that cell's per-image
@@ -567,7 +577,7 @@ def test_score_histograms_count_each_cells_scores_before_and_after(figure, study
     from saliency.data.regions import REGIONS
 
     fig = figure("score_distributions")
-    grid = _grid(ax for ax in fig.axes if ax.containers)
+    grid = _grid(ax for ax in fig.axes if ax.patches)
     assert set(grid) == {(c, r) for c in ("all", *CELLS) for r in REGIONS}
     true_score = dict(zip(world["path"], np.where(world["male"], 1, -1) * world["logit"],
                           strict=True))  # fmt: skip
@@ -582,8 +592,7 @@ def test_score_histograms_count_each_cells_scores_before_and_after(figure, study
         for cell in ("all", *CELLS):
             ax = grid[(cell, region)]
             sel = np.ones(len(per), bool) if cell == "all" else (per["cell"] == cell).to_numpy()
-            # a histogram's label sits on its first bar
-            drawn = {c[0].get_label(): [b.get_height() for b in c] for c in ax.containers}
+            drawn = {h.get_label(): _step_heights(h, edges) for h in ax.patches}
             assert set(drawn) == {"before", "after"}
             np.testing.assert_array_equal(drawn["before"], np.histogram(before[sel], edges)[0])
             np.testing.assert_array_equal(drawn["after"], np.histogram(after[sel], edges)[0])

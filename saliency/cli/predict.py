@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                 "model input",
                 f"{args.explain} for {classes[k]} (/ max|m|)",
             )
-            save_figure(fig, png)
+            save_figure(fig, png, tight=False)
             line += f"  -> {png}"
         print(line)
     return 0

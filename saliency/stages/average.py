@@ -143,6 +143,7 @@ def run(cfg: AverageConfig) -> AverageResult:
                     int(v) for v in np.unravel_index(np.argmax(mom.mean), mom.mean.shape)
                 ),
             }
+            fig = None  # the preview: the average, or the contrast with its mean map
             if cfg.contrast:
                 other, mask_b = _contrast(sel, cfg.contrast, index, classes, mask)
                 if mask_b.sum() < 2 or mask.sum() < 2:
@@ -164,20 +165,21 @@ def run(cfg: AverageConfig) -> AverageResult:
                         contrast_count=int(len(b)),
                     )
                     name = f"{name}_vs_{cfg.contrast}"
-                    save_figure(
-                        contrast_figure(
-                            face,
-                            res.difference.reshape(shape),
-                            sig,
-                            f"{method}: {sel.describe()} minus {other}",
-                            len(a),
-                            len(b),
-                        ),
-                        out / f"{name}_contrast.png",
+                    fig = contrast_figure(
+                        face,
+                        mom.mean,
+                        res.difference.reshape(shape),
+                        sig,
+                        f"{method}: {sel.describe()} minus {other}",
+                        len(a),
+                        len(b),
+                        cfg.norm,
                     )
                     row["significant_pixels"] = int(sig.sum())
             _write_npz(out / f"{name}.npz", **arrays)
-            save_figure(average_figure(face, mom.mean, mom.n, title, cfg.norm), out / f"{name}.png")
+            if fig is None:
+                fig = average_figure(face, mom.mean, mom.n, title, cfg.norm)
+            save_figure(fig, out / f"{name}.png", tight=False)
             summary.append(row)
     record(cfg.run, "average", cfg.to_dict())
     result.summary = pd.DataFrame(summary)

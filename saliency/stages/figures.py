@@ -74,6 +74,11 @@ def _save(fig, stem: Path, formats: tuple[str, ...], dpi: int) -> list[str]:
     import matplotlib.pyplot as plt
 
     files = []
+    # lay the figure out once (constrained layout, at the figure's own dpi; positions are
+    # fractions of the page, so they hold at any dpi), then keep that layout for every
+    # format: otherwise each savefig lays it out again and draws twice
+    fig.draw_without_rendering()
+    fig.set_layout_engine(None)  # (None, not "none": a placeholder engine draws twice too)
     for f in formats:
         path = stem.with_suffix(f".{f}")
         atomic_write(path, lambda tmp, f=f: fig.savefig(tmp, format=f, dpi=dpi))

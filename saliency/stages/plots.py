@@ -6,6 +6,8 @@ Publication grids (``saliency figures``) assemble the same panels differently.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -16,34 +18,66 @@ from saliency.viz.ablation import score_bins, scores_panel
 from saliency.viz.average import difference_panel, face_panel, map_panel
 from saliency.viz.regions import REGION_COLORS, region_tile
 from saliency.viz.share import enrichment_panel, shown_selections
-from saliency.viz.style import new_figure
+from saliency.viz.style import inch_axes, new_figure
+
+# fixed layouts (inches) of the map previews: square panels, a colorbar right of a map
+PANEL, MARGIN, GAP, BAR, BAR_PAD, TICKS = 2.2, 0.15, 0.3, 0.12, 0.08, 0.55
+PANEL_TITLE, LINE = 0.3, 0.15  # room for a panel's title; one line of the figure's title
+
+
+def _panels(bars: list[bool], title: str) -> tuple[Figure, list]:
+    """A figure of square panels in a row, each followed by a colorbar where ``bars`` says,
+    under ``title`` wrapped to the figure's width (about 0.062 in per character at 8 pt).
+    Returns the figure and ``(ax, colorbar ax or None)`` per panel; a fixed layout, saved
+    with ``save_figure(..., tight=False)``."""
+    bar_room = BAR_PAD + BAR + TICKS
+    width = 2 * MARGIN + len(bars) * PANEL + (len(bars) - 1) * GAP + sum(bars) * bar_room
+    lines = [w for line in title.split("\n") for w in textwrap.wrap(line, int(width / 0.062))]
+    height = MARGIN + PANEL + PANEL_TITLE + LINE * len(lines) + 0.1
+    fig = new_figure(width, height)
+    fig.suptitle("\n".join(lines), fontsize=8, y=1 - 0.06 / height, va="top")
+    out, left = [], MARGIN
+    for bar in bars:
+        ax = inch_axes(fig, left, MARGIN, PANEL, PANEL)
+        cax = inch_axes(fig, left + PANEL + BAR_PAD, MARGIN, BAR, PANEL) if bar else None
+        out.append((ax, cax))
+        left += PANEL + GAP + (bar_room if bar else 0)
+    return fig, out
 
 
 def map_figure(face: np.ndarray, values: np.ndarray, title: str, left: str, right: str) -> Figure:
-    """An image (left) and a map over it with a colorbar (right); diverging if signed."""
-    fig = new_figure(5.2, 2.9)
-    ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    """An image (left) and a map over it with a colorbar (right); diverging if signed. A fixed
+    layout: save with ``save_figure(..., tight=False)``."""
+    fig, ((ax0, _), (ax1, bar)) = _panels([False, True], title)
     face_panel(ax0, face, left)
     map_panel(ax1, face, values, right)
-    fig.colorbar(ax1.images[-1], ax=ax1, fraction=0.046, pad=0.03)
-    fig.suptitle(title, fontsize=9)
+    fig.colorbar(ax1.images[-1], cax=bar)
     return fig
 
 
 def average_figure(face: np.ndarray, mean: np.ndarray, n: int, title: str, norm: str) -> Figure:
-    """Average face | mean map over it with a colorbar; ``n`` printed."""
+    """Average face | mean map over it with a colorbar; ``n`` printed (a fixed layout)."""
     return map_figure(face, mean, title, f"average face (n = {n})", f"mean map ({norm} per image)")
 
 
 def contrast_figure(
-    face: np.ndarray, diff: np.ndarray, significant: np.ndarray, title: str, n_a: int, n_b: int
+    face: np.ndarray,
+    mean: np.ndarray,
+    diff: np.ndarray,
+    significant: np.ndarray,
+    title: str,
+    n_a: int,
+    n_b: int,
+    norm: str,
 ) -> Figure:
-    """Difference of mean maps, with family-wise significant pixels outlined."""
-    fig = new_figure(3.2, 3.1)
-    ax = fig.add_subplot()
-    difference_panel(ax, face, diff, significant, f"difference (n = {n_a} vs {n_b})")
-    fig.colorbar(ax.images[-1], ax=ax, fraction=0.046, pad=0.03)
-    fig.suptitle(title + "\noutline: p < 0.05, family-wise (max-t permutation)", fontsize=8)
+    """The selection's mean map | its difference from the contrast's, with the family-wise
+    significant pixels outlined; each with its colorbar (a fixed layout: ``tight=False``)."""
+    title += "\noutline: p < 0.05, family-wise (max-t permutation)"
+    fig, ((ax0, bar0), (ax1, bar1)) = _panels([True, True], title)
+    map_panel(ax0, face, mean, f"mean map (n = {n_a}, {norm} per image)")
+    difference_panel(ax1, face, diff, significant, f"difference (n = {n_a} vs {n_b})")
+    fig.colorbar(ax0.images[-1], cax=bar0)
+    fig.colorbar(ax1.images[-1], cax=bar1)
     return fig
 
 
