@@ -74,8 +74,10 @@ class Trainer:
         self.model.to(self.device)
         if self.cuda:
             self.model.to(memory_format=torch.channels_last)
+        # foreach: one kernel per step for all tensors (torch's CPU default is a Python loop
+        # over them, twice as slow here); the same arithmetic, bit for bit
         self.opt = torch.optim.Adam(
-            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
         )
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience

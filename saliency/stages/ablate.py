@@ -227,7 +227,7 @@ def run(
         )
         atomic_write_text(out / "skipped.csv", skipped.to_csv(index=False))
         save_figure(distributions_figure(rows, f"{region}: {cfg.mode} with {cfg.fill}"),
-                    out / "distributions.png")  # fmt: skip
+                    out / "distributions.png", tight=False)  # fmt: skip
         if (rows["region_area"] == 0).all():
             empty.append(region)
     rankings = {g: ranking(summary, g).assign(selection=g) for g in cfg.groups}

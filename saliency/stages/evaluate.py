@@ -44,23 +44,24 @@ class EvaluateResult:
 
 def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], run: Path) -> None:
     from saliency.viz import evaluation as plots
-    from saliency.viz.style import new_figure, save_figure
+    from saliency.viz.style import inch_margins, new_figure, save_figure
 
+    # fixed margins in inches (tick labels, axis labels, title): no tight-bbox redraw
     fig = new_figure(3.4, 3.0)
     plots.confusion_plot(fig.add_subplot(), metrics["confusion"]["rows_true_cols_pred"], classes)
-    save_figure(fig, out / "confusion.png")
+    save_figure(inch_margins(fig, 0.8, 0.55, 0.15, 0.5), out / "confusion.png", tight=False)
     fig = new_figure(3.6, 3.4)
     plots.roc_plot(fig.add_subplot(), pred, classes, metrics["roc_auc"])
-    save_figure(fig, out / "roc.png")
+    save_figure(inch_margins(fig, 0.6, 0.5, 0.15, 0.35), out / "roc.png", tight=False)
     fig = new_figure(3.4, 3.2)
     plots.reliability_plot(fig.add_subplot(), metrics["calibration"])
-    save_figure(fig, out / "reliability.png")
+    save_figure(inch_margins(fig, 0.6, 0.5, 0.15, 0.35), out / "reliability.png", tight=False)
     if train_log(run).is_file():
         fig = new_figure(7.0, 2.8)
         plots.training_curves(
             fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2), pd.read_csv(train_log(run))
         )
-        save_figure(fig, out / "curves.png")
+        save_figure(inch_margins(fig, 0.8, 0.5, 0.15, 0.35, 0.9), out / "curves.png", tight=False)
 
 
 def run(cfg: EvaluateConfig, progress: Callable[[int], None] | None = None) -> EvaluateResult:

@@ -18,7 +18,7 @@ from saliency.viz.ablation import score_bins, scores_panel
 from saliency.viz.average import difference_panel, face_panel, map_panel
 from saliency.viz.regions import REGION_COLORS, region_tile
 from saliency.viz.share import enrichment_panel, shown_selections
-from saliency.viz.style import inch_axes, new_figure
+from saliency.viz.style import inch_axes, inch_margins, new_figure
 
 # fixed layouts (inches) of the map previews: square panels, a colorbar right of a map
 PANEL, MARGIN, GAP, BAR, BAR_PAD, TICKS = 2.2, 0.15, 0.3, 0.12, 0.08, 0.55
@@ -83,7 +83,7 @@ def contrast_figure(
 
 def distributions_figure(per: pd.DataFrame, title: str) -> Figure:
     """The true class's score before and after, one panel per subgroup (or one for all);
-    ``per`` holds one region's per-image rows."""
+    ``per`` holds one region's per-image rows. Laid out by hand: ``tight=False``."""
     groups = sorted(set(per["group"]) - {""}) or [""]
     fig = new_figure(2.6 * len(groups), 2.4)
     bins = score_bins(per)
@@ -99,12 +99,13 @@ def distributions_figure(per: pd.DataFrame, title: str) -> Figure:
 def enrichment_figure(
     summary: pd.DataFrame, title: str, selections: list[str] | None = None, max_bars: int = 6
 ) -> Figure:
-    """Enrichment per region for up to ``max_bars`` selections of one split's rows."""
+    """Enrichment per region for up to ``max_bars`` selections of one split's rows, the
+    legend below (fixed margins: save with ``tight=False``)."""
     selections = shown_selections(summary, selections, max_bars)
     regions = list(dict.fromkeys(summary["region"]))
     fig = new_figure(min(7.5, 1.2 + 0.9 * len(regions) + 0.1 * len(regions) * len(selections)), 2.8)
     enrichment_panel(fig.add_subplot(1, 1, 1), summary, selections, title)
-    return fig
+    return inch_margins(fig, 0.85, 0.7, 0.1, 0.3)
 
 
 def region_sheet(

@@ -207,7 +207,7 @@ def run(
         for split, t in tables.summary.groupby("split", sort=False) if len(tables.summary) else []:
             shown = ["all", *present_groups(per), *classes]  # cells: in summary.csv
             fig = enrichment_figure(t, f"{method}: enrichment, {split} predictions", shown)
-            save_figure(fig, out / f"enrichment_{split}.png")
+            save_figure(fig, out / f"enrichment_{split}.png", tight=False)
         result.methods.append(MethodShares(method, out, tables, len(skipped), judged(meta)))
     record(run_dir, "share", cfg.to_dict())
     return result

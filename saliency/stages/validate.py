@@ -8,8 +8,9 @@ Writes ``RUN/validation/``:
   have a ground truth (``synth.json``), and the null model's own verdict (data
   randomization: it should recover nothing);
 - ``lift.csv``: lambda per method and region over the null and over the re-initialized
-  floor (reported, never used for a verdict), with intervals; ``truth.csv``: relevance rank
-  accuracy and mass accuracy in the planted region against their chance levels;
+  floor (reported; used only for the null's own verdict), with intervals; ``truth.csv``:
+  relevance rank accuracy and mass accuracy in the planted region against their chance
+  levels;
 - ``randomization.csv`` (per image), ``randomization_steps.csv`` and
   ``randomization_verdicts.csv``: the cascading model-parameter randomization;
 - ``curves.csv`` (mean curves) and ``curves_summary.csv``: deletion and insertion;
@@ -142,6 +143,9 @@ def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null,
     null_drop = None  # the null's own ablation, for its verdict (data randomization)
     if has_null and floor is not None:
         null_drop = tables.drop_evidence(_ablations(null, fill, cfg), regions, b, seed)
+    elif has_null:  # the null's verdict is its lift over the floor: none without one
+        notes.append("no verdict of the null itself without the floor (--no-floor): its "
+                     "lift is measured over the floor's maps")  # fmt: skip
     verdicts, lifts, truth = [], [], []
     for m in methods:
         meta = read_maps(saliency_dir(run, cfg.split, m))[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from saliency.analysis.metrics import roc_curve
 
@@ -26,7 +27,7 @@ def confusion_plot(ax: Axes, matrix: list[list[int]], classes: list[str]) -> Axe
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("confusion matrix (row-normalized)")
+    ax.set_title("confusion matrix\n(row-normalized)")
     return ax
 
 
@@ -79,6 +80,7 @@ def training_curves(ax_loss: Axes, ax_acc: Axes, log: pd.DataFrame) -> None:
     for ax in (ax_loss, ax_acc):
         ax.axvline(best["epoch"], color="0.6", lw=0.8, ls=":")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend(fontsize=7)
     ax_loss.set_ylabel("loss")
     ax_acc.set_ylabel("accuracy")

@@ -34,9 +34,11 @@ def enrichment_panel(ax: Axes, summary: pd.DataFrame, selections: list[str], tit
                label=f"{sel} (n = {n})")  # fmt: skip
     ax.axhline(1.0, color="black", linewidth=0.6, linestyle="--")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.6, not 6 x 10^-1 (minor ticks too)
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_xticks(x, regions)
-    ax.set_ylabel("enrichment (attribution share / area share)")
+    ax.set_ylabel("enrichment\n(attribution share / area share)")
     ax.legend(fontsize=7, frameon=False, ncol=min(6, len(selections)), loc="upper center",
               bbox_to_anchor=(0.5, -0.12))  # fmt: skip
     ax.set_title(title)

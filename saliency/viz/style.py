@@ -95,6 +95,18 @@ def inch_axes(fig: Figure, left: float, bottom: float, width: float, height: flo
     return fig.add_axes((left / w, bottom / h, width / w, height / h))
 
 
+def inch_margins(
+    fig: Figure, left: float, bottom: float, right: float, top: float, gap: float = 0.0
+) -> Figure:
+    """A fixed layout for a figure of subplots: margins and the gap between columns in inches
+    (room for tick labels, axis labels and titles), saved with ``tight=False``."""
+    w, h = fig.get_size_inches()
+    cols = max([ax.get_subplotspec().get_gridspec().ncols for ax in fig.axes] or [1])
+    axis = (w - left - right - gap * (cols - 1)) / cols
+    fig.subplots_adjust(left / w, bottom / h, 1 - right / w, 1 - top / h, wspace=gap / axis)
+    return fig
+
+
 def save_figure(
     fig: Figure,
     path: str | os.PathLike,
