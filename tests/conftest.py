@@ -3,7 +3,8 @@
 `make test` runs the suite in two pytest-xdist workers (``-n 2 --dist loadfile``). Each
 worker keeps torch to one thread (two workers of two threads each on two cores slow every
 torch test 8-13x); a test file runs whole in one worker, so its module fixtures are built
-once (session fixtures once per worker that needs them), and the longest files start first.
+once (the session's data sets and trained run once in all, by :func:`shared`), and the
+longest files start first.
 (``--dist loadgroup`` would allow finer groups, but pytest-xdist 3.8 under pytest 9.2 ignores
 ``xdist_group`` marks: measured, every group was split over both workers.)
 """
@@ -11,6 +12,7 @@ once (session fixtures once per worker that needs them), and the longest files s
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +51,30 @@ def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))
 
 
+def shared(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` once for the whole session: the first xdist worker to ask builds it
+    under a lock in the folder the workers share; the others wait for it and reuse it (the
+    data are deterministic, and every test copies what it changes)."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this session's folder, above each worker's own
+    out, done = root / f"shared_{name}", root / f"shared_{name}.done"
+    with open(root / f"shared_{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # a build that failed half way
+            build(out)
+            done.touch()
+    return out
+
+
 @pytest.fixture(scope="session")
 def synth_small(tmp_path_factory) -> Path:
     """240 faces at 64 px with a brows cue, written by the generator (2 workers)."""
-    out = tmp_path_factory.mktemp("synth_small")
-    generate(SynthConfig(n=240, size=64, seed=3, cues={"brows": 1.0}), out, workers=2)
-    return out
+    cfg = SynthConfig(n=240, size=64, seed=3, cues={"brows": 1.0})
+    return shared(tmp_path_factory, "synth_small", lambda out: generate(cfg, out, workers=2))
 
 
 @pytest.fixture
@@ -73,37 +93,25 @@ def tiny_image():
 @pytest.fixture(scope="session")
 def synth_tiny(tmp_path_factory) -> Path:
     """160 faces at 32 px with a strong brows cue: enough to train a model for a few seconds."""
-    out = tmp_path_factory.mktemp("synth_tiny")
-    generate(SynthConfig(n=160, size=32, seed=5, cues={"brows": 1.0}), out, workers=0)
-    return out
+    cfg = SynthConfig(n=160, size=32, seed=5, cues={"brows": 1.0})
+    return shared(tmp_path_factory, "synth_tiny", lambda out: generate(cfg, out, workers=0))
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, synth_tiny) -> Path:
-    """A ResNet-18 trained for two epochs on ``synth_tiny`` through the CLI, then evaluated."""
+    """A ResNet-18 trained for two epochs on ``synth_tiny`` through the CLI, then evaluated
+    (read only: tests that write into a run copy it)."""
     from saliency.cli import main
 
-    run = tmp_path_factory.mktemp("runs") / "tiny"
-    argv = [
-        "train",
-        "--manifest",
-        str(synth_tiny / "manifest.csv"),
-        "--out",
-        str(run),
-        "--size",
-        "32",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",  # CUDA's kernels are not deterministic; every trained test pins the CPU
-    ]
-    assert main(argv) == 0
-    assert main(["evaluate", "--run", str(run), "--workers", "0", "--device", "cpu"]) == 0
-    return run
+    def build(run: Path) -> None:
+        argv = ["train", "--manifest", str(synth_tiny / "manifest.csv"), "--out", str(run),
+                "--size", "32", "--epochs", "2", "--batch-size", "32", "--workers", "0",
+                "--device", "cpu"]  # fmt: skip
+        # (CUDA's kernels are not deterministic; every trained test pins the CPU)
+        assert main(argv) == 0
+        assert main(["evaluate", "--run", str(run), "--workers", "0", "--device", "cpu"]) == 0
+
+    return shared(tmp_path_factory, "tiny_run", build)
 
 
 BROWS_SIZE = 64
