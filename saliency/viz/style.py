@@ -117,7 +117,7 @@ def save_figure(
 
     ``tight``: crop to the drawn content (one extra drawing pass); figures laid out with
     :func:`inch_axes` pass False. Stage previews are for the screen, so their PNG is
-    compressed at zlib level 1 (about 20% larger, several times faster to write)."""
+    compressed at zlib level 1 (measured: about 20% larger, encoded about twice as fast)."""
     path = Path(path)
     png = {"format": "png", "dpi": dpi or RC["savefig.dpi"], "pil_kwargs": PREVIEW_PNG}
     with plt.rc_context({**RC, "savefig.bbox": "tight" if tight else "standard"}):
