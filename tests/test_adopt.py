@@ -352,7 +352,7 @@ def test_a_study_adopts_a_model_and_runs_every_stage_on_it(tmp_path, faces, imag
      ("[adopt]\n[null]\n", "drop [null]")],
 )  # fmt: skip
 def test_a_study_adopts_or_trains_and_an_adopted_one_has_no_null(tmp_path, tables, message):
-    from saliency.stages.study_config import load
+    from saliency.study.config import load
 
     path = tmp_path / "s.toml"
     path.write_text("[data]\n" + tables)

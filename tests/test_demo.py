@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from saliency.cli import main
-from saliency.stages.study_config import STAGES
+from saliency.study.config import STAGES
 
 
 def _selected(pred: pd.DataFrame, selection: str, split: str) -> np.ndarray:

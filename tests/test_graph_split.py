@@ -6,15 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from saliency.models.adopt_sources import read_state_dict
-from saliency.models.adopted import (
+from saliency.models.adopted.graph import SplitError, cut_model
+from saliency.models.adopted.net import (
     AdoptedNet,
     cam_check,
     detect_output,
     parse_slice,
     to_logits,
 )
-from saliency.models.graph_split import SplitError, cut_model
+from saliency.models.adopted.sources import read_state_dict
 
 
 class GapNet(nn.Module):

@@ -11,7 +11,8 @@ ROOT = Path(saliency.__file__).parent
 GROUND = {"__init__", "runtime", "rundir", "binomial", "atomic"}
 RANK = {
     "ground": 0, "data": 1, "faces": 2, "models": 3, "perturb": 4, "methods": 4,
-    "analysis": 5, "viz": 6, "stages": 7, "cli": 8, "__main__": 9,
+    "analysis": 5, "configs": 5, "runs": 6, "viz": 6, "stages": 7, "study": 8, "cli": 9,
+    "__main__": 10,
 }  # fmt: skip
 
 

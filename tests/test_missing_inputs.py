@@ -192,7 +192,7 @@ def test_panels_under_min_n_are_greyed(partial, brows_world, tmp_path):
     empty incorrect cells say "no images"; the other panels carry the map on the method's
     scale, which only they set. The incorrect-minus-correct panels (4 vs 44, 4 vs 8) are
     greyed too."""
-    from saliency.stages import figure_maps
+    from saliency.stages.figures import maps as figure_maps
 
     run = _private(partial, tmp_path)
     for split in ("correct", "incorrect"):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from saliency.cli import main
-from saliency.stages import study as runner
-from saliency.stages.study_config import STAGES, load
-from saliency.stages.study_steps import STEPS, Hooks
+from saliency.study import runner
+from saliency.study.config import STAGES, load
+from saliency.study.steps import STEPS, Hooks
 
 ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 DEMO = ANALYSES / "synthetic_demo.toml"

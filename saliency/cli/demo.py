@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from saliency.cli.run import run_study
-    from saliency.stages.study_config import load
+    from saliency.study.config import load
 
     study = load(demo_study(), "quick" if args.quick else None)
     closing = (

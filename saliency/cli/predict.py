@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from saliency.models.preprocess import load_resized, to_unit
     from saliency.rundir import best_checkpoint, require_run
     from saliency.runtime import resolve_device
-    from saliency.stages.plots import map_figure
+    from saliency.viz.figures import map_figure
     from saliency.viz.style import save_figure
 
     if args.explain and args.out is None:

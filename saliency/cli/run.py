@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from saliency.stages.study_config import STAGES
+from saliency.study.config import STAGES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from saliency.stages.study_config import load
+    from saliency.study.config import load
 
     over = {"data": {"path": str(args.data.resolve())}} if args.data else None
     return run_study(load(args.study, args.profile, over), args)
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_study(study, args: argparse.Namespace, closing: str = "") -> int:
     """Plan and run ``study`` with the command-line overrides in ``args``."""
-    from saliency.stages.study import execute, plan
+    from saliency.study.runner import execute, plan
 
     if args.out is not None:
         study.out = args.out
@@ -82,7 +82,7 @@ def run_study(study, args: argparse.Namespace, closing: str = "") -> int:
 def _hooks():
     from saliency.cli.progress import bar
     from saliency.cli.train import describe, print_epoch
-    from saliency.stages.study_steps import Hooks
+    from saliency.study.steps import Hooks
 
     bars = []
 
@@ -166,8 +166,8 @@ def print_summary(study) -> None:
     from saliency.cli.chance import warn_if_at_chance
     from saliency.cli.evaluate import print_table
     from saliency.cli.validate import print_verdicts
-    from saliency.stages.study_steps import run_dir
-    from saliency.stages.study_summary import summarize
+    from saliency.study.steps import run_dir
+    from saliency.study.summary import summarize
 
     run = run_dir(study)
     if not run.is_dir():

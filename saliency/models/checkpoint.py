@@ -72,7 +72,7 @@ def load_model(
     """
     ckpt = read_checkpoint(path)
     if ckpt["model"]["arch"] == "adopted":  # an external model (saliency adopt)
-        from saliency.models.adopted_run import rebuild
+        from saliency.models.adopted.record import rebuild
 
         model = rebuild(ckpt, path).to(device).eval()
         return model, Preprocessing.from_dict(ckpt["preprocessing"]), list(ckpt["classes"]), ckpt

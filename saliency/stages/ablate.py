@@ -201,7 +201,7 @@ def run(
     from saliency.models.checkpoint import file_sha256
     from saliency.rundir import ablation_dir, record, require_run
     from saliency.runtime import resolve_device
-    from saliency.stages.plots import distributions_figure
+    from saliency.viz.figures import distributions_figure
     from saliency.viz.style import save_figure
 
     run_dir = require_run(run_dir)

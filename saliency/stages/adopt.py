@@ -20,9 +20,9 @@ import torch
 
 from saliency.atomic import atomic_write_json
 from saliency.data.manifest import read_manifest
-from saliency.models.adopt_sources import detect_format, load_source
-from saliency.models.adopted import parse_slice
-from saliency.models.adopted_run import ARCH, MODEL_DIR, build
+from saliency.models.adopted.net import parse_slice
+from saliency.models.adopted.record import ARCH, MODEL_DIR, build
+from saliency.models.adopted.sources import detect_format, load_source
 from saliency.models.checkpoint import file_sha256, save_checkpoint
 from saliency.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, model_input
 from saliency.rundir import best_checkpoint, record

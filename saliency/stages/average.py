@@ -86,7 +86,7 @@ def _write_npz(path: Path, **arrays) -> None:
 
 def run(cfg: AverageConfig) -> AverageResult:
     """Average every method's stored maps over each selection of ``cfg``."""
-    from saliency.stages.plots import average_figure, contrast_figure
+    from saliency.viz.figures import average_figure, contrast_figure
     from saliency.viz.style import save_figure
 
     check_outcome(cfg.split)

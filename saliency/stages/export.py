@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from saliency.atomic import atomic_write_json
-from saliency.models.adopt_sources import ONNX_OPSET
+from saliency.models.adopted.sources import ONNX_OPSET
 from saliency.models.checkpoint import load_model
 from saliency.models.preprocess import Preprocessing
 from saliency.rundir import best_checkpoint, require_run

@@ -10,7 +10,7 @@ import numpy as np
 from saliency.data.imageio import read_label_map, read_rgb
 from saliency.data.manifest import read_manifest
 from saliency.data.synth.generate import MANIFEST
-from saliency.stages.plots import region_sheet
+from saliency.viz.figures import region_sheet
 from saliency.viz.style import save_figure
 
 

@@ -177,7 +177,7 @@ def run(
 ) -> ShareResult:
     """Per-image shares and their summaries for every method; ``progress(method, n)``
     returns the callback that counts that method's images."""
-    from saliency.stages.plots import enrichment_figure
+    from saliency.viz.figures import enrichment_figure
     from saliency.viz.style import save_figure
 
     run_dir = require_run(cfg.run)

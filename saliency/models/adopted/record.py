@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from saliency.models.adopt_sources import load_source
-from saliency.models.adopted import AdoptedNet, cam_check, detect_output, to_logits
-from saliency.models.graph_split import cut_model
+from saliency.models.adopted.graph import cut_model
+from saliency.models.adopted.net import AdoptedNet, cam_check, detect_output, to_logits
+from saliency.models.adopted.sources import load_source
 
 ARCH = "adopted"
 MODEL_DIR = "model"  # RUN/model/: the copy of an adopted file

@@ -16,7 +16,7 @@ from saliency.analysis.agreement import ablation_fills
 from saliency.data.cells import cell_name
 from saliency.data.regions import REGIONS
 from saliency.rundir import ablation_result_dir, share_dir
-from saliency.stages.figure_maps import FigureSpec
+from saliency.stages.figures.spec import FigureSpec
 from saliency.viz.ablation import score_bins, scores_panel
 from saliency.viz.bars import interval_bars
 from saliency.viz.style import paper_figure, selection_colors, selection_order

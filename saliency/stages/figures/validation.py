@@ -11,7 +11,7 @@ import pandas as pd
 
 from saliency.data.regions import REGIONS
 from saliency.rundir import validation_dir
-from saliency.stages.figure_maps import FigureSpec
+from saliency.stages.figures.spec import FigureSpec
 from saliency.viz.bars import interval_bars
 from saliency.viz.style import OKABE_ITO, paper_figure
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from saliency.rundir import eval_dir, train_log
-from saliency.stages.figure_maps import FigureSpec
+from saliency.stages.figures.spec import FigureSpec
 from saliency.viz import evaluation as plots
 from saliency.viz.bars import interval_bars
 from saliency.viz.style import paper_figure, selection_colors

@@ -6,23 +6,14 @@ Read from ``RUN/averages/`` only (what ``saliency average`` wrote). Each builder
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from saliency.rundir import averages_dir
+from saliency.stages.figures.spec import FigureSpec
 from saliency.viz.average import count_label, greyed_panel, heat_panel
 from saliency.viz.style import DIVERGING, HEAT, paper_figure
-
-
-@dataclass
-class FigureSpec:
-    name: str  # file stem under RUN/figures/
-    figure: Figure
-    caption: str  # one line: what it shows and how many images it rests on
-    n: int  # images the figure rests on
 
 
 def _load(path: Path) -> dict | None:

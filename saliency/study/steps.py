@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from saliency import rundir
-from saliency.stages.study_config import Study
+from saliency.study.config import Study
 
 
 @dataclass

@@ -105,7 +105,10 @@ def _tables(run: Path, out: Path, split: str) -> list[dict]:
 
 def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, object]]:
     """``(name, build)`` for every figure; ``build()`` returns a FigureSpec or a reason."""
-    from saliency.stages import figure_eval, figure_maps, figure_regions, figure_validation
+    from saliency.stages.figures import evaluation as figure_eval
+    from saliency.stages.figures import maps as figure_maps
+    from saliency.stages.figures import regions as figure_regions
+    from saliency.stages.figures import validation as figure_validation
     from saliency.viz.style import WIDTHS
 
     # grids of faces and of histograms need a page's width; bars fit either

@@ -1,4 +1,4 @@
-"""The study runner: every stage of a :class:`~saliency.stages.study_config.Study` in order,
+"""The study runner: every stage of a :class:`~saliency.study.config.Study` in order,
 skipping the ones done with the same settings and re-running the ones whose settings changed.
 
 ``OUT/study.json`` records, per stage, the settings it ran with, a fingerprint of them and of
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from saliency.atomic import atomic_write_text
-from saliency.stages.study_config import STAGES, Study
-from saliency.stages.study_steps import STEPS, Hooks, remove
+from saliency.study.config import STAGES, Study
+from saliency.study.steps import STEPS, Hooks, remove
 
 STATE = "study.json"
 
