@@ -10,7 +10,7 @@ QUIET := { grep -v 'is ignored' || true; }
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo figures test lint clean
+.PHONY: setup demo figures test lint clean docs
 README_FIGURES := average_grid difference_incorrect_minus_correct ablation_effects \
 	share_enrichment score_distributions evaluation validation
 
@@ -45,3 +45,7 @@ test: lint
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+
+# docs/commands.md: the command reference, generated from the configs (a test checks it)
+docs: setup
+	$(BIN)/python -m saliency.cli.reference docs/commands.md

@@ -146,8 +146,9 @@ def ig_speed(model, unit: torch.Tensor, pre: Preprocessing, ig_steps: int) -> No
     def ours(name, ig_model):
         def go():
             res, _ = explain_batch(
-                model, unit, pre, ["ig"], lambda z: target, cfg, ig_model=ig_model
-            )
+                model, unit, pre, ["ig"], lambda z: target, {"ig": cfg},
+                prepared={"ig": ig_model} if ig_model is not None else None,
+            )  # fmt: skip
             maps[name] = res.maps["ig"]
 
         return go

@@ -44,9 +44,9 @@ def run(model, unit, pre, methods, device, ig, fold=False):
     for p in m.parameters():
         p.requires_grad_(False)
     geometry = grid_geometry(m, unit.shape[-1])
-    ig_model = fold_batchnorm(m) if fold else None
+    prepared = {"ig": fold_batchnorm(m)} if fold else None
     res, _ = explain_batch(
-        m, unit.to(device), pre, methods, outputs.predicted, ig, ig_model=ig_model,
+        m, unit.to(device), pre, methods, outputs.predicted, {"ig": ig}, prepared=prepared,
         geometry=geometry,
     )  # fmt: skip
     return res
@@ -76,8 +76,8 @@ def main() -> None:
         for m in methods:
             err = rel_l2(gpu.maps[m], cpu.maps[m])
             print(f"  {m:8s} CUDA vs CPU relative L2 (worst map): {err:.2e}")
-        print(f"  ig completeness error: CUDA max {float(gpu.ig_error.max()):.2e}, "
-              f"CPU max {float(cpu.ig_error.max()):.2e}")  # fmt: skip
+        print(f"  ig completeness error: CUDA max {float(gpu.extras['ig_error'].max()):.2e}, "
+              f"CPU max {float(cpu.extras['ig_error'].max()):.2e}")  # fmt: skip
     folded = run(model, unit, pre, ["ig"], torch.device("cuda"), ig, fold=True)
     err = rel_l2(folded.maps["ig"], cpu.maps["ig"])
     print(f"folded IG on CUDA (TF32 off) vs unfolded CPU: {err:.2e}")

@@ -22,10 +22,8 @@ from saliency.methods.names import BASELINES
 from saliency.models.checkpoint import load_model
 from saliency.models.preprocess import to_unit
 from saliency.rundir import best_checkpoint
-from saliency.stages import validate_passes as passes
-from saliency.stages.explain import mean_face
-from saliency.stages.explain_settings import recorded_configs
-from saliency.stages.validate import _subset
+from saliency.runs import Run, mean_face
+from saliency.stages.validate import _subset, passes
 
 
 def main() -> None:
@@ -39,7 +37,7 @@ def main() -> None:
     model, pre, _, ckpt = load_model(best_checkpoint(args.run), device)
     for p in model.parameters():
         p.requires_grad_(False)
-    ecfg, _ = recorded_configs(args.run)["test"]
+    ecfg, _ = Run(args.run).recorded_configs()["test"]
     images, target = _subset(args.run, "test", "cam", args.images, pre)
     face = mean_face(ckpt, pre, device, 0)
     fns = {m: passes.method_maps(m, pre, ecfg.ig, None, ecfg.upsample) for m in ("cam", "gradcam")}

@@ -56,12 +56,16 @@ def make(out: Path) -> None:
     cli("evaluate", "--run", run, "--workers", 0, "--device", "cpu")
     cli("explain", "--run", run, "--methods", "cam,gradcam,ig", "--ig-steps", 16,
         "--ig-baseline", "blur", "--workers", 0, "--device", "cpu")  # fmt: skip
-    cli("average", "--run", run, "--workers", 0)
+    # since issue 29 one average call makes every outcome and both study contrasts by
+    # default; these calls ask for exactly what the calls before it made
+    one = ("--split", "all", "--no-contrast-incorrect", "--no-contrast-cells") \
+        if _has_flag("average", "--contrast-cells") else ()  # fmt: skip
+    cli("average", "--run", run, "--workers", 0, *one)
     for split in ("correct", "incorrect"):
         cli("average", "--run", run, "--split", split, "--group", "B_F", "--group", "all",
-            "--workers", 0)  # fmt: skip
+            "--workers", 0, *one[2:])  # fmt: skip
     cli("average", "--run", run, "--group", "B", "--contrast", "A", "--permutations", 200,
-        "--workers", 0)  # fmt: skip
+        "--workers", 0, *one)  # fmt: skip
     cli("share", "--run", run, "--bootstrap", 200, "--workers", 0)
     cli("ablate", "--run", run, "--region", "all", "--workers", 0, "--device", "cpu")
     if "agreement" in _commands():  # its own stage since issue 17 (ablate wrote it before)
@@ -79,10 +83,33 @@ def make(out: Path) -> None:
         out / "regions_photo", "--source", "landmarks")  # fmt: skip
 
 
-def _commands() -> set[str]:
-    import importlib.util
+def _has_flag(command: str, flag: str) -> bool:
+    import contextlib
+    import io
 
-    return {c for c in ("agreement",) if importlib.util.find_spec(f"saliency.cli.{c}")}
+    from saliency.cli import main
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
+        main([command, "--help"])
+    return flag in text.getvalue()
+
+
+def _commands() -> set[str]:
+    import contextlib
+    import importlib.util
+    import io
+
+    from saliency.cli import main
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
+        main(["--help"])  # since issue 29 most commands are generated, without a module
+    return {
+        c
+        for c in ("agreement",)
+        if importlib.util.find_spec(f"saliency.cli.{c}") or f" {c} " in text.getvalue()
+    }
 
 
 def _clean(value, root: str):

@@ -67,7 +67,9 @@ def test_resnet50_state_dict_with_module_prefixes_adopts_evaluates_and_explains(
                   "--classes", "female,male", "--manifest", str(faces)) == 0  # fmt: skip
     model, pre, classes, ckpt = load_model(best_checkpoint(run))
     assert classes == ["female", "male"] and pre == PRE
-    assert ckpt["adopted"]["cam_ready"] and ckpt["adopted"]["channels"] == 2048
+    assert ckpt.adoption["cam_ready"] and ckpt.adoption["channels"] == 2048
+    assert ckpt.adopted and ckpt.seed is None and ckpt.train_config is None
+    assert ckpt.cam_refusal is None
     with torch.no_grad():
         by_hand = net(images)
         torch.testing.assert_close(model(images), by_hand, rtol=1e-4, atol=1e-4)
@@ -99,6 +101,36 @@ def test_multi_head_slice_gives_the_hand_sliced_probabilities(tmp_path, faces, i
     model = load_model(best_checkpoint(run))[0]
     torch.testing.assert_close(model.fc.weight, net.fc.weight[7:9], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(model.fc.bias, net.fc.bias[7:9], rtol=1e-4, atol=1e-5)
+
+
+def test_an_adopted_checkpoint_has_no_placeholders_and_an_old_one_still_loads(
+    tmp_path, faces, images
+):
+    """adopt writes no training fields (no train_config, no invented model.loss); a
+    checkpoint adopted before, with those placeholders, loads as the same adopted model."""
+    from saliency.models.checkpoint import read_checkpoint
+    from saliency.runs import Run
+
+    torch.manual_seed(2)
+    net = torchvision.models.resnet18(num_classes=2).eval()
+    torch.save(net.state_dict(), tmp_path / "r18.pt")
+    run = tmp_path / "run"
+    assert _adopt(run, "--weights", str(tmp_path / "r18.pt"), "--arch", "resnet18",
+                  "--classes", "female,male", "--manifest", str(faces)) == 0  # fmt: skip
+    best = best_checkpoint(run)
+    raw = torch.load(best, weights_only=True)
+    assert "train_config" not in raw and "loss" not in raw["model"]
+    assert raw["model"] == {"arch": "adopted", "n_outputs": 2, "output_stride": None}
+    old = raw | {"train_config": {"seed": 0, "adopted": True}}
+    old["model"] = raw["model"] | {"loss": "ce"}
+    torch.save(old, best)  # as adopt wrote it before the checkpoint was typed
+    model, _, classes, ckpt = load_model(best)
+    assert ckpt.adopted and ckpt.seed is None and ckpt.train_config is None
+    assert ckpt.arch == "adopted" and ckpt.n_outputs == 2 and classes == ["female", "male"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), net(images), rtol=1e-4, atol=1e-4)
+    assert "train_config" not in read_checkpoint(best).to_dict()
+    assert Run(run).adopted and Run(run).adoption()["cam_ready"]
 
 
 FLAT_HEAD = """
@@ -213,7 +245,7 @@ def test_onnx_ending_in_softmax_is_explained_on_its_logits(tmp_path, faces, imag
     run = tmp_path / "run"
     assert _adopt(run, "--weights", str(path), "--classes", "female,male",
                   "--manifest", str(faces)) == 0  # fmt: skip
-    rec = load_model(best_checkpoint(run))[3]["adopted"]
+    rec = load_model(best_checkpoint(run))[3].adoption
     assert rec["cut_off"] == "softmax" and rec["output"] == "logits" and rec["cam_ready"]
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     by_ort = sess.run(None, {"input": images.numpy()})[0]
@@ -308,7 +340,7 @@ def test_a_study_adopts_a_model_and_runs_every_stage_on_it(tmp_path, faces, imag
     )
     assert main(["run", str(toml)]) == 0
     run = tmp_path / "study" / "run"
-    assert load_model(best_checkpoint(run))[3]["adopted"]["cam_ready"]
+    assert load_model(best_checkpoint(run))[3].adoption["cam_ready"]
     # the study's maps: one row per test face, indexed like evaluate's predictions (same
     # order, probabilities, predicted class; the default target is the predicted class)
     pred = pd.read_csv(run / "eval/test/predictions.csv", keep_default_na=False)

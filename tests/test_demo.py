@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from saliency.cli import main
-from saliency.study.config import STAGES
+from saliency.study.config import stage_names
 
 
 def _selected(pred: pd.DataFrame, selection: str, split: str) -> np.ndarray:
@@ -34,7 +34,7 @@ def test_quick_demo_runs_every_stage_and_a_second_run_skips_them(tmp_path, capsy
     assert main(quick) == 0
     out = capsys.readouterr().out
     # synthetic faces need neither alignment nor regions; the demo trains, never adopts
-    ran = [s for s in STAGES if s not in ("align", "regions", "adopt")]
+    ran = [s for s in stage_names() if s not in ("align", "regions", "adopt")]
     for k, stage in enumerate(ran, 1):
         assert f"[{k}/{len(ran)}] {stage}: run (not run yet)" in out
         assert f"[{k}/{len(ran)}] {stage}: done in " in out

@@ -76,6 +76,33 @@ def test_coarse_grid_warning_only_for_grid_methods(scratch):
     assert "map grid" not in warnings(["ig"])  # pixel maps: the grid does not matter
 
 
+def test_explain_stores_a_method_added_by_one_register_call(scratch):
+    """A method from outside the package (no settings, one column of its own) goes through
+    the stage like a built-in one: its maps, its index column, its meta; a rerun skips it."""
+    from saliency.methods import registry
+    from saliency.methods.base import Method
+
+    def compute(ctx):
+        ctx.extras["brightness_total"] = ctx.unit.sum(dim=(1, 2, 3))
+        return ctx.unit.sum(dim=1)
+
+    registry.register(Method("brightness", False, "summed RGB", frozenset(), compute,
+                             columns=("brightness_total",)))  # fmt: skip
+    try:
+        cfg = ExplainConfig(split="val", methods=["gradcam", "brightness"], limit=6, batch_size=4)
+        res = explain_run(scratch, cfg, torch.device("cpu"), workers=0, overwrite=True)
+        maps, index, meta = read_maps(res.out / "brightness")
+        assert meta["method"] == "brightness" and meta["units"] == "summed RGB"
+        assert meta["upsampling"] is None and meta["batchnorm_folded"] is False
+        total = maps.sum(axis=(1, 2), dtype=np.float64)
+        np.testing.assert_allclose(index["brightness_total"], total, rtol=1e-5)
+        assert "brightness_total" not in read_maps(res.out / "gradcam")[1].columns
+        again = explain_run(scratch, cfg, torch.device("cpu"), workers=0)
+        assert again.resumed_from == again.n == 6 and again.flagged == {}
+    finally:
+        registry.REGISTRY.pop("brightness", None)
+
+
 def test_explain_sees_exactly_the_logits_evaluate_classified(explained):
     _, index, _ = read_maps(explained / "saliency" / "test" / "cam")
     pred = pd.read_csv(explained / "eval" / "test" / "predictions.csv")
@@ -163,8 +190,13 @@ def test_average_mean_and_std_equal_numpy(explained, synth_tiny, capsys):
 
 def test_average_all_groups_by_default_and_errors(explained, capsys):
     assert average(explained, "--method", "cam") == 0
-    written = sorted(p.name for p in (explained / "averages").glob("cam_all_*.npz"))
+    names = {p.name for p in (explained / "averages").glob("cam_*.npz")}
+    written = sorted(n for n in names if n.startswith("cam_all_") and "_vs_" not in n)
     assert written == [f"cam_all_{g}.npz" for g in ("A", "A_F", "A_M", "B", "B_F", "B_M", "all")]
+    # by default every outcome, each group's incorrect minus correct, each cell minus the rest
+    assert {"cam_correct_all.npz", "cam_incorrect_A_F.npz"} <= names
+    assert {f"cam_all_{c}_vs_rest.npz" for c in ("A_F", "A_M", "B_F", "B_M")} <= names
+    assert any(n.startswith("cam_incorrect_") and n.endswith("_vs_correct.npz") for n in names)
     out = capsys.readouterr().out
     assert "all" in out and "A_F" in out
     for argv, msg in [

@@ -72,7 +72,7 @@ def _null_and_validate(run) -> None:
     from saliency.models.reader_run import reader_checkpoint
     from saliency.stages.null import NullConfig, analyse_null
 
-    manifest = read_checkpoint(run / "checkpoints" / "best.pt")["data"]["manifest"]
+    manifest = read_checkpoint(run / "checkpoints" / "best.pt").data.manifest
     uniform = torch.ones(BROWS_SIZE, BROWS_SIZE)
     ckpt = reader_checkpoint(manifest, uniform, Preprocessing(size=BROWS_SIZE), 400.0)
     save_checkpoint(run / "null" / "checkpoints" / "best.pt", ckpt)

@@ -1,6 +1,7 @@
-"""Imports run one way (DESIGN.md, "Module layout"): runtime/rundir at the ground, then
-data, faces, models, perturb and methods, analysis, viz, stages, cli; and no module imports
-itself back through others. Read from the source (ast), every import, lazy ones included."""
+"""Imports run one way (DESIGN.md, "Module layout"): runtime/rundir/settings at the ground,
+then data, faces, models, perturb and methods, analysis, configs, runs and viz, stages, the
+study runner, cli; no module imports itself back through others; and no stage imports
+another stage. Read from the source (ast), every import, lazy ones included."""
 
 import ast
 from pathlib import Path
@@ -8,11 +9,11 @@ from pathlib import Path
 import saliency
 
 ROOT = Path(saliency.__file__).parent
-GROUND = {"__init__", "runtime", "rundir", "binomial", "atomic"}
+GROUND = {"__init__", "runtime", "rundir", "binomial", "atomic", "settings"}
 RANK = {
     "ground": 0, "data": 1, "faces": 2, "models": 3, "perturb": 4, "methods": 4,
-    "analysis": 5, "configs": 5, "runs": 6, "viz": 6, "stages": 7, "study": 8, "cli": 9,
-    "__main__": 10,
+    "analysis": 5, "configs": 6, "viz": 7, "runs": 8, "stages": 9, "study": 10, "cli": 11,
+    "__main__": 12,
 }  # fmt: skip
 
 
@@ -136,4 +137,33 @@ def test_the_checker_sees_a_violation(tmp_path):
     found = [m for _, m in _imports(f, "saliency.viz.x")]
     assert found == ["saliency.stages.share"]
     graph = _graph()
-    assert "saliency.stages.share" in graph["saliency.cli.share"]  # lazy imports count
+    assert "saliency.stages.contract" in graph["saliency.cli.stage_command"]  # lazy ones count
+
+
+SHARED_STAGE_MODULES = {"saliency.stages.contract", "saliency.stages.registry"}
+
+
+def _stage_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "stages" else None
+
+
+def test_no_stage_imports_another_stage():
+    # a stage reads earlier stages' files through saliency.runs and runs other stages through
+    # the registry; only the contract and the registry are shared
+    bad = []
+    for mod, edges in _graph().items():
+        me = _stage_of(mod)
+        if me is None or mod in SHARED_STAGE_MODULES:
+            continue
+        for target, (path, line) in edges.items():
+            them = _stage_of(target)
+            if them is not None and them != me and target not in SHARED_STAGE_MODULES:
+                bad.append(f"{path.relative_to(ROOT.parent)}:{line} imports {target}")
+    assert not bad, "stage modules importing other stages:\n" + "\n".join(bad)
+
+
+def test_the_stage_rule_sees_a_violation():
+    assert _stage_of("saliency.stages.figures.maps") == "figures"
+    assert _stage_of("saliency.stages.validate") == "validate"
+    assert _stage_of("saliency.runs.model") is None

@@ -1,5 +1,7 @@
 """Attribution methods: exact values, equivalences and the reference implementation."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -257,18 +259,22 @@ def test_the_fused_pass_gives_exactly_the_standalone_maps(resnet):
     geometry = grid_geometry(resnet, 32)
     names = ["cam", "gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "ig"]
     cfg = IGConfig(n_steps=4)
-    res, target = explain_batch(resnet, unit, pre, names, lambda z: t, cfg, geometry=geometry)
+    res, target = explain_batch(
+        resnet, unit, pre, names, lambda z: t, {"ig": cfg}, geometry=geometry
+    )
     assert torch.equal(target, t)
     assert torch.equal(res.maps["cam"], cam(resnet, x, t, geometry))
     for v in names[1:-1]:
         assert torch.equal(res.maps[v], grad_cam(resnet, x, t, v, geometry)), v
     base = make_baseline("black", unit, pre)
     ig = integrated_gradients(resnet, x, t, base, 4)
-    assert torch.equal(res.maps["ig"], ig.maps) and torch.equal(res.ig_error, ig.completeness_error)
+    assert torch.equal(res.maps["ig"], ig.maps)
+    assert torch.equal(res.extras["ig_error"], ig.completeness_error)
+    assert torch.equal(res.extras["ig_delta"], ig.delta)
 
 
 def test_explain_batch_runs_ig_on_the_folded_copy(resnet):
-    """IG's path passes go through ``ig_model`` (the folded copy), with the same maps."""
+    """IG's path passes go through its prepared model (the folded copy), with the same maps."""
     from saliency.methods.fold import fold_batchnorm
     from saliency.methods.registry import IGConfig, explain_batch
     from saliency.models.preprocess import Preprocessing
@@ -280,12 +286,84 @@ def test_explain_batch_runs_ig_on_the_folded_copy(resnet):
     hook = folded.register_forward_pre_hook(lambda m, args: rows.append(len(args[0])))
     cfg = IGConfig(n_steps=8)
     pick = lambda z: torch.tensor([1, 0])  # noqa: E731
-    res, _ = explain_batch(resnet, unit, pre, ["ig"], pick, cfg, ig_model=folded)
+    res, _ = explain_batch(resnet, unit, pre, ["ig"], pick, {"ig": cfg}, prepared={"ig": folded})
     hook.remove()
     assert sum(rows) >= 2 * 8  # every path point of both images
-    plain, _ = explain_batch(resnet, unit, pre, ["ig"], pick, cfg)
+    plain, _ = explain_batch(resnet, unit, pre, ["ig"], pick, {"ig": cfg})
     rel = (res.maps["ig"] - plain.maps["ig"]).abs().max() / plain.maps["ig"].abs().max()
     assert float(rel) < 1e-4
+
+
+def _brightness_method(name: str = "brightness"):
+    """A method from outside the package: no settings, one index column of its own."""
+    from saliency.methods.base import Method
+
+    def compute(ctx):
+        ctx.extras[f"{name}_total"] = ctx.unit.sum(dim=(1, 2, 3))
+        return ctx.unit.sum(dim=1)
+
+    return Method(name, False, "summed RGB in [0, 3]", frozenset(), compute,
+                  columns=(f"{name}_total",))  # fmt: skip
+
+
+def test_a_method_from_outside_is_one_register_call(resnet):
+    """``register`` adds a frozen Method to the registry; the fused pass runs it beside the
+    built-in methods and returns its own column; names and columns cannot be taken twice."""
+    from saliency.methods import registry
+    from saliency.models.preprocess import Preprocessing
+
+    plugin = _brightness_method()
+    try:
+        assert registry.register(plugin) is plugin and registry.REGISTRY["brightness"] is plugin
+        registry.register(plugin)  # the same record again: nothing changes
+        with pytest.raises(ValueError, match="already registered"):
+            registry.register(_brightness_method())
+        with pytest.raises(ValueError, match="belong to another method"):
+            registry.register(dataclasses.replace(_brightness_method("other"),
+                                                  columns=("brightness_total",)))  # fmt: skip
+        torch.manual_seed(8)
+        pre, unit = Preprocessing(size=32), torch.rand(2, 3, 32, 32)
+        pick = lambda z: torch.tensor([1, 0])  # noqa: E731
+        res, _ = registry.explain_batch(resnet, unit, pre, ["gradcam", "brightness"], pick)
+        assert torch.equal(res.maps["brightness"], unit.sum(dim=1))
+        assert torch.equal(res.extras["brightness_total"], unit.sum(dim=(1, 2, 3)))
+        alone, _ = registry.explain_batch(resnet, unit, pre, ["gradcam"], pick)
+        assert torch.equal(alone.maps["gradcam"], res.maps["gradcam"])
+        logits_only, target = registry.explain_batch(resnet, unit, pre, [], pick)
+        assert logits_only.maps == {} and torch.equal(logits_only.logits, res.logits)
+    finally:
+        registry.REGISTRY.pop("brightness", None)
+
+
+def test_settings_are_checked_against_the_method_and_default_when_missing(resnet):
+    from saliency.methods.ig import IGConfig
+    from saliency.methods.registry import explain_batch, method_settings
+    from saliency.models.preprocess import Preprocessing
+
+    pre, unit = Preprocessing(size=32), torch.rand(1, 3, 32, 32)
+    pick = lambda z: torch.tensor([1])  # noqa: E731
+    with pytest.raises(TypeError, match="IGConfig settings"):
+        explain_batch(resnet, unit, pre, ["ig"], pick, {"ig": {"n_steps": 4}})
+    cfg = IGConfig(n_steps=4)
+    assert method_settings(cfg, 3, "x") == {"ig": cfg}
+    small, _ = explain_batch(resnet, unit, pre, ["ig"], pick, {"ig": cfg})
+    default, _ = explain_batch(resnet, unit, pre, ["ig"], pick)  # IGConfig(): 32 steps
+    assert not torch.equal(small.maps["ig"], default.maps["ig"])
+
+
+def test_ig_settings_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from saliency.methods.ig_settings import IGConfig; IGConfig(); "
+            "assert 'torch' not in sys.modules")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from saliency.methods.ig import IGConfig
+    from saliency.methods.ig_settings import IGConfig as Torchless
+
+    assert IGConfig is Torchless
+    with pytest.raises(ValueError, match="unknown baseline"):
+        IGConfig(baseline="grey")
 
 
 @pytest.mark.parametrize(

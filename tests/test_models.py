@@ -1,5 +1,6 @@
 """CAM-ready nets, checkpoints, training resume, and the preprocessing contract."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -138,10 +139,33 @@ def test_checkpoint_loads_with_weights_only_and_records_the_contract(tiny_run):
     assert {"train", "evaluate:test"} <= set(config["commands"])
 
 
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("name", ["best.pt", "last.pt"])
+def test_a_trained_checkpoint_reads_back_to_the_dict_it_was(tiny_run, name):
+    """The typed checkpoint writes the very dict training always wrote: same keys in the
+    same order, same values (stage_regression compares .pt files key by key)."""
+    path = tiny_run / "checkpoints" / name
+    raw = torch.load(path, weights_only=True)
+    ckpt = read_checkpoint(path)
+    assert not ckpt.adopted and ckpt.seed == raw["train_config"]["seed"]
+    assert ckpt.arch == "resnet18" and ckpt.n_outputs == 1 and ckpt.cam_refusal is None
+    assert (ckpt.resume is not None) == (name == "last.pt")
+    assert _same({"format": raw["format"], **ckpt.to_dict()}, raw)
+
+
 def test_evaluate_uses_the_checkpoints_preprocessing(tiny_run, tmp_path):
     pred = pd.read_csv(tiny_run / "eval" / "test" / "predictions.csv")
     model, pre, classes, ckpt = load_model(tiny_run / "checkpoints" / "best.pt")
-    manifest = read_manifest(ckpt["data"]["manifest"])
+    manifest = read_manifest(ckpt.data.manifest)
     images = np.stack([load_resized(manifest.abspath(p), pre) for p in pred["path"][:8]])
     with torch.no_grad():
         logits = model(model_input(torch.from_numpy(images), pre))[:, 0].numpy()
@@ -150,8 +174,7 @@ def test_evaluate_uses_the_checkpoints_preprocessing(tiny_run, tmp_path):
     run2 = tmp_path / "run2"
     (run2 / "checkpoints").mkdir(parents=True)
     tampered = read_checkpoint(tiny_run / "checkpoints" / "best.pt")
-    tampered["preprocessing"]["mean"] = [0.0, 0.0, 0.0]
-    tampered.pop("format")
+    tampered.pre = dataclasses.replace(tampered.pre, mean=(0.0, 0.0, 0.0))
     save_checkpoint(run2 / "checkpoints" / "best.pt", tampered)
     assert main(["evaluate", "--run", str(run2), "--workers", "0"]) == 0
     pred2 = pd.read_csv(run2 / "eval" / "test" / "predictions.csv")
@@ -343,7 +366,7 @@ def test_compare_writes_one_table(tiny_run, brows_reader_run, tmp_path, monkeypa
     median, not the mean, 34.3, or the minimum, 1); 160, 320 and 96 ms give 5."""
     import types
 
-    import saliency.cli.evaluate as cli_evaluate
+    import saliency.cli.compare as cli_evaluate
 
     ticks = iter([0, 0.064, 1, 1.032, 2, 5.2, 10, 10.16, 11, 11.32, 12, 12.096])
     monkeypatch.setattr(
@@ -418,7 +441,7 @@ def test_load_model_restores_every_tensor_of_the_checkpoint(tiny_run, monkeypatc
     import saliency.models.checkpoint as checkpoint
 
     path = tiny_run / "checkpoints" / "best.pt"
-    state = read_checkpoint(path)["state_dict"]
+    state = read_checkpoint(path).state_dict
     model = load_model(path)[0]
     got = model.state_dict()
     assert got.keys() == state.keys()
@@ -453,8 +476,7 @@ def test_a_broken_checkpoint_is_one_clear_error_line(tiny_run, tmp_path, capsys,
         best.write_text("this is not a checkpoint\n")
     else:  # a ResNet-34's weights under a ResNet-18 spec
         ckpt = read_checkpoint(best)
-        ckpt["state_dict"] = build_model(ModelSpec(arch="resnet34")).state_dict()
-        ckpt.pop("format")
+        ckpt.state_dict = build_model(ModelSpec(arch="resnet34")).state_dict()
         save_checkpoint(best, ckpt)
     code = main([command, "--run", str(run), "--workers", "0"])
     err = capsys.readouterr().err

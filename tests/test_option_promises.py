@@ -267,7 +267,7 @@ def test_adopt_records_onnxruntimes_difference_and_refuses_a_bad_conversion(
     assert code == 0
     rec = json.loads((run / "model" / "adopted.json").read_text())
     assert rec["onnxruntime_max_abs_difference"] == pytest.approx(shift, abs=1e-6)
-    ckpt_rec = load_model(best_checkpoint(run))[3]["adopted"]
+    ckpt_rec = load_model(best_checkpoint(run))[3].adoption
     assert ckpt_rec["onnxruntime_max_abs_difference"] == rec["onnxruntime_max_abs_difference"]
     found = re.search(r"onnx2torch vs onnxruntime: max abs difference (\S+)", said.out)
     assert found and float(found[1]) == pytest.approx(shift, rel=0.05)

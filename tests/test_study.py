@@ -8,9 +8,30 @@ from pathlib import Path
 import pytest
 
 from saliency.cli import main
+from saliency.stages import registry
+from saliency.stages.contract import Stage
 from saliency.study import runner
-from saliency.study.config import STAGES, load
-from saliency.study.steps import STEPS, Hooks
+from saliency.study.config import load, stage_names
+
+STAGES = stage_names()
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeStage(Stage):
+    """A registry record whose run is a test's function."""
+
+    fn: object = None
+
+    def run(self, cfg, ctx):
+        return self.fn(cfg, ctx)
+
+
+def _replace_run(monkeypatch, name, fn) -> None:
+    real = registry.all_stages()
+    fields = {f.name: getattr(real[name], f.name) for f in dataclasses.fields(Stage)}
+    fake = FakeStage(**fields, fn=fn)
+    monkeypatch.setattr(registry, "all_stages", lambda: real | {name: fake})
+
 
 ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 DEMO = ANALYSES / "synthetic_demo.toml"
@@ -26,7 +47,7 @@ def _finish(study, stages=None) -> None:
     """Mark stages done with their current settings and make their outputs."""
     fps, state = runner.fingerprints(study), runner.read_state(study)
     for stage in stages or [s for s in STAGES if study.enabled(s)]:
-        for p in STEPS[stage].outputs(study):
+        for p in runner._outputs(study, stage):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text("placeholder")
         state[stage] = {"settings": study.stages[stage], "fingerprint": fps[stage],
@@ -62,8 +83,8 @@ def test_profile_overlays_key_by_key_and_paths_are_relative_to_the_file(tmp_path
     base, quick = load(DEMO), load(DEMO, "quick")
     assert base.stages["explain"]["ig"]["baseline"] == "mean"
     assert quick.stages["explain"]["ig"] == {**base.stages["explain"]["ig"], "n_steps": 8}
-    assert quick.stages["data"]["synth_n"] == 120 and base.stages["data"]["synth_n"] == 1000
-    assert quick.stages["data"]["synth_cues"] == {"brows": 1.0}  # kept from the base
+    assert quick.stages["data"]["synth"]["n"] == 120 and base.stages["data"]["synth"]["n"] == 1000
+    assert quick.stages["data"]["synth"]["cues"] == {"brows": 1.0}  # kept from the base
     with pytest.raises(ValueError, match="no profile 'fast'.*its profiles: quick"):
         load(DEMO, "fast")
     (tmp_path / "cfg").mkdir()
@@ -106,7 +127,7 @@ def test_done_stages_skip_and_a_change_reruns_that_stage_and_what_reads_it(tmp_p
 def test_missing_outputs_interrupted_stages_and_unrecorded_models(tmp_path):
     study = _demo(tmp_path)
     _finish(study)
-    STEPS["validate"].outputs(study)[0].unlink()
+    runner._outputs(study, "validate")[0].unlink()
     state = runner.read_state(study)
     state["null"]["status"] = "started"
     runner._write_state(study, state)
@@ -125,31 +146,31 @@ def test_missing_outputs_interrupted_stages_and_unrecorded_models(tmp_path):
 def test_execute_clears_a_changed_stage_and_records_interruptions(tmp_path, monkeypatch):
     study = _demo(tmp_path)
     _finish(study)
-    stale = STEPS["report"].outputs(study)[0]
+    stale = runner._outputs(study, "report")[0]
     calls = []
 
-    def fake(st, settings, hooks):
+    def fake(cfg, ctx):
         calls.append(stale.exists())  # the old report is gone when the stage starts
         stale.write_text("new")
         return "result"
 
-    monkeypatch.setitem(STEPS, "report", dataclasses.replace(STEPS["report"], run=fake))
+    _replace_run(monkeypatch, "report", fake)
     study.stages["figures"]["dpi"] = 100
     decision = next(d for d in runner.plan(study) if d.stage == "report")
     assert decision.action == "rerun"
-    result, seconds = runner.execute(study, decision, Hooks())
+    result, seconds = runner.execute(study, decision)
     assert result == "result" and calls == [False] and stale.read_text() == "new"
     rec = json.loads((study.out / "study.json").read_text())["report"]
     assert rec["status"] == "done" and rec["fingerprint"] == decision.fingerprint
 
-    def broken(st, settings, hooks):
+    def broken(cfg, ctx):
         raise RuntimeError("killed")
 
-    monkeypatch.setitem(STEPS, "report", dataclasses.replace(STEPS["report"], run=broken))
+    _replace_run(monkeypatch, "report", broken)
     study.stages["figures"]["dpi"] = 150
     decision = next(d for d in runner.plan(study) if d.stage == "report")
     with pytest.raises(RuntimeError):
-        runner.execute(study, decision, Hooks())
+        runner.execute(study, decision)
     assert runner.read_state(study)["report"]["status"] == "started"
     assert _actions(study, ["figures", "report"]) == {"figures": "rerun", "report": "resume"}
 

@@ -56,12 +56,12 @@ def unsplit_ce_run(tmp_path_factory, synth_tiny):
     return run, manifest, preds
 
 
-def hand_logits(ckpt: dict, paths) -> np.ndarray:
+def hand_logits(ckpt, paths) -> np.ndarray:
     """The stored weights in the model class, on inputs normalized here (ImageNet)."""
-    from saliency.models.zoo import ModelSpec, build_model
+    from saliency.models.zoo import build_model
 
-    model = build_model(ModelSpec(**ckpt["model"]))
-    model.load_state_dict(ckpt["state_dict"])
+    model = build_model(ckpt.spec)
+    model.load_state_dict(ckpt.state_dict)
     unit = np.stack([read_rgb(p).astype(np.float64) / 255 for p in paths])
     x = torch.from_numpy((unit - IMAGENET[0]) / IMAGENET[1]).permute(0, 3, 1, 2).float()
     with torch.no_grad():
@@ -77,9 +77,9 @@ def test_ce_loss_trains_two_logits_whose_softmax_evaluate_reports(unsplit_ce_run
     softmax, its pred their argmax; the logged val loss is mean -log softmax(z)[label]."""
     run, manifest, preds = unsplit_ce_run
     ckpt = read_checkpoint(best_checkpoint(run))
-    assert ckpt["model"]["loss"] == "ce" and ckpt["model"]["n_outputs"] == 2
-    assert ckpt["classes"] == ["female", "male"]
-    assert tuple(ckpt["state_dict"]["fc.weight"].shape) == (2, 512)
+    assert ckpt.spec.loss == "ce" and ckpt.n_outputs == 2
+    assert ckpt.classes == ["female", "male"]
+    assert tuple(ckpt.state_dict["fc.weight"].shape) == (2, 512)
     for split in ("val", "test"):
         pred = preds[split]
         z = hand_logits(ckpt, absolute(manifest, pred["path"]))
@@ -105,7 +105,7 @@ def test_unsplit_manifest_gets_a_seeded_70_15_15_split_per_cell(unsplit_ce_run):
 
     run, manifest, preds = unsplit_ce_run
     ckpt = read_checkpoint(best_checkpoint(run))
-    assert ckpt["data"]["seeded_split"] is True
+    assert ckpt.data.seeded_split is True
     df = pd.read_csv(manifest)
     df["split"] = ""
     seen = []
@@ -115,7 +115,7 @@ def test_unsplit_manifest_gets_a_seeded_70_15_15_split_per_cell(unsplit_ce_run):
         seen += rows
     assert sorted(seen) == sorted(df["path"]) and len(set(seen)) == len(df)  # a partition
     n = {s: int((df["split"] == s).sum()) for s in ("train", "val")}
-    assert (ckpt["data"]["n_train"], ckpt["data"]["n_val"]) == (n["train"], n["val"])
+    assert (ckpt.data.n_train, ckpt.data.n_val) == (n["train"], n["val"])
     cells = df.groupby(["group", "label"])["split"]
     assert sorted(cells.size()) == sorted(CELL_SIZES)
     for cell, split in cells:
@@ -157,7 +157,7 @@ def test_pretrained_file_is_where_training_starts(tmp_path, synth_tiny, layout):
     small[["path", "label", "group", "split"]].to_csv(tmp_path / "small.csv", index=False)
     run = tmp_path / "run"
     train(tmp_path / "small.csv", run, "--pretrained", str(path), "--lr", "0")
-    stored = read_checkpoint(best_checkpoint(run))["state_dict"]
+    stored = read_checkpoint(best_checkpoint(run)).state_dict
     params = [k for k in state if not k.startswith("fc.") and "running_" not in k]
     params = [k for k in params if "num_batches" not in k]
     assert len(params) == 60  # 20 convolutions, 20 batch norms (weight and bias)

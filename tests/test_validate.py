@@ -33,9 +33,8 @@ from saliency.models.randomize import cascade_blocks, randomized
 from saliency.models.reader_run import reader_checkpoint
 from saliency.models.zoo import ModelSpec, build_model
 from saliency.perturb.curves import area, curves, pixel_order
-from saliency.stages import validate_passes as passes
 from saliency.stages.null import NullConfig, analyse_null
-from saliency.stages.validate import ValidateConfig, validate_run
+from saliency.stages.validate import ValidateConfig, passes, validate_run
 
 W, D0 = 400.0, 0.5
 LABELS = brows_world_labels()
@@ -251,8 +250,8 @@ def test_curves_start_and_end_where_they_must_and_the_reader_sees_only_the_brows
     paths = [world / "images" / f"{i:03d}.png" for i in range(6)]
     images = torch.from_numpy(np.stack([read_rgb(p) for p in paths]))
     ckpt = reader_checkpoint(world / "manifest.csv", torch.from_numpy(BROWS).float(), PRE, W)
-    model = build_model(ModelSpec(**ckpt["model"]))
-    model.load_state_dict(ckpt["state_dict"])
+    model = build_model(ckpt.spec)
+    model.load_state_dict(ckpt.state_dict)
     model.eval()
     target = torch.tensor([i % 2 for i in range(6)])  # the true classes (female, male, ...)
     brows_first = torch.from_numpy(np.tile(BROWS.astype(np.float32), (6, 1, 1)))

@@ -31,8 +31,7 @@ from saliency.cli import main
 from saliency.data.imageio import read_rgb
 from saliency.data.regions import REGION_CODES, REGIONS
 from saliency.models.checkpoint import load_model
-from saliency.stages import validate_passes as passes
-from saliency.stages.validate import ValidateConfig, validate_run
+from saliency.stages.validate import ValidateConfig, passes, validate_run
 
 W, D0 = 400.0, 0.5  # the reader of conftest.brows_reader_run
 BROWS = brows_world_labels() == REGION_CODES["brows"]

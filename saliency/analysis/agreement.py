@@ -1,16 +1,14 @@
 """Agreement of the two answers to "which region matters": ablation drops and attribution
 shares, per method, fill and selection, computed once both exist.
 
-Reads ``RUN/ablation/<region>_<fill>_delete/per_image.csv`` and a method's per-image shares
-(``RUN/share/<method>_<split>/per_image.csv``); the table has Spearman's rank correlation
-across regions between drops and enrichments (joint bootstrap,
+Takes per-image ablation drops (:meth:`saliency.runs.Run.ablation_drops`) and a method's
+per-image shares (``RUN/share/<method>_<split>/per_image.csv``); the table has Spearman's
+rank correlation across regions between drops and enrichments (joint bootstrap,
 :mod:`saliency.analysis.share.evidence`), each answer's leader and the recovered verdict
 (:mod:`saliency.analysis.recovered`).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 
@@ -26,8 +24,6 @@ from saliency.analysis.selection import Selection, select
 from saliency.analysis.share.evidence import evidence, share_matrices
 from saliency.analysis.share.summary import selection_label
 from saliency.data.regions import REGIONS
-from saliency.rundir import ablation_dir
-from saliency.rundir import ablation_result_dir as result_dir
 
 
 def agreement_table(
@@ -42,9 +38,10 @@ def agreement_table(
 ) -> pd.DataFrame:
     """One row per selection and fill: ``per`` is a method's per-image share table,
     ``drops`` maps a fill to per-image drops (``path``, ``drop_<region>``, from
-    :func:`ablation_drops`); ``judged`` says whether the method's share can carry a claim;
-    ``null`` is the null model's per-image share table for the same method (both with an
-    ``image`` column). Without it, ``recovered`` is empty: no verdict is made."""
+    :meth:`saliency.runs.Run.ablation_drops`); ``judged`` says whether the method's share
+    can carry a claim; ``null`` is the null model's per-image share table for the same
+    method (both with an ``image`` column). Without it, ``recovered`` is empty: no
+    verdict is made."""
     rows = []
     for sel in selections:
         s = per[select(per, sel, classes)]
@@ -81,29 +78,3 @@ def agreement_table(
                 "judged": judged[1] or ("yes" if n_null >= 2 else "no null model"),
             })  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def ablation_drops(run: str | Path, fill: str, regions=REGIONS) -> pd.DataFrame | None:
-    """Per-image drops from ``RUN/ablation/<region>_<fill>_delete/per_image.csv`` for every
-    region present: a frame with ``path`` and ``drop_<region>`` (NaN where the region had
-    zero area); ``None`` when fewer than three regions were ablated with that fill."""
-    frames = []
-    for r in regions:
-        f = result_dir(run, r, fill, "delete") / "per_image.csv"
-        if f.is_file():
-            t = pd.read_csv(
-                f,
-                keep_default_na=False,
-                usecols=["path", "region_area", "prob_before", "prob_after"],
-            )
-            drop = (t["prob_before"] - t["prob_after"]).where(t["region_area"] > 0)
-            frames.append(pd.DataFrame({"path": t["path"], f"drop_{r}": drop}).set_index("path"))
-    if len(frames) < 3:
-        return None
-    return pd.concat(frames, axis=1, join="inner").reset_index()
-
-
-def ablation_fills(run: str | Path) -> list[str]:
-    """Fills with delete-mode ablations under ``RUN/ablation`` (blur first)."""
-    found = {p.name.split("_")[1] for p in ablation_dir(run).glob("*_*_delete")}
-    return sorted(found, key=lambda f: (f != "blur", f))

@@ -1,7 +1,10 @@
-"""The ``saliency`` command line: thin commands mapping onto library functions.
+"""The ``saliency`` command line: thin commands mapping onto the stages.
 
-Library code never prints; the commands here do the talking. ``main(argv)`` returns the
-exit code, so tests call it in-process.
+Most commands are generated from the stage registry (:mod:`saliency.cli.stage_command`):
+their flags from the stage's config, their output from the result's lines. The hand-written
+ones (``demo``, ``run``, ``synth``, ``data``, ``train``, ``compare``, ``predict``) add what a
+config cannot say. Library code never prints; the commands here do the talking.
+``main(argv)`` returns the exit code, so tests call it in-process.
 """
 
 from __future__ import annotations
@@ -10,49 +13,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from saliency.cli import (
-    ablate,
-    adopt,
-    agreement,
-    align,
-    average,
-    data,
-    demo,
-    evaluate,
-    explain,
-    export,
-    figures,
-    null,
-    predict,
-    regions,
-    run,
-    share,
-    synth,
-    train,
-    validate,
-)
+from saliency.cli import compare, data, demo, predict, run, synth, train
+from saliency.cli.options import BadValue
+from saliency.cli.stage_command import register_stage
 
-COMMANDS = (
-    demo,
-    run,
-    synth,
-    data,
-    align,
-    regions,
-    train,
-    adopt,
-    evaluate,
-    explain,
-    average,
-    predict,
-    share,
-    ablate,
-    null,
-    agreement,
-    validate,
-    figures,
-    export,
-)
+HAND_WRITTEN = {"demo": demo, "run": run, "synth": synth, "data": data, "train": train,
+                "compare": compare, "predict": predict}  # fmt: skip
+ORDER = ("demo", "run", "synth", "data", "align", "regions", "train", "adopt", "evaluate",
+         "compare", "explain", "average", "predict", "share", "ablate", "null", "agreement",
+         "validate", "figures", "report", "export")  # fmt: skip
+NOT_COMMANDS = {"data"}  # the data stage runs in studies; `saliency data` imports and checks
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -66,19 +36,32 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from saliency.stages.registry import all_stages
+
     parser = argparse.ArgumentParser(
         prog="saliency",
         description="Explain face gender classifiers: maps, average faces, region analyses.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS:
-        module.register(sub)
+    stages = all_stages()
+    names = list(ORDER) + [s for s in stages if s not in ORDER and s not in NOT_COMMANDS]
+    for name in names:
+        if name in HAND_WRITTEN:
+            HAND_WRITTEN[name].register(sub)
+        else:
+            register_stage(sub, name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadValue as exc:  # a flag's value that its setting refused (cli.options)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        print(f"saliency {argv[0] if argv else ''}: error: {exc}".replace("  ", " "),
+              file=sys.stderr)  # fmt: skip
+        return 2
     errors = user_errors()
     try:
         return int(args.func(args) or 0)

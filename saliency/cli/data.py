@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from saliency.cli.options import add_config_arguments, config_from_args
+from saliency.data.import_options import ImportOptions
 from saliency.data.names import FORMAT_NAMES
 
 
@@ -21,19 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("src", type=Path, help="data set folder (or CSV file for csv/morph)")
     imp.add_argument("--format", required=True, choices=FORMAT_NAMES)
     imp.add_argument("--out", required=True, type=Path, help="manifest CSV to write")
-    imp.add_argument("--images", type=Path, help="folder image paths are relative to")
-    for col in ("path", "label", "group", "split"):
-        imp.add_argument(f"--{col}-col", help=f"source column holding the {col}")
-    imp.add_argument("--label-map", help="e.g. 0=male,1=female")
-    imp.add_argument("--group-map", help="e.g. B=AA,W=C (unmapped values are skipped)")
-    imp.add_argument("--split-map", help="e.g. val=test,Training=train")
-    imp.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.0,
-        help="move this seeded fraction of each train cell to val",
-    )
-    imp.add_argument("--seed", type=int, default=0)
+    add_config_arguments(imp, ImportOptions)
     imp.set_defaults(func=run_import)
 
     chk = data_sub.add_parser(
@@ -50,22 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from saliency.atomic import atomic_write_text
-    from saliency.data.importers import ImportOptions, import_dataset
-    from saliency.data.importers.common import parse_map
+    from saliency.data.importers import import_dataset
     from saliency.data.manifest import write_manifest
 
-    opts = ImportOptions(
-        path_col=args.path_col,
-        label_col=args.label_col,
-        group_col=args.group_col,
-        split_col=args.split_col,
-        label_map=parse_map(args.label_map),
-        group_map=parse_map(args.group_map),
-        split_map=parse_map(args.split_map),
-        images=args.images,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-    )
+    opts = config_from_args(ImportOptions, args)
     result = import_dataset(args.format, args.src, args.out, opts)
     if result.df.empty:
         raise ValueError(
@@ -91,24 +69,13 @@ def check_and_report(
     manifest: Path, classes: list[str] | None, decode: bool, report: Path | None
 ) -> int:
     from saliency.cli.progress import bar
-    from saliency.stages import check
+    from saliency.stages.data import check, check_lines
 
     with bar(0, "check", unit="row") as progress:
-        res = check.run(manifest, classes, decode, report, progress.update)
-    return report_check(res)
-
-
-def report_check(res) -> int:
-    """Print a check stage's result; 1 when the manifest has errors."""
-    result, n_err = res.result, len(res.result.errors)
-    n_warn = len(result.problems) - n_err
-    print(
-        f"{res.manifest}: {result.n_rows} rows, classes {result.classes}, "
-        f"{n_err} error(s), {n_warn} warning(s)"
-    )
-    for _, row in res.summary.iterrows():
-        print(f"  {row['severity']:7s} {row['kind']:10s} {row['count']:6d}  e.g. {row['example']}")
-    return 0 if result.ok else 1
+        res = check(manifest, classes, decode, report, progress.update)
+    for line in check_lines(res):
+        print(line)
+    return 0 if res.result.ok else 1
 
 
 def run_check(args: argparse.Namespace) -> int:

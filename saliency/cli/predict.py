@@ -42,9 +42,8 @@ def run(args: argparse.Namespace) -> int:
     device = next(model.parameters()).device
     batch = torch.from_numpy(np.stack([load_resized(p, pre) for p in args.images]))
     unit = to_unit(batch.to(device))
-    methods = [args.explain] if args.explain else []
-    any_method = ["cam"] if model.fc is not None else ["gradcam"]  # for the logits only
-    res, target = explain_batch(model, unit, pre, methods or any_method, outputs.predicted)
+    methods = [args.explain] if args.explain else []  # none: the logits only
+    res, target = explain_batch(model, unit, pre, methods, outputs.predicted)
     probs = outputs.probabilities(res.logits).cpu().numpy()
     width = max(len(str(p)) for p in args.images)
     for i, path in enumerate(args.images):

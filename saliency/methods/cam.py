@@ -37,10 +37,19 @@ def cam(
     return upsample(cam_grid(model, x, target), tuple(x.shape[-2:]), geometry)
 
 
+def _refusal(model: CamNet) -> str | None:
+    """Why CAM cannot explain ``model``: it needs the linear layer after global pooling."""
+    if getattr(model, "fc", None) is not None:
+        return None
+    reason = getattr(model, "cam_refusal", "")
+    return f"cam does not apply to this model: {reason}; use gradcam or ig"
+
+
 METHOD = Method(
     name="cam",
     grid=True,
     units="target score (logit) per feature cell, signed; mean over the grid + bias = score",
     needs=frozenset(),
     compute=lambda ctx: cam_from_features(ctx.model, ctx.features, ctx.target),
+    refusal=_refusal,
 )

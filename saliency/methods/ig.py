@@ -7,21 +7,30 @@ same ``n_steps`` and ``method`` (tested against captum's public API), except tha
 trapezoid weights sum to 1 (captum's to ``(n - 1) / n``; see :func:`quadrature`). Maps are the
 per-pixel sum over channels (signed, score units); the completeness error
 ``|sum(attr) - (S(x) - S(b))| / |S(x) - S(b)|`` of every image is returned with them.
-Baselines are built by :mod:`saliency.methods.baselines`.
+Baselines are built by :mod:`saliency.methods.baselines`. The method owns its settings
+(:class:`IGConfig`, torch-free in :mod:`saliency.methods.ig_settings`), its ``index.csv``
+columns and its preparation step (batch-norm folding, :mod:`saliency.methods.fold`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from saliency.methods.base import Context, Method, target_scores
+from saliency.methods.base import MEAN_FACE, Context, Method, target_scores
 from saliency.methods.baselines import make_baseline
-from saliency.methods.names import BASELINES, IG_METHODS
+from saliency.methods.fold import fold_if_same
+from saliency.methods.ig_settings import IGConfig
+from saliency.methods.names import IG_METHODS
 from saliency.models.camnet import CamNet
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["METHOD", "IGConfig", "IGResult", "integrated_gradients", "quadrature"]
 METHODS = IG_METHODS
 
 
@@ -118,43 +127,48 @@ def integrated_gradients(
     return IGResult(attributions.sum(dim=1), attributions, error, delta)
 
 
-@dataclass(frozen=True)
-class IGConfig:
-    n_steps: int = 32
-    method: str = "gausslegendre"
-    baseline: str = "black"
-    seed: int = 0
-    internal_batch: int = 128
-    tolerance: float = 0.05  # completeness error above this is warned about
-
-    def __post_init__(self) -> None:
-        if self.method not in IG_METHODS:
-            raise ValueError(f"unknown IG method {self.method!r}; valid: {', '.join(IG_METHODS)}")
-        if self.baseline not in BASELINES:
-            raise ValueError(f"unknown baseline {self.baseline!r}; valid: {', '.join(BASELINES)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+NAME = "ig"
+COLUMNS = ("ig_error", "ig_delta")  # index.csv: relative completeness error, S(x) - S(b)
 
 
 def _compute(ctx: Context) -> torch.Tensor:
-    """IG maps ``[N, H, W]``; the completeness error and ``S(x) - S(b)`` go to ``extras``.
-    ``options``: ``ig`` (IGConfig), ``mean_face`` (``[3, H, W]``, for the mean baseline),
-    ``ig_model`` (e.g. the batch-norm-folded copy that runs the many path passes)."""
-    cfg = ctx.options.get("ig") or IGConfig()
-    base = make_baseline(cfg.baseline, ctx.unit, ctx.pre, ctx.options.get("mean_face"), cfg.seed)
-    model = ctx.options.get("ig_model") or ctx.model
+    """IG maps ``[N, H, W]``; the completeness error and ``S(x) - S(b)`` (``[N]`` each) go to
+    ``extras`` as :data:`COLUMNS`. Reads its :class:`IGConfig` from ``ctx.settings``, the mean
+    face (``[3, H, W]``, for the mean baseline) from ``ctx.data`` and runs its path passes on
+    ``ctx.prepared``'s model (the batch-norm-folded copy) when there is one."""
+    cfg = ctx.settings.get(NAME) or IGConfig()
+    base = make_baseline(cfg.baseline, ctx.unit, ctx.pre, ctx.data.get(MEAN_FACE), cfg.seed)
+    model = ctx.prepared.get(NAME) or ctx.model
     res = integrated_gradients(
         model, ctx.x, ctx.target, base, cfg.n_steps, cfg.method, cfg.internal_batch
     )
-    ctx.extras["ig_error"], ctx.extras["ig_delta"] = res.completeness_error, res.delta
+    ctx.extras[COLUMNS[0]], ctx.extras[COLUMNS[1]] = res.completeness_error, res.delta
     return res.maps
 
 
+def _prepare(model: CamNet, cfg: IGConfig, x: torch.Tensor) -> tuple[CamNet, str | None]:
+    """The batch-norm-folded copy for the path passes when its logits on ``x`` match."""
+    return fold_if_same(model, x)
+
+
+def _flagged(index: pd.DataFrame, cfg: IGConfig) -> int:
+    """Rows whose completeness error exceeds ``cfg.tolerance``."""
+    return int((index[COLUMNS[0]] > cfg.tolerance).sum())
+
+
 METHOD = Method(
-    name="ig",
+    name=NAME,
     grid=False,
     units="target score per pixel (summed over channels), signed; sums to S(x) - S(baseline)",
     needs=frozenset(),
     compute=_compute,
+    settings=IGConfig,
+    columns=COLUMNS,
+    prepare=_prepare,
+    data=lambda cfg: frozenset({MEAN_FACE}) if cfg.baseline == "mean" else frozenset(),
+    flagged=_flagged,
+    flag_text=lambda n, cfg: (
+        f"{n} image(s) have an IG completeness error above {cfg.tolerance:.0%}; raise "
+        "--ig-n-steps (see ig_error in index.csv)"
+    ),
 )

@@ -18,3 +18,14 @@ IG_METHODS: tuple[str, ...] = (
 )
 BASELINES: tuple[str, ...] = ("black", "blur", "mean", "noise")
 RULES: tuple[str, ...] = ("receptive-field", "half-pixel")  # grid-to-pixel placement
+
+
+def available() -> tuple[str, ...]:
+    """The built-in methods and those other packages offer through the ``saliency.methods``
+    entry-point group (by name, without importing them: the command line lists them)."""
+    from importlib.metadata import entry_points
+
+    extra = tuple(
+        ep.name for ep in entry_points(group="saliency.methods") if ep.name not in METHODS
+    )
+    return METHODS + extra

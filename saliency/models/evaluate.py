@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,12 @@ from saliency.data.manifest import SPLITS, read_manifest
 from saliency.data.splits import stratified_split
 from saliency.models.checkpoint import file_sha256
 
+if TYPE_CHECKING:
+    from saliency.models.checkpoint import Checkpoint
+
 
 def evaluation_rows(
-    ckpt: dict, split: str, manifest: str | os.PathLike | None = None
+    ckpt: Checkpoint, split: str, manifest: str | os.PathLike | None = None
 ) -> tuple[pd.DataFrame, Path]:
     """Rows of ``split`` (or ``all``) from the training manifest or another one.
 
@@ -24,21 +28,21 @@ def evaluation_rows(
     """
     if split not in (*SPLITS, "all"):
         raise ValueError(f"unknown split {split!r}; valid: {', '.join((*SPLITS, 'all'))}")
-    data = ckpt["data"]
-    if manifest is None and data["manifest"] is None:
+    data = ckpt.data
+    if manifest is None and data.manifest is None:
         raise ValueError(
             "this adopted run names no images: pass --manifest M, or adopt again with --manifest"
         )
-    path = Path(manifest or data["manifest"])
-    m = read_manifest(path, list(ckpt["classes"]))
+    path = Path(manifest or data.manifest)
+    m = read_manifest(path, list(ckpt.classes))
     df = m.df.copy()
-    if data.get("unsplit"):  # an adopted model never trained on rows without a split
-        df.loc[df["split"] == "", "split"] = data["unsplit"]
-    trained_on = data["manifest"] is not None and path.resolve() == Path(data["manifest"]).resolve()
-    if (df["split"] == "").all() and trained_on:
-        if file_sha256(path) != data["sha256"]:
+    if data.unsplit:  # an adopted model never trained on rows without a split
+        df.loc[df["split"] == "", "split"] = data.unsplit
+    trained_on = data.manifest is not None and path.resolve() == Path(data.manifest).resolve()
+    if (df["split"] == "").all() and trained_on and ckpt.seed is not None:
+        if file_sha256(path) != data.sha256:
             raise ValueError(f"{path} changed since training; its seeded split cannot be redrawn")
-        df["split"] = stratified_split(df, seed=int(ckpt["train_config"]["seed"]))
+        df["split"] = stratified_split(df, seed=ckpt.seed)
     if split != "all":
         df = df[df["split"] == split]
         if df.empty:
@@ -48,7 +52,7 @@ def evaluation_rows(
 
 
 def run_rows(
-    ckpt: dict, split: str, manifest: str | os.PathLike | None = None
+    ckpt: Checkpoint, split: str, manifest: str | os.PathLike | None = None
 ) -> tuple[pd.DataFrame, Path]:
     """The run's rows of ``split``; with ``manifest`` their ``mask`` column comes from it,
     matched by image path (an adopted run that names no images takes its rows from it).
@@ -56,7 +60,7 @@ def run_rows(
     manifest the images come from."""
     from saliency.data.masks import with_masks
 
-    if manifest is not None and ckpt["data"]["manifest"] is None:
+    if manifest is not None and ckpt.data.manifest is None:
         rows, path = evaluation_rows(ckpt, split, manifest)
     else:
         rows, path = evaluation_rows(ckpt, split)

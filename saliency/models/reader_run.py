@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from saliency.models.checkpoint import file_sha256
+from saliency.models.checkpoint import Checkpoint, DataRecord, file_sha256
 from saliency.models.preprocess import Preprocessing
 from saliency.models.reader import ARCH, reader_state_dict
 from saliency.models.zoo import ModelSpec
@@ -22,24 +22,16 @@ def reader_checkpoint(
     bias: float = 0.0,
     d0: float = 0.5,
     classes: tuple[str, str] = ("female", "male"),
-) -> dict:
-    """A checkpoint dict (for ``save_checkpoint``) of a region reader over ``manifest``'s
+) -> Checkpoint:
+    """A checkpoint (for ``save_checkpoint``) of a region reader over ``manifest``'s
     images: one logit, the log-odds of ``classes[1]``; its split column decides the splits."""
     spec = ModelSpec(arch=ARCH, n_outputs=1, loss="bce", output_stride=1, dropout=0.0)
-    return {
-        "model": spec.to_dict(),
-        "classes": list(classes),
-        "preprocessing": pre.to_dict(),
-        "state_dict": reader_state_dict(template, pre, weight, bias, d0),
-        "train_config": {"seed": 0, "hand_weighted": {"weight": weight, "bias": bias, "d0": d0}},
-        "data": {
-            "manifest": str(Path(manifest).resolve()),
-            "sha256": file_sha256(manifest),
-            "n_train": 0,
-            "n_val": 0,
-            "seeded_split": False,
-        },
-        "epoch": 0,
-        "val_loss": None,
-        "val_accuracy": None,
-    }
+    return Checkpoint(
+        spec=spec,
+        classes=list(classes),
+        pre=pre,
+        state_dict=reader_state_dict(template, pre, weight, bias, d0),
+        data=DataRecord(str(Path(manifest).resolve()), file_sha256(manifest)),
+        epoch=0,
+        train_config={"seed": 0, "hand_weighted": {"weight": weight, "bias": bias, "d0": d0}},
+    )

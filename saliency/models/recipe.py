@@ -1,22 +1,43 @@
 """The training recipe: every option of a training run, as plain data (no torch).
 
-The command line builds its help and defaults from these dataclasses without importing
+The command line builds its flags, help and defaults from these dataclasses without importing
 torch; checkpoints store ``TrainConfig.to_dict()`` so ``--resume`` rebuilds the same run.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+
+from saliency.models.names import ARCHS
+from saliency.settings import setting
+
+LOSSES = ("bce", "ce")
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    hflip: float = 0.5  # probability
-    rotation_deg: float = 10.0  # uniform in [-r, r]
-    brightness: float = 0.2  # multiplicative factor in [1 - b, 1 + b]
-    contrast: float = 0.2  # factor in [1 - c, 1 + c] around the image's mean gray
-    erase: float = 0.0  # probability of random erasing (Zhong et al. 2020); 0 is off
-    shift: float = 0.0  # translation, uniform in [-s, s] of the side, per axis; 0 is off
+    hflip: float = setting(0.5, help="flip probability", aliases=("--hflip",))
+    rotation_deg: float = setting(
+        10.0, help="rotation, uniform in [-r, r] degrees", aliases=("--rotation",)
+    )
+    brightness: float = setting(
+        0.2, help="multiplicative brightness factor in [1 - b, 1 + b]", aliases=("--brightness",)
+    )
+    contrast: float = setting(
+        0.2, help="contrast factor in [1 - c, 1 + c] around the mean gray", aliases=("--contrast",)
+    )
+    erase: float = setting(
+        0.0,
+        help="random erasing probability (Zhong et al. 2020): one box of 2-33% of the image, "
+        "filled with its mean color (0: off)",
+        aliases=("--erase",),
+    )
+    shift: float = setting(
+        0.0,
+        help="translation jitter, uniform in [-s, s] of the image side per axis; aligned faces "
+        "otherwise let the net tie evidence to absolute position (0: off)",
+        aliases=("--shift",),
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -24,29 +45,40 @@ class Augmentation:
 
 @dataclass
 class TrainConfig:
-    manifest: str
-    out: str
-    arch: str = "resnet18"
-    size: int = 128
-    loss: str = "bce"
-    output_stride: int = 16
-    se: bool = False
-    dropout: float = 0.3
-    pretrained: str | None = None
-    lr: float = 3e-4  # 1e-3 left nose- and hair-cued faces at chance (issue 16)
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    epochs: int = 30  # 20 left one of three hair-cued runs at chance (issue 16)
-    plateau_factor: float = 0.2
-    plateau_patience: int = 3
-    early_stopping: int = 5
-    balanced: bool = False
-    seed: int = 0
-    classes: list[str] | None = None
-    augmentation: Augmentation = field(default_factory=Augmentation)
-    workers: int = 2
-    device: str = "auto"
-    cache_bytes: int = 4 << 30
+    manifest: str = setting(help="manifest CSV (required unless --resume)", context=True)
+    out: str = setting(help="the run folder", context=True)
+    arch: str = setting("resnet18", help="architecture", choices=ARCHS)
+    size: int = setting(128, help="input side in px")
+    loss: str = setting("bce", help="bce: one logit; ce: one logit per class", choices=LOSSES)
+    output_stride: int = setting(16, help="the last block's stride (16 doubles the CAM grid)",
+                                 choices=(16, 32))  # fmt: skip
+    se: bool = setting(False, help="squeeze-and-excitation blocks (ResNets)")
+    dropout: float = setting(0.3, help="before the fully connected layer")
+    pretrained: str | None = setting(
+        None, help="'imagenet' (from the local torch hub cache) or a weights file"
+    )
+    # 1e-3 left nose- and hair-cued faces at chance (issue 16)
+    lr: float = setting(3e-4, help="Adam's learning rate")
+    weight_decay: float = setting(0.0, help="Adam's weight decay")
+    batch_size: int = setting(64, help="images per step")
+    # 20 left one of three hair-cued runs at chance (issue 16)
+    epochs: int = setting(30, help="total epochs; with --resume, raises the run's own total")
+    plateau_factor: float = setting(0.2, help="learning-rate factor on a plateau")
+    plateau_patience: int = setting(3, help="epochs without a better validation loss first")
+    early_stopping: int = setting(
+        5,
+        help="stop after this many epochs without a better validation loss (epochs while "
+        "validation accuracy is still at chance do not count)",
+    )
+    balanced: bool = setting(False, help="sample classes equally")
+    seed: int = setting(0, help="seed of weights, order and augmentation")
+    classes: list[str] | None = setting(
+        None, help="class names in order, comma separated (default: sorted labels)"
+    )
+    augmentation: Augmentation = setting(help="training augmentation", factory=Augmentation)
+    workers: int = setting(2, help="image decoding workers", context=True)
+    device: str = setting("auto", help="auto, cpu, cuda, cuda:1, ...", context=True)
+    cache_bytes: int = setting(4 << 30, help="decoded-image cache (bytes; 0: off)")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -28,7 +28,13 @@ from saliency.atomic import atomic_write_text
 from saliency.binomial import at_chance
 from saliency.models import outputs
 from saliency.models.augment import augment
-from saliency.models.checkpoint import CheckpointWriter, file_sha256, read_checkpoint
+from saliency.models.checkpoint import (
+    Checkpoint,
+    CheckpointWriter,
+    DataRecord,
+    file_sha256,
+    read_checkpoint,
+)
 from saliency.models.loader import ImageSource
 from saliency.models.preprocess import normalize, to_unit
 from saliency.models.recipe import Augmentation, TrainConfig
@@ -120,20 +126,20 @@ class Trainer:
             self.learned = True
 
     # -- state -------------------------------------------------------------------------
-    def _checkpoint(self, with_resume: bool) -> dict:
-        ckpt = {
-            "model": self.spec.to_dict(),
-            "classes": self.classes,
-            "preprocessing": self.pre.to_dict(),
-            "state_dict": self.model.state_dict(),
-            "train_config": self.cfg.to_dict(),
-            "data": self.data_record,
-            "epoch": self.epoch,
-            "val_loss": self.log[-1]["val_loss"] if self.log else None,
-            "val_accuracy": self.log[-1]["val_accuracy"] if self.log else None,
-        }
+    def _checkpoint(self, with_resume: bool) -> Checkpoint:
+        ckpt = Checkpoint(
+            spec=self.spec,
+            classes=self.classes,
+            pre=self.pre,
+            state_dict=self.model.state_dict(),
+            data=DataRecord.from_dict(self.data_record),
+            epoch=self.epoch,
+            val_loss=self.log[-1]["val_loss"] if self.log else None,
+            val_accuracy=self.log[-1]["val_accuracy"] if self.log else None,
+            train_config=self.cfg.to_dict(),
+        )
         if with_resume:
-            ckpt["resume"] = {
+            ckpt.resume = {
                 "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "scaler": self.scaler.state_dict(),
@@ -150,12 +156,14 @@ class Trainer:
     def _restore(self) -> None:
         path = last_checkpoint(self.out)
         ckpt = read_checkpoint(path)
-        if ckpt["data"]["sha256"] != self.data_record["sha256"]:
+        if ckpt.data.sha256 != self.data_record["sha256"]:
             raise ValueError(f"{path} was trained on a different manifest; start a new run")
-        if ckpt["model"] != self.spec.to_dict():
+        if ckpt.spec != self.spec:
             raise ValueError(f"{path} has a different model spec; start a new run")
-        self.model.load_state_dict(ckpt["state_dict"])
-        r = ckpt["resume"]
+        if ckpt.resume is None:
+            raise ValueError(f"{path} holds no resume state; start a new run")
+        self.model.load_state_dict(ckpt.state_dict)
+        r = ckpt.resume
         self.opt.load_state_dict(r["optimizer"])
         self.sched.load_state_dict(r["scheduler"])
         self.scaler.load_state_dict(r["scaler"])
@@ -165,7 +173,7 @@ class Trainer:
         torch.set_rng_state(r["torch_rng"])
         if self.cuda and r["cuda_rng"]:
             torch.cuda.set_rng_state_all(r["cuda_rng"])
-        self.epoch = int(ckpt["epoch"])
+        self.epoch = int(ckpt.epoch)
 
     # -- loops -------------------------------------------------------------------------
     def _order(self) -> np.ndarray:
@@ -282,6 +290,10 @@ class Trainer:
 
 def config_from_checkpoint(run: str | Path, **overrides) -> TrainConfig:
     """The training config stored in a run's last.pt (for ``--resume``)."""
-    d = dict(read_checkpoint(last_checkpoint(run))["train_config"])
+    path = last_checkpoint(run)
+    stored = read_checkpoint(path).train_config
+    if stored is None:
+        raise ValueError(f"{path} holds no training config: its model was not trained here")
+    d = dict(stored)
     d["augmentation"] = Augmentation(**d["augmentation"])
     return replace(TrainConfig(**d), **overrides)

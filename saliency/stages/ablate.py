@@ -14,7 +14,7 @@ model's device otherwise (:mod:`saliency.perturb.variants`; the same bytes).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +22,14 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from saliency.configs.checks import AblationConfig
 from saliency.data.cells import parse_group, present_groups
 from saliency.data.manifest import relative_path
-from saliency.data.regions import REGION_CODES, REGIONS
 from saliency.models import outputs
 from saliency.models.checkpoint import load_model
 from saliency.models.evaluate import run_rows
 from saliency.models.preprocess import model_input
-from saliency.perturb.names import FILLS, MODES
 from saliency.perturb.variants import (
-    FILL_PLACES,
     Variants,
     batch_inputs,
     collate,
@@ -39,36 +37,7 @@ from saliency.perturb.variants import (
 )
 from saliency.rundir import best_checkpoint
 from saliency.runtime import full_float32
-
-
-@dataclass
-class AblationConfig:
-    split: str = "test"
-    regions: list[str] = field(default_factory=lambda: list(REGIONS))
-    fill: str = "blur"
-    mode: str = "delete"
-    batch_size: int = 32
-    seed: int = 0  # noise fill
-    limit: int | None = None
-    groups: list[str] = field(default_factory=lambda: ["all"])  # subgroups, cells or all
-    protect: bool = True  # delete: other features' pixels keep weight 0 (see ablated)
-    fill_on: str = "auto"  # where variants are made: auto, device or workers (same bytes)
-    manifest: str | None = None  # region masks for the run's images, matched by path
-
-    def __post_init__(self) -> None:
-        bad = [r for r in self.regions if r not in REGION_CODES]
-        if bad or not self.regions:
-            raise ValueError(f"unknown region(s) {bad}; valid: {', '.join(REGIONS)}, all")
-        if self.fill not in FILLS:
-            raise ValueError(f"unknown fill {self.fill!r}; valid: {', '.join(FILLS)}")
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
-        if self.fill_on not in FILL_PLACES:
-            valid = ", ".join(FILL_PLACES)
-            raise ValueError(f"unknown fill place {self.fill_on!r}; valid: {valid}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from saliency.stages.contract import Result, StageContext
 
 
 def group_rows(rows: pd.DataFrame, groups: list[str], classes: list[str]) -> np.ndarray:
@@ -238,3 +207,44 @@ def run(
     )
     record(run_dir, f"ablate:{cfg.split}", cfg.to_dict())
     return AblateResult(per, new, skipped, rankings, empty, classes)
+
+
+def ranking_lines(group: str, table: pd.DataFrame) -> list[str]:
+    """One selection's ablation ranking (``ranking`` of the ablation summary), as text."""
+    from saliency.analysis.recovered import ablation_leader
+
+    if not len(table):
+        return [f"{group}: no images with these regions; nothing to rank"]
+    effect = [
+        f"{e:+.3f} [{-h:+.3f}, {-lo:+.3f}]"
+        for e, lo, h in zip(
+            table["effect"], table["prob_change_low"], table["prob_change_high"], strict=True
+        )
+    ]
+    columns = ["region", "n", "effect", "excludes_zero", "accuracy_change", "flip_rate", "p_holm"]
+    shown = table.assign(effect=effect)[columns]
+    lead = ablation_leader(list(table["region"]), table["effect"], -table["prob_change_high"])
+    return [
+        f"{group}: regions by drop of the true class's probability (95% bootstrap interval)",
+        shown.to_string(index=False, float_format=lambda v: f"{v:.3g}"),
+        f"  ablation criterion met by: {lead or 'no region'}",
+    ]
+
+
+def lines(res: AblateResult, cfg: AblationConfig) -> list[str]:
+    """What the command prints: empty regions, skipped images, rankings."""
+    out = [f"warning: {r} has zero area in every image; nothing was filled"
+           for r in res.empty_regions]  # fmt: skip
+    n = res.new.drop_duplicates("path").shape[0]
+    out.append(f"{n} images x {len(cfg.regions)} region(s), {cfg.mode} with {cfg.fill} fill")
+    if len(res.skipped):
+        out.append(f"skipped {len(res.skipped)} image(s) (reasons in skipped.csv)")
+    for g, t in res.rankings.items():
+        out += ranking_lines(g, t)
+    return out
+
+
+def run_stage(cfg: AblationConfig, ctx: StageContext) -> Result:
+    """The stage contract: ablate ``cfg.split`` of the context's run."""
+    res = run(ctx.run, cfg, ctx.device, ctx.workers, ctx.progress(f"ablate {cfg.split}", 0))
+    return Result(res, lines(res, cfg))

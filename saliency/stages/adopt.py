@@ -10,46 +10,28 @@ An ONNX file is checked against onnxruntime on a batch; the difference is record
 
 from __future__ import annotations
 
-import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from saliency.atomic import atomic_write_json
+from saliency.configs.model import AdoptConfig
 from saliency.data.manifest import read_manifest
 from saliency.models.adopted.net import parse_slice
-from saliency.models.adopted.record import ARCH, MODEL_DIR, build
-from saliency.models.adopted.sources import detect_format, load_source
-from saliency.models.checkpoint import file_sha256, save_checkpoint
-from saliency.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, model_input
+from saliency.models.adopted.record import MODEL_DIR, build
+from saliency.models.adopted.sources import (
+    detect_format,
+    load_source,
+    onnx_check,
+    onnx_input_check,
+)
+from saliency.models.checkpoint import Checkpoint, DataRecord, file_sha256, save_checkpoint
+from saliency.models.interchange import PREPROCESSING_SUFFIX, SAMPLE, beside, sample_batch
+from saliency.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from saliency.rundir import best_checkpoint, record
-
-SAMPLE = 8  # images in the batch that finds the last block and checks conversions
-ONNX_TOLERANCE = 1e-4  # max |onnxruntime - torch| of the outputs, relative to max(1, |out|)
-PREPROCESSING_SUFFIX = ".preprocessing.json"  # written beside an export (saliency export)
-
-
-@dataclass
-class AdoptConfig:
-    out: str
-    classes: list[str] = field(default_factory=list)
-    size: int | None = None
-    weights: str | None = None
-    arch: str | None = None
-    function: str | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    output: str = "auto"
-    output_slice: str | None = None
-    target_layer: str | None = None
-    manifest: str | None = None
-    trust_pickle: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from saliency.stages.contract import Result, StageContext
 
 
 @dataclass
@@ -61,14 +43,6 @@ class AdoptResult:
     classes: list[str]
     n_images: int | None
     notes: list[str] = field(default_factory=list)
-
-
-def beside(weights: str | None) -> dict | None:
-    """The preprocessing file ``saliency export`` wrote beside ``weights``, if any."""
-    if not weights:
-        return None
-    path = Path(str(weights) + PREPROCESSING_SUFFIX)
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def settle(cfg: AdoptConfig) -> tuple[Preprocessing, list[str], list[str]]:
@@ -98,65 +72,11 @@ def settle(cfg: AdoptConfig) -> tuple[Preprocessing, list[str], list[str]]:
     return pre, classes, notes
 
 
-def sample_batch(paths: list, pre: Preprocessing) -> torch.Tensor:
-    """Normalized inputs ``[n, 3, S, S]``: the first :data:`SAMPLE` of ``paths``, else (no
-    paths) seeded noise images."""
-    if paths:
-        from saliency.models.loader import ImageSource
-
-        paths = list(paths)[:SAMPLE]
-        images, _ = next(ImageSource(paths, pre, workers=0).batches(np.arange(len(paths)), SAMPLE))
-        return model_input(images, pre)
-    gen = torch.Generator().manual_seed(0)
-    unit = torch.rand((SAMPLE, pre.size, pre.size, 3), generator=gen)
-    return model_input((unit * 255).to(torch.uint8), pre)
-
-
-def onnx_difference(path: Path, net: torch.nn.Module, x: torch.Tensor) -> float:
-    """Max |onnxruntime - converted module| of the raw outputs on ``x``."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    ref = torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
-    with torch.no_grad():
-        out = net(x)
-    out = out[0] if isinstance(out, list | tuple) else out
-    return float((ref - out.reshape(ref.shape)).abs().max())
-
-
-def onnx_input_check(path: Path, size: int) -> None:
-    """A clear error when the ONNX input fixes a batch of one or another image size."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    inits = {t.name for t in graph.initializer}
-    first = next(i for i in graph.input if i.name not in inits)
-    dims = [
-        d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim
-    ]
-    if len(dims) != 4:
-        raise ValueError(f"{path}: the input has {len(dims)} dimensions; adopt needs [N, 3, H, W]")
-    if dims[0] is not None:
-        raise ValueError(
-            f"{path} fixes the batch size to {dims[0]}; export it again with a dynamic batch "
-            "dimension (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}}))"
-        )
-    if dims[2:] != [None, None] and dims[2:] != [size, size]:
-        raise ValueError(f"{path} takes {dims[2]}x{dims[3]} px inputs: pass --size {dims[2]}")
-
-
-def _data_record(manifest: Path | None) -> dict:
+def _data_record(manifest: Path | None) -> DataRecord:
     if manifest is None:
-        return {"manifest": None, "sha256": None, "n_train": 0, "n_val": 0, "seeded_split": False}
-    return {
-        "manifest": str(manifest.resolve()),
-        "sha256": file_sha256(manifest),
-        "n_train": 0,
-        "n_val": 0,
-        "seeded_split": False,
-        "unsplit": "test",  # rows without a split: the model never trained on them
-    }
+        return DataRecord(None, None)
+    # rows without a split are test rows: the model never trained on them
+    return DataRecord(str(manifest.resolve()), file_sha256(manifest), unsplit="test")
 
 
 def _check_reload(out: Path, model: torch.nn.Module, x: torch.Tensor) -> None:
@@ -197,14 +117,7 @@ def run(cfg: AdoptConfig) -> AdoptResult:
     out = Path(cfg.out)
     rec |= {"format": fmt, "arch": cfg.arch, "function": cfg.function, "source": str(weights or "")}
     if fmt == "onnx":
-        rec["onnxruntime_max_abs_difference"] = diff = onnx_difference(weights, net, x)
-        with torch.no_grad():
-            scale = max(1.0, float(model(x).abs().max()))
-        if diff > ONNX_TOLERANCE * scale:
-            raise ValueError(
-                f"onnx2torch's conversion of {weights} differs from onnxruntime by {diff:.3g}; "
-                "the converted model is not the model: report it to onnx2torch"
-            )
+        rec["onnxruntime_max_abs_difference"] = onnx_check(weights, net, model, x)
     if fmt == "torchvision":
         rec["raw_outputs"] = int(
             [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].out_features
@@ -217,23 +130,49 @@ def run(cfg: AdoptConfig) -> AdoptResult:
         rec["sha256"] = file_sha256(copy)
     if fmt == "pickle":
         rec["trusted_pickle"] = True
-    k = rec["n_outputs"]
-    ckpt = {
-        "model": {"arch": ARCH, "n_outputs": k, "loss": "bce" if k == 1 else "ce",
-                  "output_stride": None},
-        "classes": classes,
-        "preprocessing": pre.to_dict(),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "train_config": {"seed": 0, "adopted": True},
-        "data": _data_record(manifest),
-        "epoch": None,
-        "val_loss": None,
-        "val_accuracy": None,
-        "adopted": rec,
-    }  # fmt: skip
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    ckpt = Checkpoint(None, classes, pre, state, _data_record(manifest), adoption=rec)
     save_checkpoint(best_checkpoint(out), ckpt)
     atomic_write_json(out / MODEL_DIR / "adopted.json", rec)  # readable without torch
     record(out, "adopt", cfg.to_dict() | {"format": fmt})
     _check_reload(out, model, x)
     n = len(images.df) if images is not None else None
     return AdoptResult(out, fmt, rec, pre, classes, n, notes)
+
+
+def lines(res: AdoptResult) -> list[str]:
+    """What ``adopt`` made of the model: classes, outputs, preprocessing, Grad-CAM layer,
+    whether CAM applies, the ONNX check, and the next command."""
+    rec = res.record
+    out = [f"adopted {res.format} model -> {res.run}"] + [f"note: {n}" for n in res.notes]
+    sl = rec["output_slice"]
+    sliced = f", outputs {sl[0]}:{sl[1]}" if sl else ""
+    out.append(f"classes: {', '.join(res.classes)} ({rec['n_outputs']} logit(s){sliced})")
+    out.append(f"explained: {rec['explained']} ({rec['output_how']})")
+    pre = res.pre
+    out.append(f"preprocessing: {pre.size} px, mean {list(pre.mean)}, std {list(pre.std)}")
+    grid = "x".join(str(g) for g in rec["grid"])
+    out.append(f"Grad-CAM layer: {rec['layer']} ({rec['channels']} channels, {grid} grid)")
+    if rec["cam_ready"]:
+        dev = rec["cam_deviation"]
+        out.append(f"CAM-ready: logits = linear map of the pooled layer (max deviation {dev:.2g})")
+    else:
+        out.append(f"cam refused: {rec['cam_reason']}; gradcam, ig and ablation work")
+    if "onnxruntime_max_abs_difference" in rec:
+        diff = rec["onnxruntime_max_abs_difference"]
+        out.append(f"onnx2torch vs onnxruntime: max abs difference {diff:.2g}")
+    if res.n_images is None:
+        return out + [f"next: saliency evaluate --run {res.run} --manifest M"]
+    return out + [f"{res.n_images} images; next: saliency evaluate --run {res.run}"]
+
+
+def run_stage(cfg: AdoptConfig, ctx: StageContext) -> Result:
+    """The stage contract: adopt into the context's run folder (``out``); a half-made
+    adoption there (no checkpoint yet) is cleared first, so an interrupted one starts over."""
+    import shutil
+
+    cfg = ctx.fill(cfg)
+    if not best_checkpoint(cfg.out).is_file() and (Path(cfg.out) / MODEL_DIR).is_dir():
+        shutil.rmtree(Path(cfg.out) / MODEL_DIR)
+    res = run(cfg)
+    return Result(res, lines(res))

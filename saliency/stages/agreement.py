@@ -10,38 +10,20 @@ model's shares (``saliency null``), the lift leader and the recovered verdict).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from saliency.analysis.agreement import ablation_drops, ablation_fills, agreement_table
+from saliency.analysis.agreement import agreement_table
 from saliency.analysis.recovered import NO_NULL, judged
 from saliency.analysis.selection import region_selections
 from saliency.atomic import atomic_write_text
+from saliency.configs.checks import AgreementConfig
 from saliency.methods.store import absolute_paths
-from saliency.rundir import (
-    agreement_dir,
-    null_dir,
-    record,
-    require_run,
-    saliency_dir,
-    share_dir,
-)
-
-
-@dataclass
-class AgreementConfig:
-    run: Path
-    maps_split: str = "test"
-    method: list[str] | None = None  # default: every method with shares
-    fill: list[str] | None = None  # default: every fill with delete-mode ablations
-    group: list[str] | None = None  # default: all, every subgroup, class and cell
-    bootstrap: int = 2000
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+from saliency.rundir import agreement_dir, record, saliency_dir, share_dir
+from saliency.runs import Run
+from saliency.stages.contract import Result, StageContext
 
 
 @dataclass
@@ -59,11 +41,12 @@ def _shared_methods(run: Path, split: str) -> list[str]:
 
 def run(cfg: AgreementConfig) -> AgreementResult:
     """Agreement tables for every method with shares and every fill with ablations."""
-    run_dir = require_run(cfg.run)
+    run = Run(cfg.run).require()
+    run_dir = run.path
     result = AgreementResult(out=agreement_dir(run_dir))
-    fills = cfg.fill or ablation_fills(run_dir)
-    drops = {f: d for f in fills if (d := ablation_drops(run_dir, f)) is not None}
-    methods = cfg.method or _shared_methods(run_dir, cfg.maps_split)
+    fills = cfg.fills or run.ablation_fills()
+    drops = {f: d for f in fills if (d := run.ablation_drops(f)) is not None}
+    methods = cfg.methods or _shared_methods(run_dir, cfg.maps_split)
     if not drops:
         result.missing.append(
             f"no delete-mode ablation of 3 or more regions: run `saliency ablate --run {cfg.run}`"
@@ -81,10 +64,10 @@ def run(cfg: AgreementConfig) -> AgreementResult:
         meta = json.loads(meta_file.read_text())
         per = pd.read_csv(per_file, keep_default_na=False)
         per["image"] = absolute_paths(per, meta)
-        null = null_shares(run_dir, method, cfg.maps_split)
+        null = run.null_shares(method, cfg.maps_split)
         if null is None:
             result.notes.append(f"{method}: " + NO_NULL.format(run=cfg.run))
-        sels = region_selections(per, meta["classes"], None, cfg.group)
+        sels = region_selections(per, meta["classes"], None, cfg.groups)
         table = agreement_table(
             per, meta["classes"], sels, drops, judged(meta), cfg.bootstrap, cfg.seed, null
         ).drop(columns="image", errors="ignore")
@@ -97,14 +80,32 @@ def run(cfg: AgreementConfig) -> AgreementResult:
     return result
 
 
-def null_shares(run: Path, method: str, split: str) -> pd.DataFrame | None:
-    """The null model's per-image shares for ``method`` (``RUN/null/share/``, written by
-    ``saliency null``) with an ``image`` column, or None when there are none."""
-    null = null_dir(run)
-    per_file = share_dir(null, method, split) / "per_image.csv"
-    meta_file = saliency_dir(null, split, method) / "meta.json"
-    if not per_file.is_file() or not meta_file.is_file():
-        return None
-    per = pd.read_csv(per_file, keep_default_na=False)
-    per["image"] = absolute_paths(per, json.loads(meta_file.read_text()))
-    return per
+def lines(res: AgreementResult) -> list[str]:
+    """What the command prints: what is missing, notes, one line per method and selection."""
+    out = list(res.missing)
+    if not res.tables:
+        return out
+    out += list(dict.fromkeys(res.notes))
+    out.append("agreement of ablation and attribution share (Spearman across regions, 95% "
+               "interval):")  # fmt: skip
+    for method, t in res.tables.items():
+        shown = t[t["split"] == "all"] if len(t) else t
+        for _, r in shown.iterrows():
+            verdict = (
+                f"recovered: {r['recovered']}" if r["recovered"]
+                else "nothing recovered" if r["judged"] == "yes" else f"no verdict ({r['judged']})"
+            )  # fmt: skip
+            out.append(
+                f"  {method}, {r['selection']} ({r['fill']}, n = {r['n']}): {r['spearman']:.2f} "
+                f"[{r['spearman_low']:.2f}, {r['spearman_high']:.2f}]; ablation leader "
+                f"{r['ablation_leader'] or 'none'}, enrichment leader "
+                f"{r['share_leader'] or 'none'}, lift leader {r['lift_leader'] or 'none'}; "
+                f"{verdict}"
+            )
+    return out + [f"-> {res.out}"]
+
+
+def run_stage(cfg: AgreementConfig, ctx: StageContext) -> Result:
+    """The stage contract: agreement on the context's run; code 1 when inputs are missing."""
+    res = run(ctx.fill(cfg))
+    return Result(res, lines(res), 0 if res.tables else 1)

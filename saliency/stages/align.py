@@ -21,6 +21,7 @@ import pandas as pd
 
 from saliency.atomic import atomic_write_json, atomic_write_text
 from saliency.binomial import wilson
+from saliency.configs.prepare import AlignConfig
 from saliency.data.cells import standard_selections
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
 from saliency.data.manifest import (
@@ -32,35 +33,9 @@ from saliency.data.manifest import (
 )
 from saliency.faces.align import MAX_RESIDUAL, fit_residual, transform_points, warp
 from saliency.faces.landmarks import FIVE, five_points, make_backend
-from saliency.faces.names import POLICIES
+from saliency.stages.contract import Result, StageContext
 
 FIVE_COLUMNS = [f"{n}_{a}" for n in FIVE for a in ("x", "y")]
-
-
-@dataclass
-class AlignConfig:
-    manifest: str
-    out: str
-    backend: str = "dlib"
-    size: int = 128
-    multiple: str = "largest"
-    upsample: int | None = None  # dlib pyramid doublings; None: per image size
-    predictor: str | None = None
-    device: str = "cpu"
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        if self.multiple not in POLICIES:
-            raise ValueError(f"unknown --multiple {self.multiple!r}; valid: {', '.join(POLICIES)}")
-        if self.size < 32:
-            raise ValueError("--size must be at least 32 px")
-
-    def backend_options(self) -> dict:
-        if self.backend == "dlib":
-            return {"predictor": self.predictor, "upsample": self.upsample}
-        if self.backend == "fan":
-            return {"predictor": self.predictor, "device": self.device}
-        return {}
 
 
 @dataclass
@@ -202,3 +177,33 @@ def _aligned_frame(df: pd.DataFrame, kept: list, root: Path) -> pd.DataFrame:
         return pd.concat([frame, landmark_frame(np.stack(points))], axis=1)
     five = np.stack([p if len(p) == 5 else five_points(p) for p in points]).reshape(len(points), -1)
     return pd.concat([frame, pd.DataFrame(five, columns=FIVE_COLUMNS)], axis=1)
+
+
+def lines(res: AlignResult, cfg: AlignConfig) -> list[str]:
+    """What the command prints: counts, speed, skip reasons, skip rate per cell."""
+    out = [
+        f"aligned {res.aligned} of {res.n} images ({cfg.backend}, {cfg.size} px) in "
+        f"{res.seconds:.1f} s ({res.n / max(res.seconds, 1e-9):.1f} img/s) -> {res.manifest}"
+    ]
+    if res.several:
+        out.append(f"{res.several} image(s) had several faces: kept the largest (faces_found "
+                   "column)")  # fmt: skip
+    if len(res.skipped):
+        out.append(f"skipped {len(res.skipped)} (reasons in {Path(cfg.out) / 'skipped.csv'}):")
+        for reason, count in res.skipped["reason"].str.split(":").str[0].value_counts().items():
+            out.append(f"  {count:6d}  {reason}")
+    table = res.rates.copy()
+    table["skip_rate"] = [
+        f"{r:6.1%} [{lo:.1%}, {hi:.1%}]" if r == r else "-"
+        for r, lo, hi in zip(table["skip_rate"], table["ci_low"], table["ci_high"], strict=True)
+    ]
+    return out + [table[["selection", "n", "aligned", "skip_rate"]].to_string(index=False)]
+
+
+def run_stage(cfg: AlignConfig, ctx: StageContext) -> Result:
+    """The stage contract: align the context's manifest into its ``out`` folder."""
+    from saliency.data.manifest import read_manifest
+
+    cfg = ctx.fill(cfg)
+    res = align_manifest(cfg, ctx.progress("align", len(read_manifest(cfg.manifest))))
+    return Result(res, lines(res, cfg))

@@ -7,7 +7,7 @@ t and family-wise p maps) and a figure per selection.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,27 +30,12 @@ from saliency.analysis.selection import (
     select,
 )
 from saliency.atomic import atomic_write
+from saliency.configs.maps import AverageConfig
 from saliency.data.cells import ALL, parse_group, present_groups
 from saliency.methods.store import explained_methods, read_maps
 from saliency.models.preprocess import Preprocessing
-from saliency.rundir import averages_dir, record, saliency_dir
-
-
-@dataclass
-class AverageConfig:
-    run: Path
-    split: str = "all"  # which predictions: all, correct or incorrect
-    group: list[str] | None = None  # default: all, every subgroup and every cell
-    label: str | None = None  # only this class
-    method: list[str] | None = None  # default: every explained method
-    norm: str = "max"
-    contrast: str | None = None  # a split, a group/cell, or rest (the complement)
-    permutations: int = 1000
-    maps_split: str = "test"
-    workers: int = 2
-
-    def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+from saliency.rundir import averages_dir, eval_dir, record, saliency_dir
+from saliency.stages.contract import Result, StageContext
 
 
 @dataclass
@@ -85,21 +70,58 @@ def _write_npz(path: Path, **arrays) -> None:
 
 
 def run(cfg: AverageConfig) -> AverageResult:
-    """Average every method's stored maps over each selection of ``cfg``."""
+    """Average every method's stored maps over each selection of ``cfg``: each outcome x
+    group (with ``cfg.contrast`` when given), then each group's incorrect minus correct
+    predictions (``contrast_incorrect``) and each evaluated cell minus the rest of its
+    outcome (``contrast_cells``). Records ``cfg`` in ``RUN/config.json``."""
+    faces: dict = {}
+    parts = [_average(cfg, o, cfg.contrast, cfg.groups, faces) for o in cfg.outcomes]
+    if cfg.contrast_incorrect:
+        parts.append(_average(cfg, "incorrect", "correct", cfg.groups, faces))
+    if cfg.contrast_cells:
+        cells = _cells(cfg.run, cfg.maps_split)
+        if cells:
+            parts.append(_average(cfg, ALL, REST, cells, faces))
+        else:
+            note = (
+                f"no evaluated cells for the {cfg.maps_split} split: no cell contrasts "
+                f"(`saliency evaluate --run {cfg.run} --split {cfg.maps_split}` first)"
+            )
+            parts.append(AverageResult(averages_dir(cfg.run), pd.DataFrame(), [note]))
+    record(cfg.run, "average", cfg.to_dict())
+    frames = [p.summary for p in parts if len(p.summary)]
+    summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return AverageResult(averages_dir(cfg.run), summary, [m for p in parts for m in p.messages])
+
+
+def _cells(run: Path, split: str) -> list[str]:
+    """The cells (subgroup x class) that the evaluation of ``split`` found."""
+    path = eval_dir(run, split) / "group_accuracy.csv"
+    if not path.is_file():
+        return []
+    table = pd.read_csv(path, keep_default_na=False)
+    return list(table.loc[table["kind"] == "cell", "selection"])
+
+
+def _average(
+    cfg: AverageConfig, outcome: str, contrast: str | None, groups: list[str] | None,
+    faces_cache: dict,
+) -> AverageResult:  # fmt: skip
+    """One outcome's averages over ``groups`` (default: all, every subgroup and cell)."""
     from saliency.viz.figures import average_figure, contrast_figure
     from saliency.viz.style import save_figure
 
-    check_outcome(cfg.split)
-    methods = explained_methods(cfg.run, cfg.maps_split, cfg.method)
+    check_outcome(outcome)
+    methods = explained_methods(cfg.run, cfg.maps_split, cfg.methods)
     out = averages_dir(cfg.run)
     result = AverageResult(out, pd.DataFrame())
-    summary, faces_cache = [], {}
+    summary = []
     for method in methods:
         maps, index, meta = read_maps(saliency_dir(cfg.run, cfg.maps_split, method))
         classes = meta["classes"]
         label = check_class(cfg.label, classes)
-        groups = cfg.group or default_groups(index, classes)
-        for g in groups:
+        chosen = groups or default_groups(index, classes)
+        for g in chosen:
             parse_group(g, present_groups(index), classes)
         ids = partition_ids(index)
         moments = partition_moments(maps, ids, cfg.norm)
@@ -111,8 +133,8 @@ def run(cfg: AverageConfig) -> AverageResult:
                 [str(root / p) for p in index["path"]], ids, pre, cfg.workers
             )
         faces = faces_cache[key]
-        for g in groups:
-            sel = Selection(cfg.split, g, label)
+        for g in chosen:
+            sel = Selection(outcome, g, label)
             mask = select(index, sel, classes)
             if not mask.any():
                 result.messages.append(
@@ -144,8 +166,8 @@ def run(cfg: AverageConfig) -> AverageResult:
                 ),
             }
             fig = None  # the preview: the average, or the contrast with its mean map
-            if cfg.contrast:
-                other, mask_b = _contrast(sel, cfg.contrast, index, classes, mask)
+            if contrast:
+                other, mask_b = _contrast(sel, contrast, index, classes, mask)
                 if mask_b.sum() < 2 or mask.sum() < 2:
                     result.messages.append(
                         f"{method}: contrast {sel.describe()} vs {other} needs at "
@@ -164,7 +186,7 @@ def run(cfg: AverageConfig) -> AverageResult:
                         p_fwe=res.p_fwe.reshape(shape),
                         contrast_count=int(len(b)),
                     )
-                    name = f"{name}_vs_{cfg.contrast}"
+                    name = f"{name}_vs_{contrast}"
                     fig = contrast_figure(
                         face,
                         mom.mean,
@@ -181,6 +203,19 @@ def run(cfg: AverageConfig) -> AverageResult:
                 fig = average_figure(face, mom.mean, mom.n, title, cfg.norm)
             save_figure(fig, out / f"{name}.png", tight=False)
             summary.append(row)
-    record(cfg.run, "average", cfg.to_dict())
     result.summary = pd.DataFrame(summary)
     return result
+
+
+def lines(res: AverageResult) -> list[str]:
+    """What the command prints: messages, the written selections, the folder."""
+    out = list(res.messages)
+    if not len(res.summary):
+        return out + ["nothing written: every selection was empty"]
+    return out + [res.summary.to_string(index=False), f"-> {res.out}"]
+
+
+def run_stage(cfg: AverageConfig, ctx: StageContext) -> Result:
+    """The stage contract: ``cfg`` with the context's run folder and workers."""
+    res = run(ctx.fill(cfg))
+    return Result(res, lines(res), 0 if len(res.summary) else 1)

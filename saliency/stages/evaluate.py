@@ -15,22 +15,14 @@ import pandas as pd
 
 from saliency.analysis.metrics import chance_message, evaluation_metrics, group_table
 from saliency.atomic import atomic_write_json, atomic_write_text
+from saliency.configs.model import EvaluateConfig
 from saliency.data.manifest import relative_path
 from saliency.models.checkpoint import load_model
 from saliency.models.evaluate import evaluation_rows
 from saliency.models.predict import predict_logits, predictions_frame
 from saliency.rundir import best_checkpoint, eval_dir, record, require_run, train_log
 from saliency.runtime import resolve_device
-
-
-@dataclass
-class EvaluateConfig:
-    run: Path
-    split: str = "test"  # train, val, test or all
-    manifest: Path | None = None  # another manifest (default: the training one)
-    batch_size: int = 128
-    workers: int = 2
-    device: str = "auto"
+from saliency.stages.contract import Result, StageContext
 
 
 @dataclass
@@ -64,19 +56,29 @@ def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], r
         save_figure(inch_margins(fig, 0.8, 0.5, 0.15, 0.35, 0.9), out / "curves.png", tight=False)
 
 
-def run(cfg: EvaluateConfig, progress: Callable[[int], None] | None = None) -> EvaluateResult:
-    """Classify ``cfg.split`` with the run's best checkpoint and write its evaluation."""
+def run(
+    cfg: EvaluateConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
+) -> dict[str, EvaluateResult]:
+    """Evaluate each of ``cfg.splits``; ``progress(name, total)`` makes a counter per split."""
+    return {s: evaluate_split(cfg, s, progress(f"evaluate {s}", 0) if progress else None)
+            for s in cfg.splits}  # fmt: skip
+
+
+def evaluate_split(
+    cfg: EvaluateConfig, split: str, progress: Callable[[int], None] | None = None
+) -> EvaluateResult:
+    """Classify ``split`` with the run's best checkpoint and write its evaluation."""
     run_dir = require_run(cfg.run)
     device = resolve_device(cfg.device)
     model, pre, classes, ckpt = load_model(best_checkpoint(run_dir), device)
-    rows, manifest = evaluation_rows(ckpt, cfg.split, cfg.manifest)
+    rows, manifest = evaluation_rows(ckpt, split, cfg.manifest)
     logits = predict_logits(model, pre, rows["path"], cfg.batch_size, cfg.workers, progress)
     pred = predictions_frame(rows, logits, classes)
     pred["path"] = [relative_path(p, manifest.parent) for p in pred["path"]]
     metrics = evaluation_metrics(pred, classes)
-    metrics["checkpoint"] = {"epoch": ckpt["epoch"], "arch": ckpt["model"]["arch"]}
+    metrics["checkpoint"] = {"epoch": ckpt.epoch, "arch": ckpt.arch}
     metrics["manifest"] = str(manifest)
-    out = eval_dir(run_dir, cfg.split)
+    out = eval_dir(run_dir, split)
     atomic_write_text(out / "predictions.csv", pred.to_csv(index=False))
     atomic_write_json(out / "metrics.json", metrics)
     table = group_table(pred, classes)
@@ -84,7 +86,44 @@ def run(cfg: EvaluateConfig, progress: Callable[[int], None] | None = None) -> E
     _figures(out, pred, metrics, classes, run_dir)
     record(
         run_dir,
-        f"evaluate:{cfg.split}",
-        {"split": cfg.split, "manifest": str(manifest), "batch_size": cfg.batch_size},
+        f"evaluate:{split}",
+        {"split": split, "manifest": str(manifest), "batch_size": cfg.batch_size},
     )
-    return EvaluateResult(out, pred, metrics, table, chance_message(metrics, cfg.split))
+    return EvaluateResult(out, pred, metrics, table, chance_message(metrics, split))
+
+
+def table_lines(table: pd.DataFrame, metrics: dict) -> list[str]:
+    """Accuracy per selection with its interval, and the hardest cell's gap, as text."""
+    out = [f"{'selection':>14s} {'n':>6s} {'accuracy':>9s}   95% CI"]
+    for r in table.itertuples():
+        acc = "-" if r.accuracy is None or pd.isna(r.accuracy) else f"{r.accuracy:.1%}"
+        ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:.1%}, {r.ci_high:.1%}]"
+        out.append(f"{r.selection:>14s} {r.n:6d} {acc:>9s}   {ci}")
+    hard = metrics["hardest_cell"]
+    if hard:
+        gap = next(g for g in metrics["gaps"] if g["a"] == hard and g["b"] == "rest")
+        if gap["difference"] is not None:
+            verdict = "excludes 0: the gap is real" if gap["excludes_zero"] else "includes 0"
+            out.append(
+                f"hardest cell {hard}: {gap['difference']:+.1%} vs the rest, 95% CI "
+                f"[{gap['ci'][0]:+.1%}, {gap['ci'][1]:+.1%}] ({verdict})"
+            )
+    return out
+
+
+def lines(res: EvaluateResult, split: str) -> list[str]:
+    """What the command prints for one split: the headline, the table, the chance warning."""
+    m = res.metrics
+    out = [
+        f"{split}: {len(res.predictions)} images, loss {m['loss']:.4f}, ROC AUC "
+        f"{m['roc_auc']['all'] or float('nan'):.3f}, ECE {m['calibration']['ece']:.3f} "
+        f"-> {res.out}"
+    ]
+    out += table_lines(res.table, m)
+    return out + ([f"warning: {res.chance_warning}"] if res.chance_warning else [])
+
+
+def run_stage(cfg: EvaluateConfig, ctx: StageContext) -> Result:
+    """The stage contract: every split of ``cfg`` on the context's run."""
+    res = run(ctx.fill(cfg), ctx.progress)
+    return Result(res, [line for s, r in res.items() for line in lines(r, s)])

@@ -2,13 +2,17 @@
 
 Writes, per method, ``RUN/saliency/<split>/<method>/maps.npy`` (float32 ``[N, H, W]`` at the
 model's input size, raw), ``index.csv`` (one row per map: image, label, group, target,
-prediction, probabilities, logits, IG completeness) and ``meta.json``. Work goes in chunks;
-after each chunk the maps are flushed and the count recorded, so running the same command
-again continues where it stopped and ends with the same files.
+prediction, probabilities, logits, each method's own columns such as IG's completeness) and
+``meta.json``, through the map store's writer (:class:`saliency.methods.store.MapStore`). Work
+goes in chunks; after each chunk the maps are flushed and the count recorded, so running the
+same command again continues where it stopped and ends with the same files. Everything
+particular to a method (its settings, columns, preparation, refusal, run data) comes from its
+:class:`~saliency.methods.base.Method` record: this stage names no method.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -20,24 +24,22 @@ import pandas as pd
 import torch
 
 from saliency import __version__
-from saliency.atomic import atomic_write_json, atomic_write_text
-from saliency.data.manifest import relative_path
-from saliency.methods.fold import fold_batchnorm
-from saliency.methods.geometry import grid_geometry
-from saliency.methods.names import GRID_METHODS
-from saliency.methods.registry import UNITS, check_methods, explain_batch
+from saliency.configs.maps import DEFAULT_METHODS, ExplainConfig
+from saliency.methods.base import MEAN_FACE, Method
+from saliency.methods.geometry import GridGeometry, grid_geometry
+from saliency.methods.registry import REGISTRY, check_methods, explain_batch, method_settings
+from saliency.methods.store import MapStore
 from saliency.methods.targets import resolve_targets
 from saliency.models import outputs
-from saliency.models.checkpoint import file_sha256, load_model
-from saliency.models.evaluate import evaluation_rows, run_rows
+from saliency.models.checkpoint import Checkpoint, file_sha256, load_model
+from saliency.models.evaluate import run_rows
 from saliency.models.loader import ImageSource
-from saliency.models.predict import predictions_frame
 from saliency.models.preprocess import normalize, to_unit
 from saliency.rundir import best_checkpoint, saliency_dir
+from saliency.runs import fixed_targets, mean_face
 from saliency.runtime import full_float32
-from saliency.stages.explain_settings import ExplainConfig, fixed_targets
+from saliency.stages.contract import Result, StageContext
 
-PROGRESS = ".progress.json"
 MIN_GRID = 4  # below this grid size CAM-type maps cannot localize facial regions
 
 
@@ -47,69 +49,84 @@ class ExplainResult:
     n: int
     resumed_from: int
     grid: tuple[int, int]
-    ig_over_tolerance: int = 0
+    flagged: dict[str, int] = field(default_factory=dict)  # method -> rows its check flags
     warnings: list[str] = field(default_factory=list)
 
 
-FOLD_TOLERANCE = 1e-3  # relative difference of logits allowed for the folded copy
+def _settings(cfg: ExplainConfig, methods: list[Method]) -> dict:
+    """Each method's settings: the config's field of its settings type (for IG, the
+    ``ig`` field), else its defaults (None for a method without settings)."""
+    found = method_settings(*(getattr(cfg, f.name) for f in dataclasses.fields(cfg)))
+    return {m.name: found.get(m.name, m.defaults()) for m in methods}
 
 
-def _ig_model(
-    model, cfg: ExplainConfig, source: ImageSource, device: torch.device
-) -> tuple[torch.nn.Module, str | None]:
-    """The batch-norm-folded copy for IG when its logits match the model's, else the model."""
-    if "ig" not in cfg.methods or not cfg.fold_bn or len(source) == 0:
-        return model, None
-    folded = fold_batchnorm(model)
+def _prepare(
+    model, methods: list[Method], settings: dict, cfg: ExplainConfig, source: ImageSource,
+    device: torch.device,
+) -> tuple[dict[str, torch.nn.Module], list[str]]:  # fmt: skip
+    """The prepared models of the methods with a preparation step (IG's batch-norm-folded
+    copy), checked on the split's first batch, unless ``cfg.fold_bn`` is off; and the notes
+    of those that kept the model as it is."""
+    wanting = [m for m in methods if m.prepare is not None]
+    if not wanting or not cfg.fold_bn or len(source) == 0:
+        return {}, []
     images, _ = next(source.batches(np.arange(min(len(source), cfg.batch_size)), cfg.batch_size))
     x = normalize(to_unit(images.to(device)), source.pre)
-    with torch.no_grad():
-        a, b = model(x), folded(x)
-    if float((a - b).abs().max()) > FOLD_TOLERANCE * max(1.0, float(a.abs().max())):
-        return model, "batch-norm folding changed the logits; IG ran on the unfolded model"
-    return folded, None
-
-
-def mean_face(ckpt: dict, pre, device: torch.device, workers: int = 2) -> torch.Tensor:
-    """The training images' mean ``[3, H, W]`` in [0, 1] on ``device`` (IG's mean baseline)."""
-    train_rows, _ = evaluation_rows(ckpt, "train")
-    train = ImageSource(train_rows["path"], pre, cache_bytes=0, workers=workers)
-    return train.mean().permute(2, 0, 1).float().to(device)
+    prepared, notes = {}, []
+    for m in wanting:
+        prepared[m.name], note = m.prepare(model, settings[m.name], x)
+        notes += [note] if note else []
+    return prepared, notes
 
 
 def _key(
-    cfg: ExplainConfig, method: str, ckpt_sha: str, paths: list[str], fixed: np.ndarray | None
-) -> str:
+    cfg: ExplainConfig, method: Method, settings, ckpt_sha: str, paths: list[str],
+    fixed: np.ndarray | None,
+) -> str:  # fmt: skip
     """What decides one method's maps: the rows, checkpoint, target policy (or the fixed
-    targets) and the method's own settings (IG's for ig, the upsampling rule for grid
-    methods)."""
-    own = {"target": cfg.target if fixed is None else fixed.tolist()}
-    if method == "ig":
-        own |= {"ig": cfg.ig.to_dict(), "fold_bn": cfg.fold_bn}
-    if method in GRID_METHODS:
+    targets) and the method's own part (its settings and, with a preparation step, whether
+    it was allowed; the upsampling rule for grid methods)."""
+    own = {"target": cfg.target if fixed is None else fixed.tolist()} | method.key(settings)
+    if method.prepare is not None:
+        own["fold_bn"] = cfg.fold_bn
+    if method.grid:
         own["upsample"] = cfg.upsample
-    blob = json.dumps([method, own, ckpt_sha, paths], sort_keys=True).encode()
+    blob = json.dumps([method.name, own, ckpt_sha, paths], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
-def _resume_points(out: Path, keys: dict[str, str], overwrite: bool) -> dict[str, int]:
-    """Rows already stored per method (0 for new ones); other settings need ``overwrite``."""
-    done, clash = {}, []
-    for m, key in keys.items():
-        path = out / m / PROGRESS
-        state = json.loads(path.read_text()) if path.is_file() else None
-        if state is not None and state["key"] == key:
-            done[m] = int(state["done"])
-        elif state is not None and not overwrite:
-            clash.append(m)
-        else:
-            done[m] = 0
-    if clash:
-        raise ValueError(
-            f"{out} holds {', '.join(clash)} maps made with other settings; pass --overwrite "
-            "to replace them"
+def _grid_warnings(methods: list[Method], geometry: GridGeometry, ckpt: Checkpoint) -> list[str]:
+    """What to say about the grid maps' placement and resolution."""
+    if not any(m.grid for m in methods):
+        return []
+    out = [f"{geometry.note}; CAM-type maps use the image-resize rule"] if geometry.note else []
+    finer = (
+        "adopt it at a larger --size"
+        if ckpt.adopted
+        else "use a larger --size or --output-stride 16"
+    )
+    if min(geometry.grid) < MIN_GRID:
+        out.append(
+            f"the map grid is {geometry.grid[0]}x{geometry.grid[1]}: too coarse to tell "
+            f"facial regions apart ({finer})"
         )
-    return done
+    return out
+
+
+def _chooser(
+    cfg: ExplainConfig, fixed: np.ndarray | None, true: torch.Tensor, classes: list[str],
+    idx: torch.Tensor,
+) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
+    """``logits [B, n_outputs] -> target [B]`` for the rows ``idx`` of a batch."""
+
+    def choose(logits: torch.Tensor) -> torch.Tensor:
+        if fixed is not None:
+            return torch.from_numpy(fixed[idx.numpy()]).to(logits.device)
+        return resolve_targets(
+            cfg.target, outputs.predicted(logits), true[idx].to(logits.device), classes
+        )
+
+    return choose
 
 
 @full_float32
@@ -125,106 +142,102 @@ def explain_run(
 
     Each method keeps its own progress: methods already complete with the same settings
     are skipped, and the others continue together from the earliest unfinished row."""
-    methods = check_methods(cfg.methods)
+    chosen = [REGISTRY[m] for m in check_methods(cfg.methods)]
     run = Path(run)
     ckpt_path = best_checkpoint(run)
     model, pre, classes, ckpt = load_model(ckpt_path, device)
-    if "cam" in methods and model.fc is None:
-        raise ValueError(
-            f"cam does not apply to this model: {model.cam_refusal}; use gradcam or ig"
-        )
+    _refuse(model, chosen)
     for p in model.parameters():
         p.requires_grad_(False)
     rows, manifest = run_rows(ckpt, cfg.split, cfg.manifest)
     if cfg.limit:
         rows = rows.head(cfg.limit)
-    n, size = len(rows), pre.size
-    geometry = grid_geometry(model, size, cfg.upsample)
-    out = saliency_dir(run, cfg.split)
+    n, paths, settings = len(rows), rows["path"].tolist(), _settings(cfg, chosen)
+    geometry = grid_geometry(model, pre.size, cfg.upsample)
     sha = file_sha256(ckpt_path)
-    fixed = None
-    if cfg.target_file:
-        fixed = fixed_targets(cfg.target_file, rows["path"].tolist(), classes)
-    keys = {m: _key(cfg, m, sha, rows["path"].tolist(), fixed) for m in methods}
-    done = _resume_points(out, keys, overwrite)
-    todo = [m for m in methods if done[m] < n or n == 0]
-    start = min((done[m] for m in todo), default=n)
-    result = ExplainResult(out, n, start, geometry.grid)
-    gridded = any(m in GRID_METHODS for m in methods)
-    if gridded and geometry.note:
-        result.warnings.append(f"{geometry.note}; CAM-type maps use the image-resize rule")
-    finer = (
-        "adopt it at a larger --size"
-        if "adopted" in ckpt
-        else "use a larger --size or --output-stride 16"
-    )
-    if gridded and min(geometry.grid) < MIN_GRID:
-        result.warnings.append(
-            f"the map grid is {geometry.grid[0]}x{geometry.grid[1]}: too coarse to tell "
-            f"facial regions apart ({finer})"
-        )
-    n_out = ckpt["model"]["n_outputs"]
-    stores, scalars = {}, {}
-    for m in todo:
-        (out / m).mkdir(parents=True, exist_ok=True)
-        mode = "r+" if done[m] else "w+"
-        stores[m] = np.lib.format.open_memmap(
-            out / m / "maps.npy", mode=mode, dtype=np.float32, shape=(n, size, size)
-        )
-        scalars[m] = np.lib.format.open_memmap(  # logits, target, ig error and delta
-            out / m / ".scalars.npy", mode=mode, dtype=np.float32, shape=(n, n_out + 3)
-        )
+    fixed = fixed_targets(cfg.target_file, paths, classes) if cfg.target_file else None
+    keys = {m.name: _key(cfg, m, settings[m.name], sha, paths, fixed) for m in chosen}
+    n_out = ckpt.n_outputs
+    store = MapStore(saliency_dir(run, cfg.split), n, pre.size, n_out, cfg.chunk)
+    store.resume(keys, {m.name: m.columns for m in chosen}, overwrite)
+    todo = [REGISTRY[m] for m in store.methods]
+    result = ExplainResult(store.folder, n, store.start, geometry.grid)
+    result.warnings += _grid_warnings(chosen, geometry, ckpt)
     true = torch.tensor(rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy())
-    face = None
-    if "ig" in todo and cfg.ig.baseline == "mean":
-        face = mean_face(ckpt, pre, device, workers)
+    data = _run_data(todo, settings, ckpt, pre, device, workers)
     source = ImageSource(rows["path"], pre, cache_bytes=0, workers=workers)
-    ig_model, fold_note = _ig_model(model, cfg, source, device) if "ig" in todo else (model, None)
-    if fold_note:
-        result.warnings.append(fold_note)
-    if progress is not None and start:
-        progress(start)
-
-    def checkpoint(upto: int) -> None:
-        for m in todo:
-            stores[m].flush()
-            scalars[m].flush()
-            state = {"key": keys[m], "done": max(done[m], upto), "n": n}
-            atomic_write_json(out / m / PROGRESS, state)
-
-    unflushed = 0
-    for images, idx in source.batches(np.arange(start, n), cfg.batch_size):
-        unit = to_unit(images.to(device))
-        idx_np = idx.numpy()
-
-        def choose(logits: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
-            if fixed is not None:
-                return torch.from_numpy(fixed[idx.numpy()]).to(logits.device)
-            return resolve_targets(
-                cfg.target, outputs.predicted(logits), true[idx].to(logits.device), classes
-            )
-
+    prepared, notes = _prepare(model, todo, settings, cfg, source, device)
+    result.warnings += notes
+    if progress is not None and store.start:
+        progress(store.start)
+    for images, idx in source.batches(np.arange(store.start, n), cfg.batch_size):
+        choose = _chooser(cfg, fixed, true, classes, idx)
         res, target = explain_batch(
-            model, unit, pre, todo, choose, cfg.ig, face, ig_model, geometry
-        )
-        logits, target = res.logits.float().cpu().numpy(), target.cpu().numpy()
-        for m in todo:
-            stores[m][idx_np] = res.maps[m].float().cpu().numpy()
-            scalars[m][idx_np, :n_out] = logits
-            scalars[m][idx_np, n_out] = target
-        if res.ig_error is not None:
-            scalars["ig"][idx_np, n_out + 1] = res.ig_error.cpu().numpy()
-            scalars["ig"][idx_np, n_out + 2] = res.ig_delta.cpu().numpy()
-        unflushed += len(idx_np)
-        if unflushed >= cfg.chunk:  # rows are processed in order: all below idx[-1] are done
-            checkpoint(int(idx_np[-1]) + 1)
-            unflushed = 0
+            model, to_unit(images.to(device)), pre, store.methods, choose, settings,
+            data=data, prepared=prepared, geometry=geometry,
+        )  # fmt: skip
+        maps = {m: v.float().cpu().numpy() for m, v in res.maps.items()}
+        extras = {c: v.cpu().numpy() for c, v in res.extras.items()}
+        store.append(idx.numpy(), maps, res.logits.float().cpu().numpy(), target.cpu().numpy(),
+                     extras)  # fmt: skip
         if progress is not None:
-            progress(len(idx_np))
-    checkpoint(n)
-    common = {
+            progress(len(idx))
+    common = _common_meta(cfg, fixed, n, geometry, classes, pre, manifest, ckpt_path, sha, ckpt)
+    meta = {
+        m.name: _method_meta(m, settings[m.name], geometry, prepared, model) | common for m in todo
+    }
+    store.finish(rows, manifest, classes, meta)
+    result.flagged = _flagged(store.folder, chosen, settings)
+    return result
+
+
+def _refuse(model, methods: list[Method]) -> None:
+    """``ValueError`` with the first method's reason when it cannot explain ``model``."""
+    for m in methods:
+        reason = m.refusal(model) if m.refusal is not None else None
+        if reason:
+            raise ValueError(reason)
+
+
+def _run_data(
+    methods: list[Method], settings: dict, ckpt: Checkpoint, pre, device: torch.device,
+    workers: int,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The run data the methods need with their settings (the mean face)."""
+    if any(MEAN_FACE in m.run_data(settings[m.name]) for m in methods):
+        return {MEAN_FACE: mean_face(ckpt, pre, device, workers)}
+    return {}
+
+
+def _flagged(folder: Path, methods: list[Method], settings: dict) -> dict[str, int]:
+    """Per method with a check of its own: the rows of its stored index.csv it flags."""
+    return {
+        m.name: m.flagged(pd.read_csv(folder / m.name / "index.csv"), settings[m.name])
+        for m in methods
+        if m.flagged is not None
+    }
+
+
+def _method_meta(m: Method, settings, geometry: GridGeometry, prepared: dict, model) -> dict:
+    """The method's own part of meta.json: units, placement of grid maps, its settings (the
+    key of every method with settings is present, null unless it is this one) and whether it
+    ran on its prepared (batch-norm-folded) model."""
+    own = {"method": m.name, "units": m.units, "upsampling": geometry.to_dict() if m.grid else None}
+    own |= {other.name: None for other in REGISTRY.values() if other.settings is not None}
+    if m.settings is not None:
+        own[m.name] = dataclasses.asdict(settings)
+    return own | {"batchnorm_folded": bool(prepared.get(m.name, model) is not model)}
+
+
+def _common_meta(
+    cfg: ExplainConfig, fixed: np.ndarray | None, n: int, geometry: GridGeometry,
+    classes: list[str], pre, manifest: Path, ckpt_path: Path, sha: str, ckpt: Checkpoint,
+) -> dict:  # fmt: skip
+    """What meta.json records for every method: shape, grid, split, targets, checkpoint,
+    preprocessing, explained output, manifests and version."""
+    return {
         "normalization": "none (raw maps)",
-        "shape": [n, size, size],
+        "shape": [n, pre.size, pre.size],
         "grid": list(geometry.grid),
         "split": cfg.split,
         "target_policy": cfg.target if fixed is None else f"as in {cfg.target_file}",
@@ -232,48 +245,15 @@ def explain_run(
         "checkpoint": {
             "path": str(ckpt_path),
             "sha256": sha,
-            "epoch": ckpt["epoch"],
-            "arch": ckpt["model"]["arch"],
+            "epoch": ckpt.epoch,
+            "arch": ckpt.arch,
         },
         "preprocessing": pre.to_dict(),
-        "explained_output": ckpt.get("adopted", {}).get("explained", "logits"),
+        "explained_output": ckpt.explained,
         "manifest": str(manifest),
         "mask_manifest": str(Path(cfg.manifest).resolve()) if cfg.manifest else None,
         "saliency_version": __version__,
     }
-    for m in todo:
-        index = _index(scalars[m], rows, manifest, classes, n_out, m == "ig")
-        atomic_write_text(out / m / "index.csv", index.to_csv(index=False))
-        own = {
-            "method": m,
-            "units": UNITS[m],
-            "upsampling": geometry.to_dict() if m in GRID_METHODS else None,
-            "ig": cfg.ig.to_dict() if m == "ig" else None,
-            "batchnorm_folded": bool(m == "ig" and ig_model is not model),
-        }
-        atomic_write_json(out / m / "meta.json", own | common)
-    if "ig" in methods:
-        index = pd.read_csv(out / "ig" / "index.csv")
-        result.ig_over_tolerance = int((index["ig_error"] > cfg.ig.tolerance).sum())
-    return result
-
-
-def _index(
-    scalars: np.ndarray,
-    rows: pd.DataFrame,
-    manifest: Path,
-    classes: list[str],
-    n_out: int,
-    ig: bool,
-) -> pd.DataFrame:
-    """index.csv: one row per map (image, label, group, target, prediction, logits, IG)."""
-    index = predictions_frame(rows, np.asarray(scalars[:, :n_out]), classes)
-    index["path"] = [relative_path(p, manifest.parent) for p in index["path"]]
-    index.insert(4, "target", np.asarray(classes, dtype=object)[scalars[:, n_out].astype(int)])
-    if ig:
-        index["ig_error"] = scalars[:, n_out + 1]
-        index["ig_delta"] = scalars[:, n_out + 2]
-    return index
 
 
 def run(
@@ -292,3 +272,42 @@ def run(
     res = explain_run(run_dir, cfg, resolve_device(device), workers, progress, overwrite)
     record(run_dir, f"explain:{cfg.split}", cfg.to_dict())
     return res
+
+
+def lines(res: ExplainResult, cfg: ExplainConfig, seconds: float) -> list[str]:
+    """What the command prints: what was done, warnings, each method's own check."""
+    out = []
+    if res.n and res.resumed_from == res.n:
+        out.append(f"all {res.n} maps of each method were already there (same settings): kept")
+    elif res.resumed_from:
+        out.append(f"resumed after {res.resumed_from} of {res.n} images")
+    out.append(
+        f"{res.n} images x {len(cfg.methods)} method(s) ({', '.join(cfg.methods)}), grid "
+        f"{res.grid[0]}x{res.grid[1]}, in {seconds:.1f} s -> {res.out}"
+    )
+    out += [f"warning: {w}" for w in res.warnings]
+    methods = [m for m in res.flagged if m in REGISTRY]
+    settings = _settings(cfg, [REGISTRY[m] for m in methods])
+    for m in methods:
+        if res.flagged[m] and REGISTRY[m].flag_text is not None:
+            out.append(f"warning: {REGISTRY[m].flag_text(res.flagged[m], settings[m])}")
+    return out
+
+
+def run_stage(cfg: ExplainConfig, ctx: StageContext) -> Result:
+    """The stage contract: explain the context's run. The default methods are those of
+    ``DEFAULT_METHODS`` that apply to its model (cam needs a CAM-ready one; a note says when
+    it is left out); methods named otherwise are refused with the reason when they cannot."""
+    import time
+
+    from saliency.runs import applicable
+
+    note = None
+    if list(cfg.methods) == list(DEFAULT_METHODS):  # named ones are refused if they cannot run
+        methods, note = applicable(ctx.run, list(cfg.methods))
+        cfg = dataclasses.replace(cfg, methods=methods)
+    start = time.perf_counter()
+    step = ctx.progress(f"explain {cfg.split}", 0)
+    res = run(ctx.run, cfg, ctx.device, ctx.workers, step, ctx.overwrite)
+    head = [f"note: {note}"] if note else []
+    return Result(res, head + lines(res, cfg, time.perf_counter() - start))

@@ -15,23 +15,17 @@ from pathlib import Path
 
 import torch
 
-from saliency.atomic import atomic_write_json
+from saliency.configs.model import ExportConfig
 from saliency.models.adopted.sources import ONNX_OPSET
-from saliency.models.checkpoint import load_model
+from saliency.models.checkpoint import Checkpoint, load_model
+from saliency.models.interchange import SAMPLE, sample_batch, write_sidecar
 from saliency.models.preprocess import Preprocessing
 from saliency.rundir import best_checkpoint, require_run
-from saliency.stages.adopt import PREPROCESSING_SUFFIX, SAMPLE, sample_batch
+from saliency.stages.contract import Result, StageContext
 
 FORMATS = ("onnx", "pt2")
 TOLERANCE = 1e-4  # max abs difference of the logits, exported vs PyTorch
 MAX_BATCH = 4096
-
-
-@dataclass
-class ExportConfig:
-    run: str
-    format: str = "onnx"
-    out: str | None = None
 
 
 @dataclass
@@ -54,7 +48,7 @@ class _Logits(torch.nn.Module):
         return self.model(x)
 
 
-def check_batch(ckpt: dict, pre: Preprocessing) -> tuple[torch.Tensor, str]:
+def check_batch(ckpt: Checkpoint, pre: Preprocessing) -> tuple[torch.Tensor, str]:
     """Up to :data:`SAMPLE` of the run's test images (else any of its images, else noise),
     normalized: ``[n, 3, S, S]``."""
     from saliency.models.evaluate import evaluation_rows
@@ -106,25 +100,22 @@ def run(cfg: ExportConfig) -> ExportResult:
         ref = net(x)
     got = (_onnx if cfg.format == "onnx" else _pt2)(net, x, path)
     diff = float((got - ref).abs().max())
-    n_out = int(ref.shape[1])
-    info = {
-        "format": "saliency-preprocessing/1",
-        "model": path.name,
-        "preprocessing": pre.to_dict(),
-        "classes": classes,
-        "input": "float32 [N, 3, S, S]: RGB in [0, 1], minus mean, over std, per channel",
-        "output": "logits",
-        "n_outputs": n_out,
-        "convention": "one logit: the log-odds of classes[1]"
-        if n_out == 1
-        else "one logit per class, in the order of classes",
-        "check": {"max_abs_difference": diff, "tolerance": TOLERANCE, "on": source},
-    }
-    pre_path = Path(str(path) + PREPROCESSING_SUFFIX)
-    atomic_write_json(pre_path, info)
+    check = {"max_abs_difference": diff, "tolerance": TOLERANCE, "on": source}
+    pre_path = write_sidecar(path, pre, classes, int(ref.shape[1]), check)
     if not diff < TOLERANCE:
         raise ValueError(
             f"the {cfg.format} export differs from PyTorch by {diff:.3g} (tolerance "
             f"{TOLERANCE:g}) on {source}; do not use {path}"
         )
     return ExportResult(path, pre_path, diff, len(x), source)
+
+
+def run_stage(cfg: ExportConfig, ctx: StageContext) -> Result:
+    """The stage contract: export the context's run and check it against PyTorch."""
+    res = run(ctx.fill(cfg))
+    return Result(res, [
+        f"{cfg.format} -> {res.path}",
+        f"preprocessing -> {res.preprocessing}",
+        f"checked on {res.source}: max abs difference of the logits "
+        f"{res.max_abs_difference:.2g} (< {TOLERANCE:g})",
+    ])  # fmt: skip

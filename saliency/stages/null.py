@@ -24,31 +24,16 @@ import numpy as np
 import pandas as pd
 
 from saliency.atomic import atomic_write_json
+from saliency.configs.maps import ExplainConfig, ShareConfig
+from saliency.configs.model import EvaluateConfig, NullConfig
 from saliency.data.manifest import relative_path, write_manifest
-from saliency.rundir import (
-    best_checkpoint,
-    last_checkpoint,
-    null_dir,
-    record,
-    require_run,
-    saliency_dir,
-)
-from saliency.stages.explain_settings import ExplainConfig, recorded_configs
+from saliency.rundir import last_checkpoint, null_dir, record
+from saliency.runs import Run
+from saliency.stages import registry
+from saliency.stages.contract import Result, StageContext
 
 SHUFFLED = ("train", "val")
 TRUE_LABEL = "label_before_shuffle"
-
-
-@dataclass
-class NullConfig:
-    run: Path
-    seed: int = 0  # the label permutation's seed (training keeps the run's own seed)
-    epochs: int | None = None  # None: the recipe's; fewer is recorded and reported
-    device: str = "auto"
-    workers: int = 2
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass
@@ -65,11 +50,10 @@ class NullResult:
 
 def null_manifest(run: Path, seed: int) -> tuple[Path, dict]:
     """Write ``RUN/null/manifest.csv`` (module docstring); returns its path and a record."""
-    from saliency.models.checkpoint import read_checkpoint
     from saliency.models.evaluate import evaluation_rows
 
-    ckpt = read_checkpoint(best_checkpoint(run))
-    rows, manifest = evaluation_rows(ckpt, "all")  # splits resolved, absolute image paths
+    # splits resolved, absolute image paths
+    rows, manifest = evaluation_rows(Run(run).checkpoint(), "all")
     out = null_dir(run)
     df = rows.copy()
     df["path"] = [relative_path(p, out) for p in df["path"]]
@@ -92,20 +76,6 @@ def null_manifest(run: Path, seed: int) -> tuple[Path, dict]:
     return path, info
 
 
-def same_images(run: Path, split: str, ecfg: ExplainConfig, methods: list[str]) -> ExplainConfig:
-    """``ecfg`` for another model's maps of the images the run explained on ``split``,
-    for the same target classes, image by image."""
-    first = saliency_dir(run, split, methods[0])
-    n = json.loads((first / "meta.json").read_text())["shape"][0]
-    return replace(ecfg, methods=methods, limit=n or None, target_file=str(first / "index.csv"))
-
-
-def _adopted(run: Path) -> bool:
-    from saliency.models.checkpoint import read_checkpoint
-
-    return "adopted" in read_checkpoint(best_checkpoint(run))
-
-
 def train_null(
     cfg: NullConfig,
     on_epoch: Callable | None = None,
@@ -115,21 +85,21 @@ def train_null(
     returns the trainer after fitting."""
     from saliency.models.train import Trainer, config_from_checkpoint
 
-    run = require_run(cfg.run)
-    if _adopted(run):
+    run = Run(cfg.run).require()
+    if run.adopted:
         raise ValueError(
             f"{run} holds an adopted model: a null model is trained by the recipe that trained "
             "the run's model, and saliency does not have it; `saliency validate` still runs "
             "the randomization and perturbation checks"
         )
-    if not last_checkpoint(run).is_file():
+    if not run.has_recipe():
         raise ValueError(
             f"{run} has no training recipe (checkpoints/last.pt): a null model is trained by "
             "the recipe that trained the run's model; train the run with `saliency train`"
         )
-    manifest, _ = null_manifest(run, cfg.seed)
-    out = null_dir(run)
-    recipe = config_from_checkpoint(run, manifest=str(manifest), out=str(out))
+    manifest, _ = null_manifest(run.path, cfg.seed)
+    out = null_dir(run.path)
+    recipe = config_from_checkpoint(run.path, manifest=str(manifest), out=str(out))
     recipe = replace(recipe, device=cfg.device, workers=cfg.workers)
     if cfg.epochs is not None:
         recipe = replace(recipe, epochs=cfg.epochs)
@@ -148,16 +118,13 @@ def explain_null(
 ) -> dict[str, list[str]]:
     """Explain the null model on every split and method the run explained, with the run's
     settings and the run's targets; ``progress(split, n)`` returns a counter."""
-    from saliency.runtime import resolve_device
-    from saliency.stages.explain import explain_run
-
-    run, out = Path(cfg.run), null_dir(cfg.run)
+    run, out = Run(cfg.run), null_dir(cfg.run)
     done = {}
-    for split, (ecfg, methods) in recorded_configs(run).items():
-        ecfg = same_images(run, split, ecfg, methods)
-        step = progress(split, ecfg.limit or 0) if progress is not None else None
-        explain_run(out, ecfg, resolve_device(cfg.device), cfg.workers, step, overwrite=True)
-        record(out, f"explain:{split}", ecfg.to_dict())
+    ctx = StageContext(run=out, device=cfg.device, workers=cfg.workers, overwrite=True)
+    if progress is not None:
+        ctx.progress = progress
+    for split, (ecfg, methods) in run.recorded_configs(ExplainConfig).items():
+        registry.get("explain").run(run.same_images(split, ecfg, methods), ctx)
         done[split] = methods
     return done
 
@@ -167,17 +134,15 @@ def analyse_null(
 ) -> tuple[dict, dict[str, list[str]]]:
     """Evaluate the null model in ``RUN/null/``, explain it like the run and measure its
     per-image shares; returns its test accuracy and the explained methods per split."""
-    from saliency.stages import evaluate
-
     out = null_dir(cfg.run)
-    ev = evaluate.run(evaluate.EvaluateConfig(out, workers=cfg.workers, device=cfg.device))
+    ctx = StageContext(run=out, device=cfg.device, workers=cfg.workers)
+    ev = registry.get("evaluate").run(EvaluateConfig(run=out), ctx).value["test"]
     explained = explain_null(cfg, progress)
     if "mask" in pd.read_csv(ev.metrics["manifest"], nrows=1).columns:
-        from saliency.stages import share
-
         for split in explained:  # per-image shares, for the lift (no selections needed)
-            share.run(share.ShareConfig(out, split=["all"], group=["all"], maps_split=split,
-                                        bootstrap=200, workers=cfg.workers))  # fmt: skip
+            scfg = ShareConfig(run=out, outcomes=["all"], groups=["all"], maps_split=split,
+                               bootstrap=200)  # fmt: skip
+            registry.get("share").run(scfg, ctx)
     return ev.metrics["accuracy"]["all"], explained
 
 
@@ -197,3 +162,35 @@ def run(
     recipe_epochs = config_from_checkpoint(cfg.run).epochs
     return NullResult(null_dir(cfg.run), info["changed"], trainer.log, trainer.learned, acc,
                       explained, trainer.cfg.epochs, recipe_epochs)  # fmt: skip
+
+
+def lines(res: NullResult, seconds: float) -> list[str]:
+    """What the command prints: the shuffle, the training, the null's accuracy, warnings."""
+    a = res.test_accuracy
+    out = [
+        f"null model: {res.changed:.0%} of train/val labels changed by the shuffle; "
+        f"{len(res.train_log)} epochs; test accuracy {a['value']:.1%} "
+        f"[{a['ci'][0]:.1%}, {a['ci'][1]:.1%}] on true labels"
+    ]
+    if res.epochs != res.recipe_epochs:
+        out.append(f"note: the null trained at most {res.epochs} epochs, the recipe "
+                   f"{res.recipe_epochs}")  # fmt: skip
+    if res.learned:
+        out.append(
+            "warning: the null's validation accuracy left chance; shuffled labels should "
+            "leave nothing to learn (check for duplicate images across splits)"
+        )
+    out += [f"explained {split}: {', '.join(methods)}" for split, methods in res.explained.items()]
+    return out + [f"in {seconds:.0f} s -> {res.out}"]
+
+
+def run_stage(cfg: NullConfig, ctx: StageContext) -> Result:
+    """The stage contract: train, evaluate and explain the null model of the context's run
+    (``ctx.on_epoch`` hears its epochs)."""
+    import time
+
+    start = time.perf_counter()
+    cfg = ctx.fill(cfg)
+    res = run(cfg, on_epoch=ctx.on_epoch, step=ctx.progress("null train", 0),
+              progress=ctx.progress)  # fmt: skip
+    return Result(res, lines(res, time.perf_counter() - start))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from saliency.atomic import atomic_write_text
+from saliency.configs.prepare import RegionsConfig
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb, write_rgb
 from saliency.data.manifest import (
     Manifest,
@@ -30,19 +31,9 @@ from saliency.data.manifest import (
 )
 from saliency.data.regions import REGION_CODES
 from saliency.faces.names import SOURCES
+from saliency.stages.contract import Result, StageContext
 
 PARSE_BATCH = 16
-
-
-@dataclass
-class RegionsConfig:
-    manifest: str
-    out: str
-    source: str = "auto"
-    parser_weights: str | None = None
-    device: str = "cpu"
-    hair: bool = True
-    preview: int = 16  # faces on the preview sheet (0: none)
 
 
 @dataclass
@@ -162,7 +153,7 @@ def region_masks(
     atomic_write_text(out / "skipped.csv", skipped_df.to_csv(index=False))
     preview = None
     if cfg.preview and rows:
-        from saliency.stages.previews import manifest_preview
+        from saliency.viz.previews import manifest_preview
 
         preview = manifest_preview(out / "manifest.csv", out / "regions_preview.png", cfg.preview)
     areas_df = pd.DataFrame(areas).mean().rename("mean_area").to_frame() if areas else None
@@ -176,3 +167,28 @@ def region_masks(
         preview=preview,
         seconds=time.perf_counter() - start,
     )
+
+
+def lines(res: RegionsResult, cfg: RegionsConfig) -> list[str]:
+    """What the command prints: counts, source, skip reasons, mean areas, preview."""
+    out = [
+        f"region masks for {res.written} of {res.n} images from {res.source} in "
+        f"{res.seconds:.1f} s -> {res.manifest}"
+    ]
+    if len(res.skipped):
+        out.append(f"skipped {len(res.skipped)} (reasons in {Path(cfg.out) / 'skipped.csv'}):")
+        for reason, count in res.skipped["reason"].value_counts().items():
+            out.append(f"  {count:6d}  {reason}")
+    if len(res.areas):
+        shares = ", ".join(f"{k} {v:.1%}" for k, v in res.areas["mean_area"].items())
+        out.append(f"mean area share: {shares}")
+    if res.preview:
+        out.append(f"preview: {res.preview}")
+    return out
+
+
+def run_stage(cfg: RegionsConfig, ctx: StageContext) -> Result:
+    """The stage contract: masks for the context's manifest into its ``out`` folder."""
+    cfg = ctx.fill(cfg)
+    res = region_masks(cfg, ctx.progress("regions", len(read_manifest(cfg.manifest))))
+    return Result(res, lines(res, cfg))

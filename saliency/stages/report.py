@@ -20,6 +20,7 @@ import pandas as pd
 
 from saliency.analysis.metrics import run_chance_warning
 from saliency.atomic import atomic_write_text
+from saliency.configs.output import ReportConfig
 from saliency.rundir import (
     CONFIG,
     ablation_dir,
@@ -31,6 +32,7 @@ from saliency.rundir import (
     share_dir,
     validation_dir,
 )
+from saliency.stages.contract import Result, StageContext
 
 STYLE = """
 body { font-family: 'DejaVu Sans', Helvetica, Arial, sans-serif; max-width: 60em;
@@ -159,20 +161,19 @@ def _skipped(run: Path) -> str:
 def _model(run: Path) -> str:
     """What the maps explain: the architecture, or for an adopted model its source, output
     handling, Grad-CAM layer and CAM verdict."""
-    from saliency.models.checkpoint import read_checkpoint
-    from saliency.rundir import best_checkpoint
+    from saliency.runs import Run
 
-    ckpt = read_checkpoint(best_checkpoint(run))
-    pre, rec = ckpt["preprocessing"], ckpt.get("adopted")
-    rows = [("classes (output order)", ", ".join(ckpt["classes"])),
-            ("input", f"{pre['size']} px, mean {pre['mean']}, std {pre['std']}")]  # fmt: skip
+    ckpt = Run(run).checkpoint()
+    pre, rec = ckpt.pre, ckpt.adoption
+    rows = [("classes (output order)", ", ".join(ckpt.classes)),
+            ("input", f"{pre.size} px, mean {list(pre.mean)}, std {list(pre.std)}")]  # fmt: skip
     if rec is None:
-        m = ckpt["model"]
-        rows += [("architecture", f"{m['arch']} (output stride {m.get('output_stride')})"),
-                 ("checkpoint", f"epoch {ckpt['epoch']}, validation accuracy "
-                                f"{ckpt['val_accuracy']}")]  # fmt: skip
+        rows += [("architecture", f"{ckpt.arch} (output stride {ckpt.output_stride})"),
+                 ("checkpoint", f"epoch {ckpt.epoch}, validation accuracy "
+                                f"{ckpt.val_accuracy}")]  # fmt: skip
     else:
-        cam = "CAM-ready" if rec["cam_ready"] else f"cam refused: {rec['cam_reason']}"
+        why = ckpt.cam_refusal
+        cam = "CAM-ready" if why is None else f"cam refused: {why}"
         what = " ".join(v for v in (rec["format"], rec.get("arch") or rec.get("function")) if v)
         rows += [("adopted", what + (f" from {rec['source']}" if rec["source"] else "")),
                  ("explained", rec["explained"]),
@@ -258,3 +259,9 @@ def run(run_dir: str | Path) -> ReportResult:
     path = report_path(run_dir)
     atomic_write_text(path, page)
     return ReportResult(path, n_fig, n_tab)
+
+
+def run_stage(cfg: ReportConfig, ctx: StageContext) -> Result:
+    """The stage contract: the report of the context's run."""
+    res = run(ctx.run if ctx.run is not None else cfg.run)
+    return Result(res, [f"report with {res.figures} figures and {res.tables} tables -> {res.path}"])

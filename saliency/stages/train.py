@@ -14,6 +14,7 @@ from pathlib import Path
 from saliency.models.recipe import TrainConfig
 from saliency.models.train import EpochEvent, Trainer, config_from_checkpoint
 from saliency.rundir import last_checkpoint, record
+from saliency.stages.contract import Result, StageContext
 
 
 @dataclass
@@ -61,3 +62,68 @@ def run(
     best = min(log, key=lambda r: r["val_loss"]) if log else {}
     out = Path(trainer.cfg.out)
     return TrainResult(out, log, best, trainer.learned, trainer.val_chance)
+
+
+def describe_lines(trainer: Trainer) -> list[str]:
+    """What a train stage is about to do (printed before it trains)."""
+    cfg, d = trainer.cfg, trainer.data_record
+    out = [
+        f"{cfg.arch} (output stride {cfg.output_stride}, {trainer.spec.n_outputs} logit(s)) on "
+        f"{trainer.device}: {d['n_train']} train / {d['n_val']} val images at {cfg.size} px, "
+        f"classes {trainer.classes}" + (" (seeded split)" if d["seeded_split"] else "")
+    ]
+    if trainer.epoch:
+        out.append(f"resuming after epoch {trainer.epoch} of {cfg.epochs}")
+    if trainer.epoch >= cfg.epochs:
+        out.append(f"nothing to do: the run already has {trainer.epoch} epochs (raise --epochs)")
+    elif trainer.bad_epochs >= cfg.early_stopping:
+        out.append(
+            f"nothing to do: the run stopped early after {trainer.bad_epochs} epochs without a "
+            "better validation loss; more --epochs will not restart it"
+        )
+    return out
+
+
+def epoch_line(e: EpochEvent) -> str:
+    """One finished epoch as a line (``*``: a better validation loss)."""
+    r = e.row
+    mark = (" *" if e.improved else "") + ("  (at chance)" if r.get("val_at_chance") else "")
+    return (
+        f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f} acc {r['train_accuracy']:.3f}"
+        f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.3f}  lr {r['lr']:.1e}"
+        f"  {r['seconds']:.0f}s{mark}"
+    )
+
+
+def lines(res: TrainResult) -> list[str]:
+    """What the command prints after training: the best epoch; a warning if it never learned."""
+    out = []
+    if res.best:
+        b = res.best
+        out.append(
+            f"best epoch {b['epoch']}: val loss {b['val_loss']:.4f}, val accuracy "
+            f"{b['val_accuracy']:.3f} -> {res.out / 'checkpoints' / 'best.pt'}"
+        )
+    if not res.learned:
+        out.append(
+            f"warning: validation accuracy never left chance ({res.val_chance:.1%}, the "
+            "majority class) in any epoch; the model has learned nothing its maps could show. "
+            "Try more epochs or another --lr."
+        )
+    return out
+
+
+def run_stage(cfg: TrainConfig, ctx: StageContext) -> Result:
+    """The stage contract: train ``cfg`` into the context's run folder; an interrupted run
+    there (``last.pt``) continues, to ``cfg.epochs``. ``ctx.on_trainer`` hears the trainer
+    before it trains, ``ctx.on_epoch`` each epoch."""
+    out = Path(ctx.run)
+    resume = ctx.resume or last_checkpoint(out).is_file()
+    new = None if resume else ctx.fill(cfg)
+    epochs = cfg.epochs if resume else None
+    trainer = start(new, out, resume, epochs, ctx.device, ctx.progress("decode", 0))
+    if ctx.on_trainer is not None:
+        ctx.on_trainer(trainer)
+    total = trainer.data_record["n_train"] * max(trainer.cfg.epochs - trainer.epoch, 0)
+    res = run(trainer, on_epoch=ctx.on_epoch, step=ctx.progress("train", total))
+    return Result(res, lines(res))

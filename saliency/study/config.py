@@ -2,40 +2,43 @@
 
 Each stage is a table named after it; a table that is absent is a stage that does not run
 (``data`` is required, and a model: ``train``, or ``adopt`` for one trained elsewhere). A
-table's keys are the fields of that stage's config (the same names as the command's
-options, with ``_`` for ``-``), less the ones the study fills itself (the manifest, the run
-folder, the device and the workers, which come from ``[study]``). Unknown tables and keys
-are errors that name the valid ones. ``[profiles.P]`` holds tables that ``--profile P``
+table's keys are the fields of that stage's config (:mod:`saliency.configs`): the same names
+as the command's flags (``n_steps`` is ``--n-steps``) and as ``RUN/config.json``; a nested
+config is a table of its own (``[explain.ig]``, flags ``--ig-*``). The context a study fills
+itself (the run folder, the manifest, the device and the workers) comes from ``[study]``.
+Unknown tables and keys are errors that name the valid ones; a key under a name it had
+before is read with a one-line warning. ``[profiles.P]`` holds tables that ``--profile P``
 lays over the others (``saliency demo --quick`` uses ``quick``). ``data.path`` and
-``adopt.weights`` are relative to the TOML file's folder, ``study.out`` to the current
-folder (as every command's ``--out``).
+``adopt.weights`` are relative to the TOML file's folder, ``study.out`` to the current folder
+(as every command's ``--out``). ``saliency run --template`` prints every key with its default.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
-STAGES = ("data", "align", "regions", "train", "adopt", "evaluate", "explain", "average", "share",
-          "ablate", "null", "agreement", "validate", "figures", "report")  # fmt: skip
+from saliency import settings
+
 REQUIRED = ("data",)  # and a model: [train], or [adopt] for one trained elsewhere
-SOURCES = ("synth", "import", "manifest")
 STUDY_KEYS = {"name": "study", "out": "runs/study", "device": "auto", "workers": 2}
-# what the runner sets itself: never a key of a stage's table
-FILLED = {"manifest", "out", "run", "device", "workers"}
-# tables inside a table that are configs of their own (fixed keys, merged key by key); other
-# mappings (cues, groups, label maps) are values, replaced whole
-NESTED = {"train.augmentation", "explain.ig"}
+
+
+def stage_names() -> tuple[str, ...]:
+    """The stages a study may hold, in the order they run (the registry's)."""
+    from saliency.stages.registry import study_stages
+
+    return study_stages()
 
 
 @dataclass
 class Study:
-    """A parsed study: ``stages`` maps each stage that runs to its settings (plain data)."""
+    """A parsed study: ``stages`` maps each stage that runs to its settings (plain data, every
+    key present). ``warnings``: one line per key read under an old name."""
 
     name: str
     out: Path
@@ -43,114 +46,81 @@ class Study:
     workers: int
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Path | None = None  # the TOML file
+    warnings: list[str] = field(default_factory=list)
 
     def enabled(self, stage: str) -> bool:
         return stage in self.stages
 
 
-def _schemas() -> dict[str, dict[str, Any]]:
-    """Each stage's valid keys with their defaults (nested tables as dicts)."""
-    from saliency.data.importers import ImportOptions
-    from saliency.data.synth.config import SynthConfig
-    from saliency.models.recipe import TrainConfig
-    from saliency.stages.ablate import AblationConfig
-    from saliency.stages.adopt import AdoptConfig
-    from saliency.stages.agreement import AgreementConfig
-    from saliency.stages.align import AlignConfig
-    from saliency.stages.average import AverageConfig
-    from saliency.stages.evaluate import EvaluateConfig
-    from saliency.stages.explain_settings import ExplainConfig
-    from saliency.stages.figures import FiguresConfig
-    from saliency.stages.null import NullConfig
-    from saliency.stages.regions import RegionsConfig
-    from saliency.stages.share import ShareConfig
-    from saliency.stages.validate import ValidateConfig
+def schema(stage: str) -> dict[str, Any]:
+    """Stage ``stage``'s TOML keys with their defaults (nested configs as tables)."""
+    from saliency.stages.registry import get
 
-    def keys(cls, drop=()) -> dict[str, Any]:
-        out = {}
-        for f in dataclasses.fields(cls):
-            if f.name in FILLED or f.name in drop:
-                continue
-            if f.default is not dataclasses.MISSING:
-                value = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                value = f.default_factory()
-            else:
-                value = None
-            out[f.name] = _plain(value)
-        return out
-
-    data = {"source": "synth", "path": None, "format": None, "preview": True, "check": True}
-    data |= {f"synth_{k}": v for k, v in keys(SynthConfig).items()}
-    data |= {f"import_{k}": v for k, v in keys(ImportOptions).items()}
-    return {
-        "data": data,
-        "align": keys(AlignConfig),
-        "regions": keys(RegionsConfig),
-        "train": keys(TrainConfig),
-        "adopt": keys(AdoptConfig),
-        "evaluate": keys(EvaluateConfig, drop=("split",)) | {"splits": ["test"]},
-        "explain": keys(ExplainConfig, drop=("target_file",)),
-        "average": keys(AverageConfig, drop=("split", "contrast"))
-        | {
-            "splits": ["all", "correct", "incorrect"],
-            "contrast_incorrect": True,
-            "contrast_cells": True,
-        },  # fmt: skip
-        "share": keys(ShareConfig),
-        "ablate": keys(AblationConfig),
-        "null": keys(NullConfig),
-        "agreement": keys(AgreementConfig),
-        "validate": keys(ValidateConfig),
-        "figures": keys(FiguresConfig),
-        "report": {},
-    }
+    cls = get(stage).config
+    return settings.defaults(cls) if cls is not None else {}
 
 
-def _plain(value: Any) -> Any:
-    """Dataclass defaults as TOML-like data (tuples as lists, dataclasses as dicts)."""
-    if dataclasses.is_dataclass(value):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _check_type(where: str, default: Any, value: Any) -> None:
-    if default is None or value is None:
-        return
-    ok = {
-        bool: lambda v: isinstance(v, bool),
-        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-        float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-        str: lambda v: isinstance(v, str),
-        list: lambda v: isinstance(v, list),
-        dict: lambda v: isinstance(v, dict),
-    }.get(type(default))
-    if ok is not None and not ok(value):
-        raise ValueError(
-            f"{where} must be {type(default).__name__} (like {default!r}), not {value!r}"
-        )
-
-
-def _merge(where: str, defaults: dict, given: dict) -> dict:
-    """``defaults`` updated by ``given``, key by key; unknown keys are errors."""
+def merge(where: str, defaults: dict, given: dict) -> dict:
+    """``defaults`` updated by ``given``, key by key (nested tables too); unknown keys are
+    errors naming the valid ones, and values must have their default's type."""
     out = copy.deepcopy(defaults)
     for key, value in given.items():
         if key not in defaults:
             valid = ", ".join(sorted(defaults)) or "none"
             raise ValueError(f"unknown key {where}.{key}; valid keys: {valid}")
         default = defaults[key]
-        if f"{where}.{key}" in NESTED and isinstance(value, dict):
-            out[key] = _merge(f"{where}.{key}", default, value)
+        if isinstance(default, dict) and isinstance(value, dict) and _is_table(where, key):
+            out[key] = merge(f"{where}.{key}", default, value)
             continue
-        _check_type(f"{where}.{key}", default, value)
+        settings.check_type(f"{where}.{key}", default, value)
         out[key] = value
     return out
+
+
+def _is_table(where: str, key: str) -> bool:
+    """Whether ``where.key`` is a nested config (merged key by key) rather than a mapping
+    value (cues, groups, label maps: replaced whole)."""
+    from saliency.stages.registry import get
+
+    stage = where.split(".")[0]
+    cls = get(stage).config
+    for part in where.split(".")[1:] + [key]:
+        sub = settings.nested(cls) if cls is not None else {}
+        if part not in sub:
+            return False
+        cls = sub[part]
+    return True
+
+
+def settle(stage: str, table: dict, warn) -> dict:
+    """A stage's table as full settings: old names upgraded (``warn`` hears them), merged
+    over the defaults, checked."""
+    from saliency.stages.registry import get
+
+    cls = get(stage).config
+    given = settings.upgrade(cls, table or {}, stage, warn) if cls is not None else table
+    return merge(stage, schema(stage), given or {})
+
+
+def build_config(stage: str, values: dict, **context: Any) -> Any:
+    """The config of ``stage`` from its settings (``context`` fills the context fields; the
+    others get placeholders, for a check of the values alone)."""
+    import dataclasses
+
+    from saliency.stages.registry import get
+
+    cls = get(stage).config
+    if cls is None:
+        return None
+    ctx = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("context"):
+            continue
+        if context.get(f.name) is not None:
+            ctx[f.name] = context[f.name]
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            ctx[f.name] = "."  # a placeholder the stage's context replaces
+    return settings.build(cls, values, **ctx)
 
 
 def overlay(base: dict, top: dict) -> dict:
@@ -178,11 +148,12 @@ def parse(
         raw = overlay(raw, profiles[profile])
     if over:
         raw = overlay(raw, over)
-    head = _merge("study", STUDY_KEYS, raw.pop("study", {}))
-    unknown = [k for k in raw if k not in STAGES]
+    head = merge("study", STUDY_KEYS, raw.pop("study", {}))
+    names = stage_names()
+    unknown = [k for k in raw if k not in names]
     if unknown:
         raise ValueError(
-            f"unknown table [{unknown[0]}]; valid tables: study, profiles, {', '.join(STAGES)}"
+            f"unknown table [{unknown[0]}]; valid tables: study, profiles, {', '.join(names)}"
         )
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
@@ -199,22 +170,18 @@ def parse(
             "[null] retrains the run's model by its recipe, which an adopted model lacks: "
             "drop [null] (validate still runs its randomization and curves)"
         )
-    schemas = _schemas()
-    stages = {s: _merge(s, schemas[s], raw[s] or {}) for s in STAGES if s in raw}
-    src = stages["data"]["source"]
-    if src not in SOURCES:
-        raise ValueError(f"data.source must be one of {', '.join(SOURCES)}, not {src!r}")
-    if src != "synth" and not stages["data"]["path"]:
-        raise ValueError(f"data.source = {src!r} needs data.path (your copy of the data)")
-    if src == "import" and not stages["data"]["format"]:
-        raise ValueError("data.source = 'import' needs data.format (celeba, utkface, ...)")
+    warnings: list[str] = []
+    stages = {s: settle(s, raw[s], warnings.append) for s in names if s in raw}
     base = source.parent if source is not None else Path.cwd()
     if stages["data"]["path"]:
         stages["data"]["path"] = str(base / Path(stages["data"]["path"]).expanduser())
     if stages.get("adopt", {}).get("weights"):  # like data.path: relative to the TOML file
         stages["adopt"]["weights"] = str(base / Path(stages["adopt"]["weights"]).expanduser())
+    for s, values in stages.items():
+        build_config(s, values)  # the configs' own checks, now rather than mid-study
     out = Path(head["out"]).expanduser()
-    return Study(head["name"], out, head["device"], int(head["workers"]), stages, source)
+    return Study(head["name"], out, head["device"], int(head["workers"]), stages, source,
+                 warnings)  # fmt: skip
 
 
 def load(path: str | Path, profile: str | None = None, over: dict | None = None) -> Study:

@@ -9,36 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from saliency.data.import_options import ImportOptions, parse_map
 from saliency.data.manifest import SPLITS, normalize_frame, relative_path
 
-
-def parse_map(text: str | None) -> dict[str, str] | None:
-    """``"0=male,1=female"`` -> ``{"0": "male", "1": "female"}``; None stays None."""
-    if not text:
-        return None
-    out = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"map entry {item!r} must look like FROM=TO, e.g. 0=male")
-        out[key.strip()] = value.strip()
-    return out
-
-
-@dataclass
-class ImportOptions:
-    """Options shared by the importers; ``None`` means the format's default."""
-
-    path_col: str | None = None
-    label_col: str | None = None
-    group_col: str | None = None
-    split_col: str | None = None
-    label_map: dict[str, str] | None = None
-    group_map: dict[str, str] | None = None
-    split_map: dict[str, str] | None = None
-    images: Path | None = None  # folder that image paths are relative to
-    val_fraction: float = 0.0  # carve a stratified validation split out of train
-    seed: int = 0
+__all__ = ["ImportOptions", "parse_map"]
 
 
 @dataclass

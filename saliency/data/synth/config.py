@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from saliency.data.regions import REGIONS, check_region
+from saliency.settings import setting
 
 CLASSES: tuple[str, str] = ("female", "male")
 
@@ -75,19 +76,38 @@ class SynthConfig:
     Geometry is given for a canonical 128 px face and scaled to ``size``.
     """
 
-    n: int = 2000
-    size: int = 128
-    seed: int = 0
-    cues: dict[str, float] = field(default_factory=dict)
-    cue_cells: dict[str, float] = field(default_factory=dict)
-    groups: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
-    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    max_rotation_deg: float = 8.0
-    scale_range: tuple[float, float] = (0.92, 1.08)
-    max_shift: float = 0.03  # fraction of the image size
-    noise_sd: tuple[float, float] = (2.0, 6.0)  # pixel noise, 0-255 units
-    light_gradient: float = 0.3  # max relative brightness change across the face
-    image_format: str = "png"
+    n: int = setting(2000, help="number of images")
+    size: int = setting(128, help="image side in px")
+    seed: int = setting(0, help="seed of everything drawn")
+    cues: dict[str, float] = setting(
+        help="plant class information in a region: eyes, brows, nose, mouth, skin, hair; "
+        "strength 0 (none) to 1 (strong); repeatable",
+        factory=dict, parse=parse_cue, aliases=("--cue",),
+        metavar="REGION=STRENGTH",
+    )  # fmt: skip
+    cue_cells: dict[str, float] = setting(
+        help="in this cell an image carries its own class's cue with probability P, the other "
+        "class's otherwise (e.g. B_F=0.5); repeatable",
+        factory=dict, parse=parse_cue_cell, aliases=("--cue-cell",),
+        metavar="CELL=P",
+    )  # fmt: skip
+    groups: dict[str, tuple[float, float]] = setting(
+        help="subgroups, optionally with skin-tone ranges on a 0 (light) to 1 (dark) scale: "
+        "A=0:0.45,B=0.55:1; a bare name takes an even share of tones",
+        factory=lambda: dict(DEFAULT_GROUPS), parse=parse_group_tone,
+        metavar="NAME[=LO:HI]",
+    )  # fmt: skip
+    split_fractions: tuple[float, float, float] = setting(
+        (0.7, 0.15, 0.15), help="train, val and test fractions"
+    )
+    max_rotation_deg: float = setting(8.0, help="head rotation, uniform in [-r, r] degrees")
+    scale_range: tuple[float, float] = setting((0.92, 1.08), help="face scale, uniform")
+    max_shift: float = setting(0.03, help="face shift, fraction of the image size")
+    noise_sd: tuple[float, float] = setting((2.0, 6.0), help="pixel noise sd range, 0-255 units")
+    light_gradient: float = setting(0.3, help="max relative brightness change across the face")
+    image_format: str = setting(
+        "png", help="image file format", choices=("png", "jpg"), aliases=("--format",)
+    )
 
     def __post_init__(self) -> None:
         if self.n < 1:

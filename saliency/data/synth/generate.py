@@ -12,6 +12,7 @@ depend on the number of worker processes. Layout under ``out``::
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -157,6 +158,17 @@ def generate(
         },
     )
     return df
+
+
+def planted_regions(manifest: str | os.PathLike) -> list[str] | None:
+    """The regions that carry the class in a synthetic data set (its ``synth.json`` beside
+    ``manifest``), strongest cue first; ``None`` when the data have no such ground truth."""
+    info = Path(manifest).parent / SYNTH_JSON
+    if not info.is_file():
+        return None
+    cued = json.loads(info.read_text()).get("config", {}).get("cues", {})
+    ranked = sorted(((s, r) for r, s in cued.items() if s > 0), reverse=True)
+    return [r for _, r in ranked] or None
 
 
 def _collect(results: Iterator[list[dict]], progress: Callable[[int], None] | None) -> list[dict]:

@@ -19,7 +19,6 @@ from saliency.models.adopted.graph import cut_model
 from saliency.models.adopted.net import AdoptedNet, cam_check, detect_output, to_logits
 from saliency.models.adopted.sources import load_source
 
-ARCH = "adopted"
 MODEL_DIR = "model"  # RUN/model/: the copy of an adopted file
 
 
@@ -93,9 +92,11 @@ def source_file(ckpt_path: str | os.PathLike, rec: dict) -> Path | None:
     return local if local.is_file() else Path(rec["file_abs"])
 
 
-def rebuild(ckpt: dict, ckpt_path: str | os.PathLike) -> AdoptedNet:
-    """The AdoptedNet of an adopted checkpoint, its weights from the checkpoint."""
-    rec = ckpt["adopted"]
+def rebuild(
+    rec: dict, state_dict: dict[str, torch.Tensor], ckpt_path: str | os.PathLike
+) -> AdoptedNet:
+    """The AdoptedNet of an adopted checkpoint (at ``ckpt_path``): its adoption record
+    ``rec`` and its weights ``state_dict``."""
     fmt = rec["format"]
     if fmt == "torchvision":  # the architecture from its name; weights from the checkpoint
         net = _torchvision_shell(rec["arch"], rec["raw_outputs"])
@@ -113,7 +114,7 @@ def rebuild(ckpt: dict, ckpt_path: str | os.PathLike) -> AdoptedNet:
         cut.features, rest, fc, rec["n_outputs"], rec["output"], slice_, rec["cam_reason"]
     )
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(state_dict)
     except RuntimeError as exc:
         raise ValueError(f"{ckpt_path}: its weights do not fit the adopted model ({exc})") from exc
     return model

@@ -22,6 +22,7 @@ FORMATS = ("torchvision", "function", "onnx", "pt2", "pickle")
 WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "weights")
 PREFIXES = ("module.", "_orig_mod.")
 ONNX_OPSET = 17  # onnx2torch converts up to here; newer files are converted down first
+ONNX_TOLERANCE = 1e-4  # max |onnxruntime - torch| of the outputs, relative to max(1, |out|)
 
 
 def detect_format(weights: Path | None, arch: str | None, function: str | None) -> str:
@@ -164,6 +165,57 @@ def onnx_model(path: Path) -> nn.Module:
             return onnx2torch.convert(down)
         except Exception as exc:
             raise ValueError(f"{path}: onnx2torch cannot convert it ({first})") from exc
+
+
+def onnx_input_check(path: Path, size: int) -> None:
+    """A clear error when the ONNX input fixes a batch of one or another image size
+    (``size``: the input side in px that adopt will feed)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {t.name for t in graph.initializer}
+    first = next(i for i in graph.input if i.name not in inits)
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim
+    ]
+    if len(dims) != 4:
+        raise ValueError(f"{path}: the input has {len(dims)} dimensions; adopt needs [N, 3, H, W]")
+    if dims[0] is not None:
+        raise ValueError(
+            f"{path} fixes the batch size to {dims[0]}; export it again with a dynamic batch "
+            "dimension (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}}))"
+        )
+    if dims[2:] != [None, None] and dims[2:] != [size, size]:
+        raise ValueError(f"{path} takes {dims[2]}x{dims[3]} px inputs: pass --size {dims[2]}")
+
+
+def onnx_difference(path: Path, net: nn.Module, x: torch.Tensor) -> float:
+    """Max |onnxruntime - converted module| of the raw outputs on ``x`` ``[N, 3, S, S]``
+    (normalized), in output units."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    ref = torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
+    with torch.no_grad():
+        out = net(x)
+    out = out[0] if isinstance(out, list | tuple) else out
+    return float((ref - out.reshape(ref.shape)).abs().max())
+
+
+def onnx_check(path: Path, net: nn.Module, model: nn.Module, x: torch.Tensor) -> float:
+    """Max |onnxruntime - onnx2torch| on ``x`` (:func:`onnx_difference`); an error when it
+    exceeds :data:`ONNX_TOLERANCE` times ``max(1, |model(x)|)`` (``model``: the adopted
+    net): then the converted model is not the model."""
+    diff = onnx_difference(path, net, x)
+    with torch.no_grad():
+        scale = max(1.0, float(model(x).abs().max()))
+    if diff > ONNX_TOLERANCE * scale:
+        raise ValueError(
+            f"onnx2torch's conversion of {path} differs from onnxruntime by {diff:.3g}; "
+            "the converted model is not the model: report it to onnx2torch"
+        )
+    return diff
 
 
 def pt2_model(path: Path) -> nn.Module:

@@ -10,39 +10,16 @@ figure with the command that makes its inputs (the report reads it).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from saliency.analysis.tables import paper_table, to_latex, to_markdown
 from saliency.atomic import atomic_write, atomic_write_json, atomic_write_text
+from saliency.configs.output import FiguresConfig
 from saliency.rundir import eval_dir, figures_dir, record, require_run, saliency_dir
-
-FORMATS = ("pdf", "png")
-MIN_N = 5  # panels resting on fewer images are greyed
-
-
-@dataclass
-class FiguresConfig:
-    run: Path
-    formats: tuple[str, ...] = FORMATS
-    dpi: int = 300
-    width: str = "double"  # single (3.5 in) or double (7 in) column, where a figure fits
-    min_n: int = MIN_N
-    split: str = "test"  # the explained and evaluated split
-
-    def __post_init__(self) -> None:
-        from saliency.viz.style import WIDTHS
-
-        bad = [f for f in self.formats if f not in FORMATS]
-        if bad or not self.formats:
-            raise ValueError(f"unknown format(s) {bad}; valid: {', '.join(FORMATS)}")
-        if self.width not in WIDTHS:
-            raise ValueError(f"unknown width {self.width!r}; valid: {', '.join(WIDTHS)}")
-
-    def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+from saliency.stages.contract import Result, StageContext
 
 
 @dataclass
@@ -154,3 +131,19 @@ def run(cfg: FiguresConfig) -> FiguresResult:
     atomic_write_json(out / "figures.json", {"figures": result.written, "skipped": result.skipped})
     record(run_dir, "figures", cfg.to_dict())
     return result
+
+
+def lines(res: FiguresResult) -> list[str]:
+    """What the command prints: each figure's files, each skipped one's reason."""
+    out = []
+    for f in res.written:
+        width = f"{f['width_in']:g} in wide, " if f.get("width_in") else ""
+        out.append(f"  {f['name']}: {', '.join(f['files'])} ({width}n = {f['n']})")
+    out += [f"  skipped {s['name']}: {s['reason']}" for s in res.skipped]
+    return out + [f"{len(res.written)} figures and tables -> {res.out}"]
+
+
+def run_stage(cfg: FiguresConfig, ctx: StageContext) -> Result:
+    """The stage contract: the figures of the context's run."""
+    res = run(ctx.fill(cfg))
+    return Result(res, lines(res))

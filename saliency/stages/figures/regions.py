@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from saliency.analysis.agreement import ablation_fills
 from saliency.data.cells import cell_name
 from saliency.data.regions import REGIONS
 from saliency.rundir import ablation_result_dir, share_dir
+from saliency.runs import Run
 from saliency.stages.figures.spec import FigureSpec
 from saliency.viz.ablation import score_bins, scores_panel
 from saliency.viz.bars import interval_bars
@@ -23,7 +23,7 @@ from saliency.viz.style import paper_figure, selection_colors, selection_order
 
 
 def _fill(run: Path) -> str | None:
-    fills = ablation_fills(run)
+    fills = Run(run).ablation_fills()
     return fills[0] if fills else None
 
 

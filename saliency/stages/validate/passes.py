@@ -9,14 +9,16 @@ tests pass their own (a map that ignores the model must fail the check).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from saliency.analysis.similarity import similarities
-from saliency.methods.registry import IGConfig, explain_batch
+from saliency.methods.base import MEAN_FACE
+from saliency.methods.registry import explain_batch, method_settings
 from saliency.models.preprocess import Preprocessing
 from saliency.models.randomize import cascade_blocks, randomized
 from saliency.perturb.curves import area, curves, pixel_order, random_order
@@ -27,16 +29,21 @@ MapFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
 def method_maps(
     method: str,
     pre: Preprocessing,
-    ig: IGConfig,
+    settings: Any = None,
     mean_face: torch.Tensor | None = None,
     upsample: str = "receptive-field",
     batch_size: int = 32,
 ) -> MapFn:
-    """A :data:`MapFn` for a registered method with the run's settings. Grid methods use
-    the upsampling geometry measured once, on the first model given (the trained one): the
-    geometry is the architecture's, and the stored maps used the same."""
+    """A :data:`MapFn` for a registered method with the run's settings: ``settings`` maps
+    method names to their settings, or is one settings object (the run's ``IGConfig``), used
+    by the method whose settings type it is; ``mean_face [3, H, W]`` in [0, 1] is run data
+    for the methods that need it. Grid methods use the upsampling geometry measured once, on
+    the first model given (the trained one): the geometry is the architecture's, and the
+    stored maps used the same."""
     from saliency.methods.geometry import grid_geometry
 
+    own = dict(settings) if isinstance(settings, Mapping) else method_settings(settings)
+    data = {} if mean_face is None else {MEAN_FACE: mean_face}
     measured = {}
 
     def compute(model, unit: torch.Tensor, target: torch.Tensor) -> np.ndarray:
@@ -48,8 +55,7 @@ def method_maps(
             t = target[s : s + batch_size]
             res, _ = explain_batch(
                 model, unit[s : s + batch_size], pre, [method],
-                lambda logits, t=t: t.to(logits.device),
-                ig, mean_face, None, geometry,
+                lambda logits, t=t: t.to(logits.device), own, data=data, geometry=geometry,
             )  # fmt: skip
             out.append(res.maps[method].detach().float().cpu().numpy())
         return np.concatenate(out)

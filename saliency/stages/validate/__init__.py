@@ -24,7 +24,7 @@ fill, so one command gives every verdict. The floor's maps are stored under
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,50 +32,24 @@ import pandas as pd
 import torch
 
 from saliency.analysis import validation as tables
-from saliency.analysis.agreement import ablation_drops, ablation_fills
 from saliency.analysis.recovered import NO_NULL, judged
+from saliency.analysis.share.table import share_table
 from saliency.analysis.similarity import randomization_verdicts
 from saliency.atomic import atomic_write_json, atomic_write_text
+from saliency.configs.checks import AblationConfig, ValidateConfig
+from saliency.configs.maps import ExplainConfig
 from saliency.data.regions import REGIONS
 from saliency.methods.store import absolute_paths, explained_methods, read_maps
-from saliency.models.checkpoint import load_model, save_checkpoint
+from saliency.models.checkpoint import Checkpoint, load_model, save_checkpoint
 from saliency.models.loader import ImageSource
 from saliency.models.preprocess import to_unit
 from saliency.models.randomize import reinitialized
-from saliency.rundir import (
-    best_checkpoint,
-    null_dir,
-    record,
-    require_run,
-    saliency_dir,
-    validation_dir,
-)
+from saliency.rundir import best_checkpoint, null_dir, record, saliency_dir, validation_dir
+from saliency.runs import Run, ground_truth, mean_face
 from saliency.runtime import full_float32, resolve_device
-from saliency.stages import validate_passes as passes
-from saliency.stages.explain import explain_run, mean_face
-from saliency.stages.explain_settings import recorded_configs
-from saliency.stages.null import same_images
-from saliency.stages.share import ground_truth, share_table
-
-
-@dataclass
-class ValidateConfig:
-    run: Path
-    split: str = "test"  # which explained split
-    methods: list[str] | None = None  # default: every explained method
-    fill: str | None = None  # default: the run's ablation fill (blur first), else blur
-    randomization_images: int = 16
-    threshold: float = 0.5  # randomization: pass when every similarity's mean is below it
-    curve_images: int = 64
-    curve_steps: int = 16
-    floor: bool = True  # explain a re-initialized copy (a floor, reported beside the null)
-    bootstrap: int = 2000
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 2
-
-    def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+from saliency.stages import registry
+from saliency.stages.contract import Result, StageContext
+from saliency.stages.validate import passes
 
 
 @dataclass
@@ -95,27 +69,28 @@ def _shares(folder: Path, workers: int) -> pd.DataFrame:
     return per
 
 
-def _floor(run: Path, cfg: ValidateConfig, model, ckpt: dict, device, methods) -> Path:
+def _floor(run: Path, cfg: ValidateConfig, model, ckpt: Checkpoint, device, methods) -> Path:
     """Explain the re-initialized copy of ``model`` (``RUN/validation/floor``) like the run."""
     floor = validation_dir(run) / "floor"
     if not best_checkpoint(floor).is_file():
         state = {k: v.cpu() for k, v in reinitialized(model, cfg.seed).state_dict().items()}
-        save_checkpoint(best_checkpoint(floor), {**ckpt, "state_dict": state, "floor": True})
-    ecfg, _ = recorded_configs(run)[cfg.split]
-    explain_run(floor, same_images(run, cfg.split, ecfg, methods), device, cfg.workers)
+        save_checkpoint(best_checkpoint(floor), replace(ckpt, state_dict=state, floor=True))
+    ecfg, _ = Run(run).recorded_configs(ExplainConfig)[cfg.split]
+    same = Run(run).same_images(cfg.split, ecfg, methods)
+    registry.get("explain").run(same, StageContext(run=floor, device=str(device),
+                                                   workers=cfg.workers))  # fmt: skip
     return floor
 
 
 def _ablations(run: Path, fill: str, cfg: ValidateConfig) -> pd.DataFrame | None:
-    from saliency.stages import ablate
-
-    drops = ablation_drops(run, fill)
+    drops = Run(run).ablation_drops(fill)
     if drops is None or any(f"drop_{r}" not in drops.columns for r in REGIONS):
         # none, or only some regions (an `ablate --region eyes` before): all six in one pass
-        ecfg, _ = recorded_configs(run)[cfg.split]
-        acfg = ablate.AblationConfig(split=cfg.split, fill=fill, manifest=ecfg.manifest)
-        ablate.run(run, acfg, cfg.device, cfg.workers)
-        drops = ablation_drops(run, fill)
+        ecfg, _ = Run(run).recorded_configs(ExplainConfig)[cfg.split]
+        acfg = AblationConfig(split=cfg.split, fill=fill, manifest=ecfg.manifest)
+        ctx = StageContext(run=run, device=cfg.device, workers=cfg.workers)
+        registry.get("ablate").run(acfg, ctx)
+        drops = Run(run).ablation_drops(fill)
     return drops
 
 
@@ -135,7 +110,6 @@ def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null,
     """Per method: the verdict row, lift rows (over the null and the floor) and truth rows."""
     from saliency.analysis.selection import Selection
     from saliency.analysis.share.summary import summarize_shares
-    from saliency.stages.agreement import null_shares
 
     regions, b, seed = list(REGIONS), cfg.bootstrap, cfg.seed
     drop = tables.drop_evidence(_ablations(run, fill, cfg), regions, b, seed)
@@ -150,7 +124,7 @@ def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null,
     for m in methods:
         meta = read_maps(saliency_dir(run, cfg.split, m))[2]
         per = _shares(saliency_dir(run, cfg.split, m), cfg.workers)
-        null_per = null_shares(run, m, cfg.split) if has_null else None  # by `saliency null`
+        null_per = Run(run).null_shares(m, cfg.split) if has_null else None  # `saliency null`
         lifted = None
         if null_per is not None:
             lifted, n = tables.paired_lift(per, null_per, regions, b, seed)
@@ -179,7 +153,8 @@ def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null,
 
 @full_float32
 def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] | None = None):
-    run = require_run(cfg.run)
+    reader = Run(cfg.run).require()
+    run = reader.path
     device = resolve_device(cfg.device)
     out = validation_dir(run)
     notes: list[str] = []
@@ -190,12 +165,12 @@ def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] |
     first_meta = read_maps(saliency_dir(run, cfg.split, methods[0]))[2]
     manifest = Path(first_meta["manifest"])
     planted = ground_truth(manifest)
-    fill = cfg.fill or next(iter(ablation_fills(run)), "blur")
+    fill = cfg.fill or next(iter(reader.ablation_fills()), "blur")
     masks = first_meta.get("mask_manifest")  # masks made after the model (explain --manifest)
     has_masks = "mask" in pd.read_csv(masks or manifest, nrows=1).columns
     null = null_dir(run)
     has_null = all((saliency_dir(null, cfg.split, m) / "meta.json").is_file() for m in methods)
-    if not has_null and "adopted" in ckpt:
+    if not has_null and ckpt.adopted:
         notes.append(
             "no verdict without a null model, and an adopted model has none (no training "
             "recipe to retrain it with shuffled labels); randomization and curves still apply"
@@ -213,7 +188,7 @@ def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] |
     n = max(cfg.randomization_images, cfg.curve_images)
     images, target = _subset(run, cfg.split, methods[0], n, pre)  # read once, for both passes
     k = min(cfg.randomization_images, len(target))
-    ecfg, _ = recorded_configs(run)[cfg.split]
+    ecfg, _ = reader.recorded_configs(ExplainConfig)[cfg.split]
     face = mean_face(ckpt, pre, device, cfg.workers) if ecfg.ig.baseline == "mean" else None
     fns = {m: passes.method_maps(m, pre, ecfg.ig, face, ecfg.upsample) for m in methods}
     unit = to_unit(images[:k]).to(device)
@@ -268,3 +243,56 @@ def run(cfg: ValidateConfig, progress=None) -> ValidateResult:
     res = validate_run(cfg, progress)
     record(cfg.run, "validate", cfg.to_dict())
     return res
+
+
+def _yes(v) -> str:
+    return "-" if v is None or v != v else ("yes" if v else "no")
+
+
+def verdict_lines(verdicts: pd.DataFrame, randomization: pd.DataFrame | None) -> list[str]:
+    """The verdict table and the randomization checks (``validation/*.csv`` frames), as text."""
+    out = []
+    if len(verdicts):
+        out.append("verdicts (recovered = ablation leader and lift leader over the null agree):")
+        for r in verdicts.to_dict("records"):
+            planted = f", planted {r['planted']}" if r["planted"] else ""
+            got = r["recovered"] or ("none" if r["verdict"] == "judged" else f"- ({r['verdict']})")
+            line = (
+                f"  {r['method']:8s} recovered {got}{planted}; ablation "
+                f"{r['ablation_leader'] or '-'}, lift {r['lift_leader'] or '-'}; old definition: "
+                f"{r['recovered_old'] or 'none'}"
+            )
+            if "null_recovered" in r:
+                line += f"; null recovers {r['null_recovered'] or 'nothing'}"
+            out.append(line)
+    for r in [] if randomization is None else randomization.to_dict("records"):
+        out.append(
+            f"  randomization {r['method']:8s} {'passed' if r['passed'] else 'FAILED'}: with "
+            f"{r['blocks']} blocks re-initialized, Spearman {r['spearman']:.2f}, of |maps| "
+            f"{r['spearman_abs']:.2f}, SSIM {r['ssim']:.2f} (threshold {r['threshold']})"
+        )
+    return out
+
+
+def lines(res: ValidateResult, seconds: float | None = None) -> list[str]:
+    """What the command prints: notes, verdicts, randomization, curves, the folder."""
+    out = list(res.notes) + verdict_lines(res.verdicts, res.randomization)
+    for r in res.curves.to_dict("records"):
+        if r["method"] == "random":
+            continue
+        out.append(
+            f"  curves {r['method']:8s} deletion AUC {r['deletion_auc']:.3f} "
+            f"({r['deletion_vs_random']:+.3f} vs random), insertion AUC "
+            f"{r['insertion_auc']:.3f} ({r['insertion_vs_random']:+.3f}): {_yes(r['passed'])}"
+        )
+    took = f" in {seconds:.0f} s" if seconds is not None else ""
+    return out + [f"{took.strip() or 'done'} -> {res.out}"]
+
+
+def run_stage(cfg: ValidateConfig, ctx: StageContext) -> Result:
+    """The stage contract: validate the context's run."""
+    import time
+
+    start = time.perf_counter()
+    res = run(ctx.fill(cfg), ctx.progress)
+    return Result(res, lines(res, time.perf_counter() - start))

@@ -1,0 +1,103 @@
+"""A stage's command, generated from its registry record: flags from its config, then
+``run(cfg, ctx)`` and the result's lines printed.
+
+Context flags (``--run``, ``--out``, ``--manifest``, ``--device``, ``--workers``,
+``--overwrite``) come from the config's context fields where it has them, else from
+:data:`CONTEXT_FLAGS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from saliency.cli.options import add_config_arguments, config_from_args
+from saliency.settings import options
+
+CONTEXT_FLAGS: dict[str, dict[str, Any]] = {
+    "run": {"type": Path, "required": True, "help": "the run folder"},
+    "out": {"type": Path, "required": True, "help": "output folder"},
+    "manifest": {"type": Path, "help": "the manifest CSV to read"},
+    "device": {"default": "auto", "help": "auto, cpu, cuda, cuda:1, ... (default: auto)"},
+    "workers": {"type": int, "default": 2, "help": "worker processes (default: 2)"},
+    "overwrite": {"action": "store_true", "help": "replace outputs made with other settings"},
+}
+# commands whose maps or numbers mean nothing for a model at chance: warned before they run
+CHANCE_WARNED = {"explain", "average", "share", "ablate", "agreement", "validate"}
+
+
+def register_stage(
+    sub: argparse._SubParsersAction, name: str, *, skip: tuple[str, ...] = ()
+) -> argparse.ArgumentParser:
+    """Add stage ``name``'s command: its config's flags (less ``skip``) and its context."""
+    from saliency.stages import registry
+
+    stage = registry.get(name)
+    text = stage.description() if callable(stage.description) else stage.description
+    p = sub.add_parser(name, help=stage.help, description=text or stage.help)
+    own = {o.name for o in options(stage.config)} if stage.config else set()
+    for key in stage.context:
+        if key not in own and key not in skip:
+            spec = dict(CONTEXT_FLAGS[key])
+            flag = f"--{key}"
+            p.add_argument(flag, **spec)
+    if stage.config is not None:
+        add_config_arguments(p, stage.config, skip=skip)
+    p.set_defaults(func=lambda args: run_command(name, args))
+    return p
+
+
+class Bars:
+    """Progress bars made on demand by a stage (``progress(name, total)``), closed at the end."""
+
+    def __init__(self) -> None:
+        self.bars: list = []
+
+    def __call__(self, name: str, total: int):
+        from saliency.cli.progress import bar
+
+        self.bars.append(bar(total, name))
+        return self.bars[-1].update
+
+    def close(self) -> None:
+        for b in self.bars:
+            b.close()
+
+
+def context_values(name: str, args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
+    """The context of stage ``name`` from its config's context fields, else the flags."""
+    from saliency.stages import registry
+
+    stage = registry.get(name)
+    out: dict[str, Any] = {}
+    for key in stage.context:
+        value = getattr(cfg, key, None) if cfg is not None and hasattr(cfg, key) else None
+        if value is None:
+            value = getattr(args, key, None)
+        if value is not None:
+            out[key] = Path(value) if key in ("run", "out", "manifest") else value
+    return out
+
+
+def run_command(name: str, args: argparse.Namespace, cfg: Any = None, **extra: Any) -> int:
+    """Build stage ``name``'s config from ``args``, run it, print its lines; its exit code."""
+    from saliency.cli.chance import warn_if_at_chance
+    from saliency.stages import registry
+    from saliency.stages.contract import StageContext
+
+    stage = registry.get(name)
+    if cfg is None and stage.config is not None:
+        cfg = config_from_args(stage.config, args)
+    values = context_values(name, args, cfg) | extra
+    if name in CHANCE_WARNED and values.get("run") is not None:
+        warn_if_at_chance(values["run"])
+    bars = Bars()
+    ctx = StageContext(progress=bars, **values)
+    try:
+        result = stage.run(cfg, ctx)
+    finally:
+        bars.close()
+    for line in result.lines():
+        print(line)
+    return result.code
