@@ -96,11 +96,13 @@ class AverageConfig:
         "permutation test",
     )
     contrast_incorrect: bool = setting(
-        True, help="also contrast each group's incorrect predictions with its correct ones"
-    )
+        False, help="also contrast each group's incorrect predictions with its correct ones "
+        "(the study templates turn it on)",
+    )  # fmt: skip
     contrast_cells: bool = setting(
-        True, help="also contrast each evaluated cell with the rest of its outcome"
-    )
+        False, help="also contrast each evaluated cell with the rest of all predictions "
+        "(the study templates turn it on)",
+    )  # fmt: skip
     permutations: int = setting(1000, help="permutations of each contrast's max-t test")
     maps_split: str = setting("test", help="which explained data split")
     workers: int = setting(2, help="worker processes (mean faces)", context=True)
