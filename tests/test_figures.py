@@ -50,9 +50,9 @@ def study(brows_reader_run, tmp_path_factory):
                  "--group", "all", "--group", "B_F", "--permutations", "50",
                  *quiet]) == 0  # fmt: skip
     cells = [a for c in ("A_F", "A_M", "B_F", "B_M") for a in ("--group", c)]
-    assert main(["average", "--run", r, *cells, "--contrast", "rest", "--permutations", "50",
-                 *quiet]) == 0  # fmt: skip
-    assert main(["average", "--run", r, "--group", "all", *quiet]) == 0
+    assert main(["average", "--run", r, *cells, "--split", "all", "--contrast", "rest",
+                 "--permutations", "50", *quiet]) == 0  # fmt: skip
+    assert main(["average", "--run", r, "--group", "all", "--split", "all", *quiet]) == 0
     assert main(["share", "--run", r, "--bootstrap", "100", *quiet]) == 0
     assert main(["ablate", "--run", r, *quiet]) == 0
     assert main(["agreement", "--run", r, "--bootstrap", "100"]) == 0

@@ -149,7 +149,7 @@ MAKERS = [
     (["average", "--split", "correct"], {"average_grid"}),
     (["average", "--split", "incorrect", "--contrast", "correct", "--permutations", "20"],
      {"difference_incorrect_minus_correct"}),
-    (["average"], {"difference_cell_minus_all"}),
+    (["average", "--split", "all"], {"difference_cell_minus_all"}),
     (["ablate", "--region", "all"], {"ablation_effects", "score_distributions"}),
     (["share", "--bootstrap", "50"], {"share_enrichment"}),
     (["validate", "--randomization-images", "4", "--curve-images", "8", "--curve-steps", "4",

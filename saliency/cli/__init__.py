@@ -53,8 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PARSERS: dict[tuple[str, ...], argparse.ArgumentParser] = {}  # per sys.path (plugins)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    key = tuple(sys.path)
+    if key not in _PARSERS:  # built once per process: tests call main() hundreds of times
+        _PARSERS[key] = build_parser()
+    parser = _PARSERS[key]
     try:
         args = parser.parse_args(argv)
     except BadValue as exc:  # a flag's value that its setting refused (cli.options)

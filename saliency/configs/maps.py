@@ -105,6 +105,7 @@ class AverageConfig:
     )  # fmt: skip
     permutations: int = setting(1000, help="permutations of each contrast's max-t test")
     maps_split: str = setting("test", help="which explained data split")
+    preview: bool = setting(True, help="a PNG preview beside each average (mean face | map)")
     workers: int = setting(2, help="worker processes (mean faces)", context=True)
 
     def __post_init__(self) -> None:

@@ -23,9 +23,14 @@ RULES: tuple[str, ...] = ("receptive-field", "half-pixel")  # grid-to-pixel plac
 def available() -> tuple[str, ...]:
     """The built-in methods and those other packages offer through the ``saliency.methods``
     entry-point group (by name, without importing them: the command line lists them)."""
+    import sys
     from importlib.metadata import entry_points
 
-    extra = tuple(
-        ep.name for ep in entry_points(group="saliency.methods") if ep.name not in METHODS
-    )
-    return METHODS + extra
+    key = tuple(sys.path)
+    if key not in _OFFERED:  # scanning the installed packages takes ~5 ms
+        eps = entry_points(group="saliency.methods")
+        _OFFERED[key] = tuple(ep.name for ep in eps if ep.name not in METHODS)
+    return METHODS + _OFFERED[key]
+
+
+_OFFERED: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -187,7 +187,7 @@ def _average(
                         contrast_count=int(len(b)),
                     )
                     name = f"{name}_vs_{contrast}"
-                    fig = contrast_figure(
+                    fig = cfg.preview and contrast_figure(
                         face,
                         mom.mean,
                         res.difference.reshape(shape),
@@ -199,9 +199,10 @@ def _average(
                     )
                     row["significant_pixels"] = int(sig.sum())
             _write_npz(out / f"{name}.npz", **arrays)
-            if fig is None:
-                fig = average_figure(face, mom.mean, mom.n, title, cfg.norm)
-            save_figure(fig, out / f"{name}.png", tight=False)
+            if cfg.preview:
+                if fig is None:
+                    fig = average_figure(face, mom.mean, mom.n, title, cfg.norm)
+                save_figure(fig, out / f"{name}.png", tight=False)
             summary.append(row)
     result.summary = pd.DataFrame(summary)
     return result

@@ -10,6 +10,7 @@ Torch-free: imports only the config dataclasses.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -127,7 +128,17 @@ BUILTIN: tuple[Stage, ...] = (
 )  # fmt: skip
 
 
+_FOUND: dict[tuple[str, ...], tuple[Stage, ...]] = {}  # per sys.path: scanning takes ~5 ms
+
+
 def _plugins() -> tuple[Stage, ...]:
+    key = tuple(sys.path)
+    if key not in _FOUND:
+        _FOUND[key] = _scan()
+    return _FOUND[key]
+
+
+def _scan() -> tuple[Stage, ...]:
     found = []
     for ep in entry_points(group=GROUP):
         stage = ep.load()
