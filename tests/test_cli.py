@@ -12,7 +12,7 @@ HEAVY = (
 )  # fmt: skip
 COMMANDS = (
     "demo run synth data align regions train adopt evaluate compare explain average predict share "
-    "ablate export "
+    "ablate export agreement "
     "null validate figures report"
 ).split()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from saliency.configs.selection import groups_setting
 from saliency.data.regions import REGION_CODES, REGIONS
 from saliency.perturb.names import FILL_PLACES, FILLS, MODES
 from saliency.settings import setting
@@ -77,13 +78,7 @@ class AgreementConfig:
         None, help="repeatable (default: every fill with delete-mode ablations)",
         aliases=("--fill",), renamed=("fill",),
     )  # fmt: skip
-    groups: list[str] | None = setting(
-        None,
-        help="subgroup, cell (AA_F) or all; repeatable (default: all, every subgroup, class "
-        "and cell)",
-        aliases=("--group",),
-        renamed=("group",),
-    )
+    groups: list[str] | None = groups_setting()
     bootstrap: int = setting(2000, help="resamples per interval")
     seed: int = setting(0, help="bootstrap seed")
 

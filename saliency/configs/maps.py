@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from saliency import settings
 from saliency.analysis.names import NORMS, OUTCOMES
+from saliency.configs.selection import groups_setting
 from saliency.methods.ig_settings import IGConfig
 from saliency.methods.names import RULES
 from saliency.settings import setting
@@ -58,10 +60,13 @@ class ExplainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> ExplainConfig:
-        """The config that :meth:`to_dict` recorded (``RUN/config.json``)."""
-        d = dict(d)
-        d["ig"] = IGConfig(**d.get("ig", {}))
+    def from_dict(cls, d: dict, where: str = "config.json", warn=None) -> ExplainConfig:
+        """The config that :meth:`to_dict` recorded (``RUN/config.json``): names it had
+        before read under the current ones (``warn`` hears each), keys it no longer has
+        dropped."""
+        d = settings.upgrade(cls, dict(d), where, warn)
+        ig = {k: v for k, v in (d.get("ig") or {}).items() if k in IGConfig.__dataclass_fields__}
+        d["ig"] = IGConfig(**ig)
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -130,13 +135,7 @@ class ShareConfig:
         aliases=("--split", "--outcome"),
         renamed=("split",),
     )
-    groups: list[str] | None = setting(
-        None,
-        help="subgroup, cell (AA_F) or all; repeatable (default: all, every subgroup, class "
-        "and cell)",
-        aliases=("--group",),
-        renamed=("group",),
-    )
+    groups: list[str] | None = groups_setting()
     label: str | None = setting(None, help="only this class", aliases=("--class",))
     maps_split: str = setting("test", help="which explained data split")
     bootstrap: int = setting(2000, help="resamples per interval")

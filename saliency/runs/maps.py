@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -27,10 +28,13 @@ C = TypeVar("C", bound=Recorded)
 
 
 def recorded_configs(
-    run: str | os.PathLike, config: type[C] | None = None
+    run: str | os.PathLike,
+    config: type[C] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, tuple[C, list[str]]]:
     """Per explained split of ``run``: its recorded explain settings (``config.json``, read
-    as ``config``, by default :class:`saliency.configs.maps.ExplainConfig`) and the methods
+    as ``config``, by default :class:`saliency.configs.maps.ExplainConfig`; a setting recorded
+    under an older name is read under its new one, and ``warn`` hears so) and the methods
     with maps there."""
     if config is None:
         from saliency.configs.maps import ExplainConfig as config
@@ -48,7 +52,8 @@ def recorded_configs(
                 f"{run} has maps for {split_dir.name} but no explain record in {CONFIG}; "
                 f"explain again with `saliency explain --run {run} --split {split_dir.name}`"
             )
-        out[split_dir.name] = (config.from_dict(rec["config"]), methods)
+        where = f"{cfg_file} explain:{split_dir.name}"
+        out[split_dir.name] = (config.from_dict(rec["config"], where, warn), methods)
     return out
 
 

@@ -7,6 +7,8 @@ shares and the delete-mode ablations. Paths come from :mod:`saliency.rundir`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -79,10 +81,13 @@ class Run:
         return model.mean_face(ckpt, ckpt.pre, device, workers)
 
     # -- maps and what was measured on them ----------------------------------------------
-    def recorded_configs(self, config: type[C] | None = None) -> dict[str, tuple[C, list[str]]]:
+    def recorded_configs(
+        self, config: type[C] | None = None, warn: Callable[[str], None] | None = None
+    ) -> dict[str, tuple[C, list[str]]]:
         """Per explained split: the recorded explain settings (read as ``config``, by default
-        ``ExplainConfig``) and the methods with maps there."""
-        return maps.recorded_configs(self.path, config)
+        ``ExplainConfig``; ``warn`` hears settings recorded under older names) and the
+        methods with maps there."""
+        return maps.recorded_configs(self.path, config, warn)
 
     def same_images(self, split: str, ecfg: E, methods: list[str]) -> E:
         """``ecfg`` for another model's maps of the images this run explained on ``split``,

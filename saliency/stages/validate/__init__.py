@@ -24,7 +24,7 @@ fill, so one command gives every verdict. The floor's maps are stored under
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,8 @@ from saliency.atomic import atomic_write_json, atomic_write_text
 from saliency.configs.checks import AblationConfig, ValidateConfig
 from saliency.configs.maps import ExplainConfig
 from saliency.data.regions import REGIONS
+from saliency.methods.base import MEAN_FACE
+from saliency.methods.registry import REGISTRY, method_settings
 from saliency.methods.store import absolute_paths, explained_methods, read_maps
 from saliency.models.checkpoint import Checkpoint, load_model, save_checkpoint
 from saliency.models.loader import ImageSource
@@ -188,9 +190,11 @@ def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] |
     n = max(cfg.randomization_images, cfg.curve_images)
     images, target = _subset(run, cfg.split, methods[0], n, pre)  # read once, for both passes
     k = min(cfg.randomization_images, len(target))
-    ecfg, _ = reader.recorded_configs(ExplainConfig)[cfg.split]
-    face = mean_face(ckpt, pre, device, cfg.workers) if ecfg.ig.baseline == "mean" else None
-    fns = {m: passes.method_maps(m, pre, ecfg.ig, face, ecfg.upsample) for m in methods}
+    ecfg, _ = reader.recorded_configs(ExplainConfig, notes.append)[cfg.split]
+    own = method_settings(*(getattr(ecfg, f.name) for f in fields(ecfg)))  # as explained
+    wanted = {d for m in methods for d in REGISTRY[m].run_data(own.get(m, REGISTRY[m].defaults()))}
+    face = mean_face(ckpt, pre, device, cfg.workers) if MEAN_FACE in wanted else None
+    fns = {m: passes.method_maps(m, pre, own, face, ecfg.upsample) for m in methods}
     unit = to_unit(images[:k]).to(device)
     step = progress("randomization", 0) if progress is not None else None
     per_image = passes.cascade(model, unit, target[:k], fns, cfg.seed, step)
