@@ -6,7 +6,7 @@ variant per region). This script times, interleaved and best of three:
   - ``forward``: those 7 N forward passes alone, in full float32 as ablate runs them, on
     inputs already decoded, filled, resized and on the model's device (the floor: the model's
     own cost);
-  - ``ablate``: :func:`saliency.analysis.ablation.ablate_run` end to end (decoding, region
+  - ``ablate``: :func:`saliency.stages.ablate.ablate_run` end to end (decoding, region
     fills, the run's preprocessing, batched forward, result tables), once with the fills in
     DataLoader workers (OpenCV) and once batched on the model's device (torch).
 

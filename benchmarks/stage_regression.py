@@ -56,8 +56,8 @@ def make(out: Path) -> None:
     cli("evaluate", "--run", run, "--workers", 0, "--device", "cpu")
     cli("explain", "--run", run, "--methods", "cam,gradcam,ig", "--ig-steps", 16,
         "--ig-baseline", "blur", "--workers", 0, "--device", "cpu")  # fmt: skip
-    # since issue 29 one average call makes every outcome and both study contrasts by
-    # default; these calls ask for exactly what the calls before it made
+    # since issue 29 a plain average call makes every outcome (and the study contrasts are
+    # flags, off by default): these flags ask for exactly what the calls before it made
     one = ("--split", "all", "--no-contrast-incorrect", "--no-contrast-cells") \
         if _has_flag("average", "--contrast-cells") else ()  # fmt: skip
     cli("average", "--run", run, "--workers", 0, *one)

@@ -20,8 +20,6 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
-CONTEXT = ("run", "out", "manifest", "device", "workers")
-
 
 def setting(
     default: Any = MISSING,

@@ -30,10 +30,8 @@ ORDER = ("average_grid", "difference_incorrect_minus_correct", "difference_cell_
 # figure -> what its skip reason must name: the command that makes its inputs (README,
 # "Figures and report"; each is run below to prove it makes them)
 NAMED = {
-    "average_grid": ["`saliency average --split correct`", "`--split incorrect`"],
-    "difference_incorrect_minus_correct": [
-        "`saliency average --split incorrect --contrast correct`"
-    ],
+    "average_grid": ["`saliency average --run RUN` (every outcome)"],
+    "difference_incorrect_minus_correct": ["`saliency average --run RUN --contrast-incorrect`"],
     "difference_cell_minus_all": ["`saliency average`"],
     "ablation_effects": ["`saliency ablate --region all`"],
     "share_enrichment": ["`saliency share`"],

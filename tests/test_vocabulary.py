@@ -124,7 +124,7 @@ def test_every_setting_is_a_flag_of_its_command(name, opt):
     help_text = " ".join(parser.format_help().split())
     assert opt.flag in help_text
     entry = next(a for a in parser._actions if a.dest == opt.name and a.help)
-    assert "(default" in " ".join(entry.help.split()) or "required" in entry.help
+    assert "default" in " ".join(entry.help.split()) or "required" in entry.help
 
 
 STUDY_CASES = [

@@ -3,4 +3,8 @@
 from __future__ import annotations
 
 NORMS: tuple[str, ...] = ("max", "minmax", "sum", "none")  # per-map normalizations
-OUTCOMES: tuple[str, ...] = ("all", "correct", "incorrect")  # the --split selections
+OUTCOMES: tuple[str, ...] = (
+    "all",
+    "correct",
+    "incorrect",
+)  # the outcome selections (--outcomes, alias --split)

@@ -1,6 +1,7 @@
-"""Selections shared by the analysis commands: ``--split``, ``--group``, ``--class``.
+"""Selections shared by the analysis commands: ``--outcomes`` (alias ``--split``),
+``--groups`` (alias ``--group``), ``--label`` (alias ``--class``).
 
-``--split`` here means which predictions: ``all``, ``correct`` or ``incorrect``.
+The outcome is which predictions: ``all``, ``correct`` or ``incorrect`` (never a data split).
 ``--group`` is a subgroup, a cell (``AA_F``) or ``all`` (see :mod:`saliency.data.cells`).
 """
 
@@ -32,7 +33,7 @@ class Selection:
 
 def check_outcome(outcome: str) -> str:
     if outcome not in OUTCOMES:
-        raise ValueError(f"unknown split {outcome!r}; valid: {', '.join(OUTCOMES)}")
+        raise ValueError(f"unknown outcome {outcome!r}; valid: {', '.join(OUTCOMES)}")
     return outcome
 
 

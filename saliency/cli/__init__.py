@@ -22,7 +22,6 @@ HAND_WRITTEN = {"demo": demo, "run": run, "synth": synth, "data": data, "train":
 ORDER = ("demo", "run", "synth", "data", "align", "regions", "train", "adopt", "evaluate",
          "compare", "explain", "average", "predict", "share", "ablate", "null", "agreement",
          "validate", "figures", "report", "export")  # fmt: skip
-NOT_COMMANDS = {"data"}  # the data stage runs in studies; `saliency data` imports and checks
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -44,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     stages = all_stages()
-    names = list(ORDER) + [s for s in stages if s not in ORDER and s not in NOT_COMMANDS]
+    names = list(ORDER) + [s for s in stages if s not in ORDER]  # other packages' stages
     for name in names:
         if name in HAND_WRITTEN:
             HAND_WRITTEN[name].register(sub)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("compare", help="one table across runs and architectures")
-    c.add_argument("runs", nargs="+", type=Path)
+    c.add_argument("runs", nargs="+", type=Path, help="run folders, each evaluated on --split")
     c.add_argument("--split", default="test", help="the evaluated data split (default: test)")
     c.add_argument("--out", type=Path, help="CSV to write (default: print only)")
     c.set_defaults(func=run_compare)

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "skipped and listed with a reason in <manifest>_skipped.csv.",
     )
     imp.add_argument("src", type=Path, help="data set folder (or CSV file for csv/morph)")
-    imp.add_argument("--format", required=True, choices=FORMAT_NAMES)
+    imp.add_argument("--format", required=True, choices=FORMAT_NAMES,
+                     help="the data set's own layout (required)")  # fmt: skip
     imp.add_argument("--out", required=True, type=Path, help="manifest CSV to write")
     add_config_arguments(imp, ImportOptions)
     imp.set_defaults(func=run_import)
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="validate a manifest: files, labels, duplicates, landmarks",
         description="Exits 1 when it finds errors, 0 otherwise.",
     )
-    chk.add_argument("manifest", type=Path)
+    chk.add_argument("manifest", type=Path, help="the manifest CSV to check")
     chk.add_argument("--classes", help="the expected class names, comma separated")
     chk.add_argument("--decode", action="store_true", help="decode every image fully (slower)")
     chk.add_argument("--report", type=Path, help="write every problem to this CSV")

@@ -34,10 +34,24 @@ def _text(value: Any) -> str:
 
 
 def _help(opt: Option) -> str:
-    if "(default" in opt.help:  # the help says what the default means
-        return opt.help.replace("%", "%%")
-    default = "required" if opt.required else f"default: {_text(opt.default)}"
-    return f"{opt.help} ({default})".replace("%", "%%")
+    """The help text, with the valid values and the dataclass default inside one bracket."""
+    extra = [f"one of {', '.join(map(str, opt.choices))}"] if opt.choices else []
+    if "(default" not in opt.help:
+        extra.append("required" if opt.required else f"default: {_text(opt.default)}")
+    text = opt.help
+    if extra and text.endswith(")"):  # "... (0: off)" -> "... (0: off; default: 0.0)"
+        text = f"{text[:-1]}; {'; '.join(extra)})"
+    elif extra:
+        text = f"{text} ({'; '.join(extra)})"
+    return text.replace("%", "%%")
+
+
+def _metavar(opt: Option) -> str:
+    """One value's name: GROUP for ``groups`` (a list flag takes one value per use)."""
+    name = opt.path[-1].upper()
+    if opt.kind in ("list", "tuple") and name.endswith("S") and not name.endswith("SS"):
+        name = name[:-1]
+    return name
 
 
 class BadValue(Exception):
@@ -113,14 +127,10 @@ def add_config_arguments(
                 parser.add_argument(alias, dest=opt.name, action="store_false",
                                     default=argparse.SUPPRESS, help=same)  # fmt: skip
             continue
+        kw.setdefault("metavar", _metavar(opt))
         if opt.kind in ("list", "tuple", "dict"):
-            kw.setdefault("metavar", opt.name.upper() if opt.choices is None else None)
-            if kw["metavar"] is None:
-                kw["metavar"] = "{" + ",".join(map(str, opt.choices)) + "}"
             parser.add_argument(*names, action=_Many, opt=opt, **kw)
             continue
-        if opt.choices is not None:  # checked by _convert (one line), shown in the usage
-            kw["metavar"] = kw.get("metavar") or "{" + ",".join(map(str, opt.choices)) + "}"
         if opt.required:
             kw["required"] = True
         parser.add_argument(*names, type=lambda t, o=opt: _convert(o, t), **kw)
@@ -148,10 +158,9 @@ def _is_tuple(cls: type, f: dataclasses.Field) -> bool:
     return any(o.path[-1] == f.name and o.kind == "tuple" for o in options(cls))
 
 
-def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
-    """``cls`` built by field name from the flags given (dataclass defaults for the rest);
-    ``fixed`` overrides (e.g. context the command resolved itself)."""
-    data = given(args, cls) | fixed
+def config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """``cls`` built by field name from the flags given (dataclass defaults for the rest)."""
+    data = given(args, cls)
     subs = nested(cls)
     for name, sub in subs.items():
         if name in data and isinstance(data[name], dict):

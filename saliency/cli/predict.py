@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saliency.methods.names import METHODS
+from saliency.methods.names import available
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="class and confidence for single images (aligned crops)")
-    p.add_argument("--run", required=True, type=Path)
-    p.add_argument("images", nargs="+", type=Path)
-    p.add_argument("--explain", choices=METHODS, help="also write a heatmap overlay per image")
+    p.add_argument("--run", required=True, type=Path, help="the run folder (required)")
+    p.add_argument("images", nargs="+", type=Path, help="aligned face crops")
+    p.add_argument("--explain", choices=available(), help="also write a heatmap overlay per image")
     p.add_argument("--out", type=Path, help="folder for the overlays (with --explain)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
     p.set_defaults(func=run)
 
 

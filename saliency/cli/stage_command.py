@@ -16,8 +16,8 @@ from saliency.cli.options import add_config_arguments, config_from_args
 from saliency.settings import options
 
 CONTEXT_FLAGS: dict[str, dict[str, Any]] = {
-    "run": {"type": Path, "required": True, "help": "the run folder"},
-    "out": {"type": Path, "required": True, "help": "output folder"},
+    "run": {"type": Path, "required": True, "help": "the run folder (required)"},
+    "out": {"type": Path, "required": True, "help": "output folder (required)"},
     "manifest": {"type": Path, "help": "the manifest CSV to read"},
     "device": {"default": "auto", "help": "auto, cpu, cuda, cuda:1, ... (default: auto)"},
     "workers": {"type": int, "default": 2, "help": "worker processes (default: 2)"},
@@ -27,23 +27,21 @@ CONTEXT_FLAGS: dict[str, dict[str, Any]] = {
 CHANCE_WARNED = {"explain", "average", "share", "ablate", "agreement", "validate"}
 
 
-def register_stage(
-    sub: argparse._SubParsersAction, name: str, *, skip: tuple[str, ...] = ()
-) -> argparse.ArgumentParser:
-    """Add stage ``name``'s command: its config's flags (less ``skip``) and its context."""
+def register_stage(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    """Add stage ``name``'s command: its config's flags and its context."""
     from saliency.stages import registry
 
     stage = registry.get(name)
     text = stage.description() if callable(stage.description) else stage.description
-    p = sub.add_parser(name, help=stage.help, description=text or stage.help)
+    p = sub.add_parser(name, help=stage.help, description=text or None)
     own = {o.name for o in options(stage.config)} if stage.config else set()
     for key in stage.context:
-        if key not in own and key not in skip:
+        if key not in own:
             spec = dict(CONTEXT_FLAGS[key])
             flag = f"--{key}"
             p.add_argument(flag, **spec)
     if stage.config is not None:
-        add_config_arguments(p, stage.config, skip=skip)
+        add_config_arguments(p, stage.config)
     p.set_defaults(func=lambda args: run_command(name, args))
     return p
 
@@ -80,16 +78,15 @@ def context_values(name: str, args: argparse.Namespace, cfg: Any) -> dict[str, A
     return out
 
 
-def run_command(name: str, args: argparse.Namespace, cfg: Any = None, **extra: Any) -> int:
+def run_command(name: str, args: argparse.Namespace) -> int:
     """Build stage ``name``'s config from ``args``, run it, print its lines; its exit code."""
     from saliency.cli.chance import warn_if_at_chance
     from saliency.stages import registry
     from saliency.stages.contract import StageContext
 
     stage = registry.get(name)
-    if cfg is None and stage.config is not None:
-        cfg = config_from_args(stage.config, args)
-    values = context_values(name, args, cfg) | extra
+    cfg = config_from_args(stage.config, args) if stage.config is not None else None
+    values = context_values(name, args, cfg)
     if name in CHANCE_WARNED and values.get("run") is not None:
         warn_if_at_chance(values["run"])
     bars = Bars()

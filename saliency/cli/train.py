@@ -13,8 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     from saliency.cli.options import add_config_arguments
     from saliency.models.recipe import TrainConfig
 
-    p = sub.add_parser("train", help="train the CAM-ready ResNet (or Inception v3, VGG16-GAP)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
+    p = sub.add_parser(
+        "train",
+        help="train the CAM-ready ResNet (or Inception v3, VGG16-GAP)",
+        description="The recipe's every setting is a flag; --resume continues the run in --out "
+        "with its own recipe (--epochs then raises its total).",
+    )
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoints/last.pt")  # fmt: skip
     add_config_arguments(p, TrainConfig, skip=("manifest",))
     p.add_argument("--manifest", default=argparse.SUPPRESS,
                    help="manifest CSV (required unless --resume)")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from saliency.data.import_options import ImportOptions
 from saliency.data.names import FORMAT_NAMES
@@ -30,6 +31,10 @@ class DataConfig:
         help="the importer's options (source import)", factory=ImportOptions, renamed=("import",)
     )
     workers: int | None = setting(None, help="worker processes (default: CPUs)", context=True)
+
+    def manifest_path(self, out: str | Path) -> Path:
+        """The manifest the data stage leaves: the given one, or ``out/manifest.csv``."""
+        return Path(self.path) if self.source == "manifest" else Path(out) / "manifest.csv"
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

@@ -32,9 +32,14 @@ def _floats(text: str) -> tuple[float, ...]:
 @dataclass
 class AdoptConfig:
     out: str = setting(help="the run folder to create", context=True)
-    classes: list[str] = setting(help="class names in output order, e.g. female,male",
-                                 factory=list)  # fmt: skip
-    size: int | None = setting(None, help="input side in px")
+    classes: list[str] = setting(
+        help="class names in output order, e.g. female,male (needed unless an exported "
+        "model's sidecar gives them)",
+        factory=list,
+    )
+    size: int | None = setting(
+        None, help="input side in px (needed unless an exported model's sidecar gives it)"
+    )
     weights: str | None = setting(None, help="the model file")
     arch: str | None = setting(None, help="torchvision classifier name, e.g. resnet50")
     function: str | None = setting(None, help="module:function that returns the nn.Module")

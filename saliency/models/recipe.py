@@ -78,7 +78,9 @@ class TrainConfig:
     augmentation: Augmentation = setting(help="training augmentation", factory=Augmentation)
     workers: int = setting(2, help="image decoding workers", context=True)
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, ...", context=True)
-    cache_bytes: int = setting(4 << 30, help="decoded-image cache (bytes; 0: off)")
+    cache_bytes: int = setting(
+        4 << 30, help="decoded-image cache in bytes (4294967296 is 4 GiB; 0: off)"
+    )
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -169,8 +169,6 @@ def lines(res: AdoptResult) -> list[str]:
 def run_stage(cfg: AdoptConfig, ctx: StageContext) -> Result:
     """The stage contract: adopt into the context's run folder (``out``); a half-made
     adoption there (no checkpoint yet) is cleared first, so an interrupted one starts over."""
-    import shutil
-
     cfg = ctx.fill(cfg)
     if not best_checkpoint(cfg.out).is_file() and (Path(cfg.out) / MODEL_DIR).is_dir():
         shutil.rmtree(Path(cfg.out) / MODEL_DIR)

@@ -1,7 +1,8 @@
 """The stage contract: what every stage is, what it is given, and what it returns.
 
 A stage is one :class:`Stage` record in :mod:`saliency.stages.registry`: its name, its config
-type (a torch-free dataclass, :mod:`saliency.configs`), ``run(cfg, ctx) -> Result``, the
+type (a torch-free dataclass, :mod:`saliency.configs`), its module's ``run_stage(cfg, ctx)
+-> Result`` (the stage's older ``run(...)`` stays its internal entry), the
 stages whose files it reads, the files that prove it is done and what a re-run clears. A
 :class:`StageContext` gives a stage its folders, device, workers and progress; it is also
 where the process's rank and world size live when stages run under torchrun. A

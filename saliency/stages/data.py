@@ -115,11 +115,6 @@ class DataResult:
     check: Any  # the check stage's result, or None
 
 
-def manifest_of(cfg: DataConfig, out: Path) -> Path:
-    """The manifest the data stage leaves: the given one, or ``out/manifest.csv``."""
-    return Path(cfg.path) if cfg.source == "manifest" else Path(out) / "manifest.csv"
-
-
 def run_stage(cfg: DataConfig, ctx: StageContext) -> Result:
     """The stage contract: make (or take) the manifest into ``ctx.out``, then check it."""
     out = Path(ctx.out)
@@ -136,7 +131,7 @@ def run_stage(cfg: DataConfig, ctx: StageContext) -> Result:
     elif cfg.source == "import":
         made = _import(cfg, out)
         text = [f"imported {len(made.df)} rows ({len(made.skipped)} skipped, with reasons)"]
-    manifest = manifest_of(cfg, out)
+    manifest = cfg.manifest_path(out)
     checked = check(manifest) if cfg.check else None
     if checked is not None:
         text += check_lines(checked)

@@ -1,6 +1,6 @@
 """Every stage, in study order: one :class:`~saliency.stages.contract.Stage` line each.
 
-Adding a stage is its module (``run(cfg, ctx) -> Result``), its config dataclass and one line
+Adding a stage is its module (``run_stage(cfg, ctx) -> Result``), its config dataclass and one line
 here (plus a command in ``saliency/cli/`` when it needs one beyond the generated one). Other
 packages add stages through the ``saliency.stages`` entry-point group: each entry point names
 a :class:`Stage` record; it runs after the built-in stages it depends on.
@@ -41,7 +41,7 @@ def _in_out(*parts: str) -> Callable[[StageContext, Any], list[Path]]:
 
 
 def _data_manifest(ctx: StageContext, cfg: DataConfig) -> list[Path]:
-    return [Path(cfg.path) if cfg.source == "manifest" else Path(ctx.out) / "manifest.csv"]
+    return [cfg.manifest_path(ctx.out)]
 
 
 def _data_folder(ctx: StageContext, cfg: DataConfig) -> list[Path]:

@@ -22,9 +22,10 @@ def run_dir(study: Study) -> Path:
 
 def manifest_of(study: Study, stage: str) -> Path:
     """The manifest that maker ``stage`` (data, align or regions) leaves."""
-    data = study.stages["data"]
-    if stage == "data" and data["source"] == "manifest":
-        return Path(data["path"])
+    if stage == "data":
+        from saliency.study.config import build_config
+
+        return build_config("data", study.stages["data"]).manifest_path(study.out / "data")
     return study.out / FOLDERS[stage] / "manifest.csv"
 
 

@@ -4,7 +4,7 @@
 then the output slice (the gender outputs of a multi-head net) and the output kind:
 ``logits`` as they are, ``log-probabilities`` as they are (they differ from logits by a
 constant per row, so softmax gives the same probabilities), ``probabilities`` as their log
-(one output: the log-odds). A trailing softmax was cut off before (graph_split), so maps
+(one output: the log-odds). A trailing softmax was cut off before (models.adopted.graph), so maps
 explain logits whenever the graph allows it.
 
 CAM-ready: when the head is numerically a linear map of the globally pooled maps, the

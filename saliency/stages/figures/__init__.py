@@ -9,6 +9,7 @@ figure with the command that makes its inputs (the report reads it).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,7 @@ def run(cfg: FiguresConfig) -> FiguresResult:
     from saliency.viz.style import PAPER_RC
 
     run_dir = require_run(cfg.run)
-    cfg = FiguresConfig(run_dir, cfg.formats, cfg.dpi, cfg.width, cfg.min_n, cfg.split)
+    cfg = dataclasses.replace(cfg, run=run_dir)
     out = figures_dir(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = FiguresResult(out)

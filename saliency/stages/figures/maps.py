@@ -44,9 +44,7 @@ def average_grid(
         for m in methods for o in outcomes for r in rows
     }  # fmt: skip
     if all(v is None for v in data.values()):
-        return (
-            "no averages per split: run `saliency average --split correct` and `--split incorrect`"
-        )
+        return "no averages per outcome: run `saliency average --run RUN` (every outcome)"
     fig = paper_figure(*_grid_size(len(rows), 2 * len(methods), width))
     axes = fig.subplots(len(rows), 2 * len(methods), squeeze=False)
     total, units = 0, {}
@@ -122,8 +120,8 @@ def incorrect_minus_correct(
     found = {(m, c): _load(averages_dir(run) / f"{m}_incorrect_{c}_vs_correct.npz")
              for m in methods for c in cols}  # fmt: skip
     if all(v is None for v in found.values()):
-        return ("no incorrect-vs-correct contrasts: run `saliency average --split incorrect "
-                "--contrast correct`")  # fmt: skip
+        return ("no incorrect-vs-correct contrasts: run `saliency average --run RUN "
+                "--contrast-incorrect`")  # fmt: skip
     fig = paper_figure(*_grid_size(len(methods), len(cols), width, 0.6))
     axes = fig.subplots(len(methods), len(cols), squeeze=False)
     n = 0
