@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from saliency.settings import Option, nested, options
+from saliency.settings import Option, build, nested, options
 
 
 def _text(value: Any) -> str:
@@ -149,20 +149,11 @@ def given(args: argparse.Namespace, cls: type, prefix: tuple[str, ...] = ()) -> 
             continue
         key = "_".join(prefix + (f.name,))
         if hasattr(args, key):
-            value = getattr(args, key)
-            out[f.name] = tuple(value) if isinstance(value, list) and _is_tuple(cls, f) else value
+            out[f.name] = getattr(args, key)
     return out
 
 
-def _is_tuple(cls: type, f: dataclasses.Field) -> bool:
-    return any(o.path[-1] == f.name and o.kind == "tuple" for o in options(cls))
-
-
 def config_from_args(cls: type, args: argparse.Namespace) -> Any:
-    """``cls`` built by field name from the flags given (dataclass defaults for the rest)."""
-    data = given(args, cls)
-    subs = nested(cls)
-    for name, sub in subs.items():
-        if name in data and isinstance(data[name], dict):
-            data[name] = sub(**data[name])
-    return cls(**data)
+    """``cls`` built by field name from the flags given (dataclass defaults for the rest),
+    through :func:`saliency.settings.build`, as a TOML table is."""
+    return build(cls, given(args, cls))
