@@ -10,8 +10,9 @@ config cannot say. Library code never prints; the commands here do the talking.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from saliency.cli import compare, data, demo, predict, run, synth, train
 from saliency.cli.options import BadValue
@@ -56,6 +57,9 @@ _PARSERS: dict[tuple[str, ...], argparse.ArgumentParser] = {}  # per sys.path (p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # `python -m saliency -- COMMAND`, as torchrun's launch form reads
+        argv = argv[1:]
     key = tuple(sys.path)
     if key not in _PARSERS:  # built once per process: tests call main() hundreds of times
         _PARSERS[key] = build_parser()
@@ -63,19 +67,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except BadValue as exc:  # a flag's value that its setting refused (cli.options)
-        argv = list(sys.argv[1:] if argv is None else argv)
         print(f"saliency {argv[0] if argv else ''}: error: {exc}".replace("  ", " "),
               file=sys.stderr)  # fmt: skip
         return 2
     errors = user_errors()
     try:
-        return int(args.func(args) or 0)
+        with _world(args):
+            return int(args.func(args) or 0)
     except errors as exc:
         print(f"saliency {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"saliency {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _world(args: argparse.Namespace) -> Iterator[None]:
+    """Under torchrun: this rank's device (``cuda:LOCAL_RANK`` for ``auto`` on GPUs), the
+    process group joined, and the output of every rank but 0 silenced (its errors still
+    reach stderr). Outside torchrun: nothing."""
+    import os
+
+    from saliency.distributed import from_env
+
+    world = from_env()
+    if not world.distributed:
+        yield
+        return
+    from saliency.distributed import rank_device, start, stop
+
+    if getattr(args, "device", None):  # unset: a study's own device (cli.run)
+        args.device = rank_device(args.device, world)
+    start(world, rank_device(getattr(args, "device", None) or "auto", world))
+    quiet = None if world.main else open(os.devnull, "w")  # noqa: SIM115
+    try:
+        with contextlib.redirect_stdout(quiet) if quiet else contextlib.nullcontext():
+            if quiet:
+                os.environ["SALIENCY_PROGRESS"] = "0"
+            yield
+    finally:
+        if quiet:
+            quiet.close()
+        stop()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -57,13 +57,15 @@ def run_study(study, args: argparse.Namespace, closing: str = "") -> int:
     """Plan and run ``study`` with the command-line overrides in ``args``."""
     from saliency.cli.stage_command import Bars
     from saliency.cli.train import describe, print_epoch
+    from saliency.distributed import broadcast, from_env, rank_device
     from saliency.study.runner import execute, plan
 
+    world = from_env()
     if args.out is not None:
         study.out = args.out
-    study.device = args.device or study.device
+    study.device = rank_device(args.device or study.device, world)
     study.workers = args.workers if args.workers is not None else study.workers
-    decisions = plan(study, args.only)
+    decisions = broadcast(plan(study, args.only))  # rank 0's plan, on every rank
     for w in dict.fromkeys(study.warnings):
         print(f"warning: {w}")
     print(f"study {study.name} -> {study.out}")
@@ -74,14 +76,15 @@ def run_study(study, args: argparse.Namespace, closing: str = "") -> int:
     for k, d in enumerate(decisions, 1):
         head = f"[{k}/{len(decisions)}] {d.stage}"
         if d.action == "skip":  # the plan above said so
-            execute(study, d)  # a record under older names is rewritten
+            execute(study, d, rank=world.rank)  # a record under older names is rewritten
             times.append((d.stage, "skipped", 0.0))
             continue
         print(f"{head}: {d.action} ({d.reason})", flush=True)
         bars = Bars()
         try:
             result, seconds = execute(study, d, progress=bars, on_epoch=print_epoch,
-                                      on_trainer=describe)  # fmt: skip
+                                      on_trainer=describe, rank=world.rank,
+                                      world_size=world.size)  # fmt: skip
         finally:
             bars.close()
         for line in result.lines():

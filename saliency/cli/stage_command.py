@@ -81,6 +81,7 @@ def context_values(name: str, args: argparse.Namespace, cfg: Any) -> dict[str, A
 def run_command(name: str, args: argparse.Namespace) -> int:
     """Build stage ``name``'s config from ``args``, run it, print its lines; its exit code."""
     from saliency.cli.chance import warn_if_at_chance
+    from saliency.distributed import from_env
     from saliency.stages import registry
     from saliency.stages.contract import StageContext
 
@@ -90,9 +91,10 @@ def run_command(name: str, args: argparse.Namespace) -> int:
     if name in CHANCE_WARNED and values.get("run") is not None:
         warn_if_at_chance(values["run"])
     bars = Bars()
-    ctx = StageContext(progress=bars, **values)
+    world = from_env()
+    ctx = StageContext(progress=bars, rank=world.rank, world_size=world.size, **values)
     try:
-        result = stage.run(cfg, ctx)
+        result = stage.run_in(cfg, ctx)
     finally:
         bars.close()
     for line in result.lines():

@@ -87,6 +87,16 @@ class MapStore:
         gives the rows stored under that key (0 when new). Maps made under another key raise
         ``ValueError`` naming every such method, unless ``overwrite`` (they start afresh).
         ``columns``: each method's own ``index.csv`` columns."""
+        done = self.peek(keys, overwrite)
+        for m, key in keys.items():
+            if done[m] < self.n or self.n == 0:
+                self._open_method(m, key, done[m], tuple((columns or {}).get(m, ())))
+        return done
+
+    def peek(self, keys: Mapping[str, str], overwrite: bool = False) -> dict[str, int]:
+        """What :meth:`resume` would find, without opening or changing anything: rows
+        stored per method under its key (``ValueError`` for maps of another key unless
+        ``overwrite``, then 0). Every rank of a sharded explain reads this."""
         done, clash = {}, []
         for m, key in keys.items():
             path = self.folder / m / PROGRESS
@@ -102,9 +112,6 @@ class MapStore:
                 f"{self.folder} holds {', '.join(clash)} maps made with other settings; pass "
                 "--overwrite to replace them"
             )
-        for m, key in keys.items():
-            if done[m] < self.n or self.n == 0:
-                self._open_method(m, key, done[m], tuple((columns or {}).get(m, ())))
         return done
 
     def _open_method(self, method: str, key: str, done: int, columns: tuple[str, ...]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,7 +13,7 @@ from saliency.models import outputs
 from saliency.models.camnet import CamNet
 from saliency.models.loader import ImageSource
 from saliency.models.preprocess import Preprocessing, model_input
-from saliency.runtime import full_float32
+from saliency.runtime import full_float32, full_float32_context
 
 
 @torch.inference_mode()
@@ -27,15 +27,32 @@ def predict_logits(
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Logits ``float32 [N, n_outputs]`` for image files, in order (streamed from disk)."""
-    device = next(model.parameters()).device
-    source = ImageSource(paths, pre, cache_bytes=0, workers=workers)
-    out = np.empty((len(source), model.n_outputs), np.float32)
-    for images, rows in source.batches(np.arange(len(source)), batch_size):
-        x = model_input(images.to(device), pre)
-        out[rows.numpy()] = model(x).float().cpu().numpy()
+    out = np.empty((len(paths), model.n_outputs), np.float32)
+    for rows, logits in logits_stream(model, pre, paths, np.arange(len(paths)), batch_size,
+                                      workers):  # fmt: skip
+        out[rows] = logits
         if progress is not None:
             progress(len(rows))
     return out
+
+
+def logits_stream(
+    model: CamNet,
+    pre: Preprocessing,
+    paths: Sequence[str | os.PathLike],
+    rows: np.ndarray,
+    batch_size: int = 128,
+    workers: int = 2,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(rows [B], logits float32 [B, n_outputs])`` batch by batch for the images
+    ``paths[rows]`` (``rows`` increasing: a rank's shard), under inference mode and full
+    float32 (:func:`saliency.runtime.full_float32`)."""
+    device = next(model.parameters()).device
+    source = ImageSource(paths, pre, cache_bytes=0, workers=workers)
+    with torch.inference_mode(), full_float32_context():
+        for images, idx in source.batches(np.asarray(rows), batch_size):
+            x = model_input(images.to(device), pre)
+            yield idx.numpy(), model(x).float().cpu().numpy()
 
 
 def predictions_frame(df: pd.DataFrame, logits: np.ndarray, classes: list[str]) -> pd.DataFrame:

@@ -61,6 +61,12 @@ class StageContext:
                 change[key] = str(change[key])
         return dataclasses.replace(cfg, **change)
 
+    def world(self):
+        """This process among torchrun's (:class:`saliency.distributed.World`)."""
+        from saliency.distributed import World, from_env
+
+        return World(self.rank, self.world_size, from_env().local_rank)
+
     def reader(self):
         """The typed reader of the run folder (:class:`saliency.runs.Run`)."""
         from saliency.runs import Run
@@ -93,7 +99,8 @@ class Stage:
     when the stage runs (so the registry stays torch-free). ``context``: what its command
     takes besides the config (``run``, ``out``, ``manifest``, ``device``, ``workers``,
     ``overwrite``). ``in_study``: a study may hold a table for it. ``outputs`` and ``clears``
-    map ``(ctx, cfg)`` to paths: the files that prove it done, and what a re-run removes."""
+    map ``(ctx, cfg)`` to paths: the files that prove it done, and what a re-run removes.
+    ``sharded``: under torchrun every rank runs it; otherwise rank 0 alone (:meth:`run_in`)."""
 
     name: str
     config: type | None
@@ -106,7 +113,20 @@ class Stage:
     in_study: bool = True
     description: str | Callable[[], str] = ""  # its command's --help text (or a function)
     resumable: bool = True  # False: an interrupted run starts over (its outputs cleared)
+    # under torchrun: True, every rank runs it (it shards its rows, rank 0 merges); False,
+    # rank 0 runs it while the other ranks wait
+    sharded: bool = False
 
     def run(self, cfg: Any, ctx: StageContext) -> Result:
         module, _, name = self.entry.partition(":")
         return getattr(importlib.import_module(module), name)(cfg, ctx)
+
+    def run_in(self, cfg: Any, ctx: StageContext) -> Result:
+        """Run it in the context's world: every rank when it is sharded, else rank 0 alone
+        (the others get an empty result); then every rank waits for the others, so the next
+        stage reads finished files."""
+        from saliency.distributed import barrier
+
+        result = self.run(cfg, ctx) if self.sharded or ctx.rank == 0 else Result(None)
+        barrier()
+        return result

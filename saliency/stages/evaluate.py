@@ -11,15 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from saliency.analysis.metrics import chance_message, evaluation_metrics, group_table
 from saliency.atomic import atomic_write_json, atomic_write_text
 from saliency.configs.model import EvaluateConfig
 from saliency.data.manifest import relative_path
-from saliency.models.checkpoint import load_model
+from saliency.distributed import World
+from saliency.models.checkpoint import file_sha256, load_model
 from saliency.models.evaluate import evaluation_rows
-from saliency.models.predict import predict_logits, predictions_frame
+from saliency.models.predict import logits_stream, predictions_frame
+from saliency.parts import Gathered, gather, key_of
 from saliency.rundir import best_checkpoint, eval_dir, record, require_run, train_log
 from saliency.runtime import resolve_device
 from saliency.stages.contract import Result, StageContext
@@ -57,28 +60,62 @@ def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], r
 
 
 def run(
-    cfg: EvaluateConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
+    cfg: EvaluateConfig,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    world: World | None = None,
 ) -> dict[str, EvaluateResult]:
-    """Evaluate each of ``cfg.splits``; ``progress(name, total)`` makes a counter per split."""
-    return {s: evaluate_split(cfg, s, progress(f"evaluate {s}", 0) if progress else None)
-            for s in cfg.splits}  # fmt: skip
+    """Evaluate each of ``cfg.splits``; ``progress(name, total)`` makes a counter per split.
+    Under torchrun (``world``) the ranks share each split's images and rank 0 writes (the
+    others get an empty dict)."""
+    out = {}
+    for s in cfg.splits:
+        res = evaluate_split(cfg, s, progress(f"evaluate {s}", 0) if progress else None, world)
+        if res is not None:
+            out[s] = res
+    return out
+
+
+def _logits(
+    model, pre, rows: pd.DataFrame, cfg: EvaluateConfig, folder: Path, sha: str,
+    progress: Callable[[int], None] | None, world: World,
+) -> Gathered | None:  # fmt: skip
+    """The logits of ``rows`` (``float32 [N, n_outputs]``, under ``"logits"``), sharded over
+    the ranks (:func:`saliency.parts.gather`); ``None`` on ranks other than 0."""
+
+    def compute(todo: np.ndarray, sink) -> None:
+        paths = rows["path"].tolist()
+        for r, z in logits_stream(model, pre, paths, todo, cfg.batch_size, cfg.workers):
+            sink.add(r, logits=z)
+            if progress is not None:
+                progress(len(r))
+
+    key = key_of("evaluate", sha, rows["path"].tolist())
+    return gather(folder, key, rows["path"].tolist(), world.rank, world.size, compute)
 
 
 def evaluate_split(
-    cfg: EvaluateConfig, split: str, progress: Callable[[int], None] | None = None
-) -> EvaluateResult:
-    """Classify ``split`` with the run's best checkpoint and write its evaluation."""
+    cfg: EvaluateConfig,
+    split: str,
+    progress: Callable[[int], None] | None = None,
+    world: World | None = None,
+) -> EvaluateResult | None:
+    """Classify ``split`` with the run's best checkpoint and write its evaluation (rank 0;
+    ``None`` on the other ranks under torchrun)."""
+    world = world or World()
     run_dir = require_run(cfg.run)
     device = resolve_device(cfg.device)
-    model, pre, classes, ckpt = load_model(best_checkpoint(run_dir), device)
+    ckpt_path = best_checkpoint(run_dir)
+    model, pre, classes, ckpt = load_model(ckpt_path, device)
     rows, manifest = evaluation_rows(ckpt, split, cfg.manifest)
-    logits = predict_logits(model, pre, rows["path"], cfg.batch_size, cfg.workers, progress)
-    pred = predictions_frame(rows, logits, classes)
+    out = eval_dir(run_dir, split)
+    got = _logits(model, pre, rows, cfg, out, file_sha256(ckpt_path), progress, world)
+    if got is None:
+        return None
+    pred = predictions_frame(rows, got.arrays["logits"], classes)
     pred["path"] = [relative_path(p, manifest.parent) for p in pred["path"]]
     metrics = evaluation_metrics(pred, classes)
     metrics["checkpoint"] = {"epoch": ckpt.epoch, "arch": ckpt.arch}
     metrics["manifest"] = str(manifest)
-    out = eval_dir(run_dir, split)
     atomic_write_text(out / "predictions.csv", pred.to_csv(index=False))
     atomic_write_json(out / "metrics.json", metrics)
     table = group_table(pred, classes)
@@ -89,6 +126,7 @@ def evaluate_split(
         f"evaluate:{split}",
         {"split": split, "manifest": str(manifest), "batch_size": cfg.batch_size},
     )
+    got.clear()
     return EvaluateResult(out, pred, metrics, table, chance_message(metrics, split))
 
 
@@ -125,5 +163,5 @@ def lines(res: EvaluateResult, split: str) -> list[str]:
 
 def run_stage(cfg: EvaluateConfig, ctx: StageContext) -> Result:
     """The stage contract: every split of ``cfg`` on the context's run."""
-    res = run(ctx.fill(cfg), ctx.progress)
+    res = run(ctx.fill(cfg), ctx.progress, ctx.world())
     return Result(res, [line for s, r in res.items() for line in lines(r, s)])

@@ -196,32 +196,42 @@ def refresh(study: Study, decision: Decision) -> None:
 def execute(study: Study, decision: Decision, **hooks: Any) -> tuple[Result | None, float]:
     """Carry out one decision; returns the stage's result (``None`` when skipped) and the
     seconds it took. The state file is written before and after the stage runs. ``hooks``:
-    the context's ``progress``, ``on_epoch`` and ``on_trainer``."""
+    the context's ``progress``, ``on_epoch``, ``on_trainer``, ``rank`` and ``world_size``.
+
+    Under torchrun every rank calls this with the same decision: rank 0 alone writes
+    ``study.json`` and clears outputs; a sharded stage runs on every rank, any other on rank
+    0 while the rest wait (:meth:`~saliency.stages.contract.Stage.run_in`)."""
+    from saliency.distributed import barrier
+
+    main = hooks.get("rank", 0) == 0
     if decision.action == "skip":
-        if decision.legacy:
+        if decision.legacy and main:
             refresh(study, decision)
         return None, 0.0
     stage = registry.get(decision.stage)
-    if decision.action == "rerun" or (decision.action == "resume" and not stage.resumable):
-        remove(_outputs(study, decision.stage, "clears"))
-    fps = fingerprints(study)
-    state = read_state(study)
-    state[decision.stage] = {
-        "settings": study.stages[decision.stage],
-        "fingerprint": decision.fingerprint,
-        "deps": {d: fps[d] for d in stage.deps if d in fps},
-        "status": "started",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    _write_state(study, state)
+    if main:
+        if decision.action == "rerun" or (decision.action == "resume" and not stage.resumable):
+            remove(_outputs(study, decision.stage, "clears"))
+        fps = fingerprints(study)
+        state = read_state(study)
+        state[decision.stage] = {
+            "settings": study.stages[decision.stage],
+            "fingerprint": decision.fingerprint,
+            "deps": {d: fps[d] for d in stage.deps if d in fps},
+            "status": "started",
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        _write_state(study, state)
+    barrier()  # outputs cleared before any rank starts
     start = time.perf_counter()
     ctx = context(study, decision.stage, **hooks)
     cfg = build_config(decision.stage, study.stages[decision.stage], **_context_fields(ctx))
-    result = stage.run(cfg, ctx)
+    result = stage.run_in(cfg, ctx)
     seconds = time.perf_counter() - start
-    state = read_state(study)
-    state[decision.stage] |= {"status": "done", "seconds": round(seconds, 1)}
-    _write_state(study, state)
+    if main:
+        state = read_state(study)
+        state[decision.stage] |= {"status": "done", "seconds": round(seconds, 1)}
+        _write_state(study, state)
     return result, seconds
 
 

@@ -13,8 +13,6 @@ particular to a method (its settings, columns, preparation, refusal, run data) c
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saliency import __version__
 from saliency.configs.maps import DEFAULT_METHODS, ExplainConfig
+from saliency.distributed import World, barrier
 from saliency.methods.base import MEAN_FACE, Method
-from saliency.methods.geometry import GridGeometry, grid_geometry
+from saliency.methods.geometry import grid_geometry
 from saliency.methods.registry import REGISTRY, check_methods, explain_batch, method_settings
 from saliency.methods.store import MapStore
 from saliency.methods.targets import resolve_targets
@@ -35,12 +33,12 @@ from saliency.models.checkpoint import Checkpoint, file_sha256, load_model
 from saliency.models.evaluate import run_rows
 from saliency.models.loader import ImageSource
 from saliency.models.preprocess import normalize, to_unit
+from saliency.parts import Parts, key_of, run_sharded
 from saliency.rundir import best_checkpoint, saliency_dir
 from saliency.runs import fixed_targets, mean_face
 from saliency.runtime import full_float32
 from saliency.stages.contract import Result, StageContext
-
-MIN_GRID = 4  # below this grid size CAM-type maps cannot localize facial regions
+from saliency.stages.explain.meta import common_meta, grid_warnings, method_key, method_meta
 
 
 @dataclass
@@ -79,40 +77,6 @@ def _prepare(
     return prepared, notes
 
 
-def _key(
-    cfg: ExplainConfig, method: Method, settings, ckpt_sha: str, paths: list[str],
-    fixed: np.ndarray | None,
-) -> str:  # fmt: skip
-    """What decides one method's maps: the rows, checkpoint, target policy (or the fixed
-    targets) and the method's own part (its settings and, with a preparation step, whether
-    it was allowed; the upsampling rule for grid methods)."""
-    own = {"target": cfg.target if fixed is None else fixed.tolist()} | method.key(settings)
-    if method.prepare is not None:
-        own["fold_bn"] = cfg.fold_bn
-    if method.grid:
-        own["upsample"] = cfg.upsample
-    blob = json.dumps([method.name, own, ckpt_sha, paths], sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-def _grid_warnings(methods: list[Method], geometry: GridGeometry, ckpt: Checkpoint) -> list[str]:
-    """What to say about the grid maps' placement and resolution."""
-    if not any(m.grid for m in methods):
-        return []
-    out = [f"{geometry.note}; CAM-type maps use the image-resize rule"] if geometry.note else []
-    finer = (
-        "adopt it at a larger --size"
-        if ckpt.adopted
-        else "use a larger --size or --output-stride 16"
-    )
-    if min(geometry.grid) < MIN_GRID:
-        out.append(
-            f"the map grid is {geometry.grid[0]}x{geometry.grid[1]}: too coarse to tell "
-            f"facial regions apart ({finer})"
-        )
-    return out
-
-
 def _chooser(
     cfg: ExplainConfig, fixed: np.ndarray | None, true: torch.Tensor, classes: list[str],
     idx: torch.Tensor,
@@ -137,11 +101,15 @@ def explain_run(
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
     overwrite: bool = False,
-) -> ExplainResult:
+    world: World | None = None,
+) -> ExplainResult | None:
     """Compute and store the maps of ``cfg.methods`` for ``cfg.split`` of ``run``.
 
     Each method keeps its own progress: methods already complete with the same settings
-    are skipped, and the others continue together from the earliest unfinished row."""
+    are skipped, and the others continue together from the earliest unfinished row. Under
+    torchrun (``world``) each rank explains its shard into parts, and rank 0 merges them
+    into the same files (``None`` on the other ranks)."""
+    world = world or World()
     chosen = [REGISTRY[m] for m in check_methods(cfg.methods)]
     run = Path(run)
     ckpt_path = best_checkpoint(run)
@@ -156,39 +124,77 @@ def explain_run(
     geometry = grid_geometry(model, pre.size, cfg.upsample)
     sha = file_sha256(ckpt_path)
     fixed = fixed_targets(cfg.target_file, paths, classes) if cfg.target_file else None
-    keys = {m.name: _key(cfg, m, settings[m.name], sha, paths, fixed) for m in chosen}
-    n_out = ckpt.n_outputs
-    store = MapStore(saliency_dir(run, cfg.split), n, pre.size, n_out, cfg.chunk)
-    store.resume(keys, {m.name: m.columns for m in chosen}, overwrite)
-    todo = [REGISTRY[m] for m in store.methods]
-    result = ExplainResult(store.folder, n, store.start, geometry.grid)
-    result.warnings += _grid_warnings(chosen, geometry, ckpt)
+    keys = {m.name: method_key(cfg, m, settings[m.name], sha, paths, fixed) for m in chosen}
+    store = MapStore(saliency_dir(run, cfg.split), n, pre.size, ckpt.n_outputs, cfg.chunk)
+    done = store.peek(keys, overwrite)
+    todo = [m for m in chosen if done[m.name] < n or n == 0]
+    start = min((done[m.name] for m in todo), default=n)
+    parts = Parts(store.folder, key_of("explain", {m.name: keys[m.name] for m in todo}), paths)
+    sharded = world.distributed or parts.exists()
+    result = ExplainResult(store.folder, n, start, geometry.grid)
+    result.warnings += grid_warnings(chosen, geometry, ckpt)
     true = torch.tensor(rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy())
     data = _run_data(todo, settings, ckpt, pre, device, workers)
     source = ImageSource(rows["path"], pre, cache_bytes=0, workers=workers)
     prepared, notes = _prepare(model, todo, settings, cfg, source, device)
     result.warnings += notes
-    if progress is not None and store.start:
-        progress(store.start)
-    for images, idx in source.batches(np.arange(store.start, n), cfg.batch_size):
-        choose = _chooser(cfg, fixed, true, classes, idx)
-        res, target = explain_batch(
-            model, to_unit(images.to(device)), pre, store.methods, choose, settings,
-            data=data, prepared=prepared, geometry=geometry,
-        )  # fmt: skip
-        maps = {m: v.float().cpu().numpy() for m, v in res.maps.items()}
-        extras = {c: v.cpu().numpy() for c, v in res.extras.items()}
-        store.append(idx.numpy(), maps, res.logits.float().cpu().numpy(), target.cpu().numpy(),
-                     extras)  # fmt: skip
-        if progress is not None:
-            progress(len(idx))
-    common = _common_meta(cfg, fixed, n, geometry, classes, pre, manifest, ckpt_path, sha, ckpt)
+    names = [m.name for m in todo]
+
+    def batches(order: np.ndarray):
+        """``(rows, maps, logits, target, extras)`` per batch of ``order``, as numpy."""
+        for images, idx in source.batches(order, cfg.batch_size):
+            choose = _chooser(cfg, fixed, true, classes, idx)
+            res, target = explain_batch(
+                model, to_unit(images.to(device)), pre, names, choose, settings,
+                data=data, prepared=prepared, geometry=geometry,
+            )  # fmt: skip
+            maps = {m: v.float().cpu().numpy() for m, v in res.maps.items()}
+            extras = {c: v.cpu().numpy() for c, v in res.extras.items()}
+            yield idx.numpy(), maps, res.logits.float().cpu().numpy(), target.cpu().numpy(), extras
+            if progress is not None:
+                progress(len(idx))
+
+    if not sharded:
+        store.resume(keys, {m.name: m.columns for m in chosen}, overwrite)
+        if progress is not None and store.start:
+            progress(store.start)
+        for batch in batches(np.arange(store.start, n)):
+            store.append(*batch)
+    elif not _sharded(store, parts, world, names, batches, start, keys, chosen, overwrite):
+        return None
+    common = common_meta(cfg, fixed, n, geometry, classes, pre, manifest, ckpt_path, sha, ckpt)
     meta = {
-        m.name: _method_meta(m, settings[m.name], geometry, prepared, model) | common for m in todo
+        m.name: method_meta(m, settings[m.name], geometry, prepared, model) | common for m in todo
     }
     store.finish(rows, manifest, classes, meta)
+    parts.clear()
     result.flagged = _flagged(store.folder, chosen, settings)
     return result
+
+
+def _sharded(
+    store: MapStore, parts: Parts, world: World, names: list[str], batches, start: int,
+    keys: dict[str, str], chosen: list[Method], overwrite: bool,
+) -> bool:  # fmt: skip
+    """This rank's shard into ``parts`` (per method ``map<j>``, then ``logits``, ``target``
+    and ``x:<column>``); on rank 0, the parts merged into ``store`` in row order. Returns
+    whether this rank goes on to finish the store (rank 0)."""
+
+    def compute(rows: np.ndarray, sink) -> None:
+        for idx, maps, logits, target, extras in batches(rows):
+            own = {f"map{j}": maps[m] for j, m in enumerate(names)}
+            sink.add(idx, **own, logits=logits, target=target,
+                     **{f"x:{c}": v for c, v in extras.items()})  # fmt: skip
+
+    if not run_sharded(parts, world.rank, world.size, compute, barrier, skip_below=start):
+        return False
+    store.resume(keys, {m.name: m.columns for m in chosen}, overwrite)
+    for part in parts.stream(skip_below=start):
+        keep = part["row"] >= store.start  # a block holding the first row still missing
+        maps = {m: part[f"map{j}"][keep] for j, m in enumerate(names)}
+        extras = {k[2:]: v[keep] for k, v in part.items() if k.startswith("x:")}
+        store.append(part["row"][keep], maps, part["logits"][keep], part["target"][keep], extras)
+    return True
 
 
 def _refuse(model, methods: list[Method]) -> None:
@@ -218,44 +224,6 @@ def _flagged(folder: Path, methods: list[Method], settings: dict) -> dict[str, i
     }
 
 
-def _method_meta(m: Method, settings, geometry: GridGeometry, prepared: dict, model) -> dict:
-    """The method's own part of meta.json: units, placement of grid maps, its settings (the
-    key of every method with settings is present, null unless it is this one) and whether it
-    ran on its prepared (batch-norm-folded) model."""
-    own = {"method": m.name, "units": m.units, "upsampling": geometry.to_dict() if m.grid else None}
-    own |= {other.name: None for other in REGISTRY.values() if other.settings is not None}
-    if m.settings is not None:
-        own[m.name] = dataclasses.asdict(settings)
-    return own | {"batchnorm_folded": bool(prepared.get(m.name, model) is not model)}
-
-
-def _common_meta(
-    cfg: ExplainConfig, fixed: np.ndarray | None, n: int, geometry: GridGeometry,
-    classes: list[str], pre, manifest: Path, ckpt_path: Path, sha: str, ckpt: Checkpoint,
-) -> dict:  # fmt: skip
-    """What meta.json records for every method: shape, grid, split, targets, checkpoint,
-    preprocessing, explained output, manifests and version."""
-    return {
-        "normalization": "none (raw maps)",
-        "shape": [n, pre.size, pre.size],
-        "grid": list(geometry.grid),
-        "split": cfg.split,
-        "target_policy": cfg.target if fixed is None else f"as in {cfg.target_file}",
-        "classes": classes,
-        "checkpoint": {
-            "path": str(ckpt_path),
-            "sha256": sha,
-            "epoch": ckpt.epoch,
-            "arch": ckpt.arch,
-        },
-        "preprocessing": pre.to_dict(),
-        "explained_output": ckpt.explained,
-        "manifest": str(manifest),
-        "mask_manifest": str(Path(cfg.manifest).resolve()) if cfg.manifest else None,
-        "saliency_version": __version__,
-    }
-
-
 def run(
     run_dir: str | Path,
     cfg: ExplainConfig,
@@ -263,14 +231,17 @@ def run(
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
     overwrite: bool = False,
-) -> ExplainResult:
-    """The explain stage: :func:`explain_run` on the resolved device, recorded in the run."""
+    world: World | None = None,
+) -> ExplainResult | None:
+    """The explain stage: :func:`explain_run` on the resolved device, recorded in the run
+    (by rank 0 under torchrun; ``None`` on the other ranks)."""
     from saliency.rundir import record, require_run
     from saliency.runtime import resolve_device
 
     run_dir = require_run(run_dir)
-    res = explain_run(run_dir, cfg, resolve_device(device), workers, progress, overwrite)
-    record(run_dir, f"explain:{cfg.split}", cfg.to_dict())
+    res = explain_run(run_dir, cfg, resolve_device(device), workers, progress, overwrite, world)
+    if res is not None:
+        record(run_dir, f"explain:{cfg.split}", cfg.to_dict())
     return res
 
 
@@ -308,6 +279,8 @@ def run_stage(cfg: ExplainConfig, ctx: StageContext) -> Result:
         cfg = dataclasses.replace(cfg, methods=methods)
     start = time.perf_counter()
     step = ctx.progress(f"explain {cfg.split}", 0)
-    res = run(ctx.run, cfg, ctx.device, ctx.workers, step, ctx.overwrite)
+    res = run(ctx.run, cfg, ctx.device, ctx.workers, step, ctx.overwrite, ctx.world())
+    if res is None:  # a rank other than 0: its shard is in the parts rank 0 merged
+        return Result(None)
     head = [f"note: {note}"] if note else []
     return Result(res, head + lines(res, cfg, time.perf_counter() - start))

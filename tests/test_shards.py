@@ -1,0 +1,175 @@
+"""Sharding without torchrun: the ranks of a world run one after another in this process
+(rank 0 last, as the one that merges), so the parts, their merge and its refusals are
+proven exactly and fast. ``test_torchrun.py`` runs the same stages under real processes.
+
+The run is the hand-weighted brows reader on 47 of ``brows_world``'s faces: an odd count,
+so two ranks get unequal shards and the blocks (:func:`saliency.parts.block_rows`) are
+single rows.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from saliency.parts import MergeError, Parts, assigned, blocks, key_of
+from saliency.stages import registry
+from saliency.stages.contract import StageContext
+
+N = 47
+
+
+@pytest.fixture(scope="module")
+def odd_run(tmp_path_factory, brows_world) -> Path:
+    """A reader run over 47 faces (all ``test``), with masks."""
+    import torch
+    from conftest import BROWS_SIZE, brows_world_labels
+
+    from saliency.data.regions import REGION_CODES
+    from saliency.models.checkpoint import save_checkpoint
+    from saliency.models.preprocess import Preprocessing
+    from saliency.models.reader_run import reader_checkpoint
+
+    data = tmp_path_factory.mktemp("odd") / "data"
+    shutil.copytree(brows_world, data)
+    df = pd.read_csv(data / "manifest.csv", keep_default_na=False)
+    df.head(N).to_csv(data / "manifest.csv", index=False)
+    template = torch.from_numpy(brows_world_labels() == REGION_CODES["brows"]).float()
+    ckpt = reader_checkpoint(data / "manifest.csv", template, Preprocessing(size=BROWS_SIZE), 400.0)
+    run = data.parent / "run"
+    save_checkpoint(run / "checkpoints" / "best.pt", ckpt)
+    return run
+
+
+def _copy(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to)
+    return to
+
+
+def _world(stage: str, cfg, run: Path, size: int):
+    """Stage ``stage`` as ``size`` ranks, rank 0 last; returns rank 0's result."""
+    for rank in reversed(range(size)):
+        ctx = StageContext(run=run, device="cpu", workers=0, rank=rank, world_size=size)
+        res = registry.get(stage).run(ctx.fill(cfg), ctx)
+    return res
+
+
+def test_blocks_cover_once_without_padding():
+    for n in (1, 2, 47, 255, 256, 257, 1000, 200_000):
+        cut = blocks(n)
+        assert cut[0][0] == 0 and cut[-1][1] == n
+        assert all(b == a2 for (_, b), (a2, _) in zip(cut, cut[1:], strict=False))
+        for size in (1, 2, 3, 8):
+            mine = [assigned(n, r, size) for r in range(size)]
+            assert sum(mine, []) == cut  # every block once, in order, no padding
+            counts = [sum(b - a for a, b in m) for m in mine]
+            assert sum(counts) == n
+
+
+def test_evaluate_two_ranks_equal_one(odd_run, tmp_path):
+    from saliency.configs.model import EvaluateConfig
+
+    one, two = _copy(odd_run, tmp_path / "one"), _copy(odd_run, tmp_path / "two")
+    _world("evaluate", EvaluateConfig(run=str(one)), one, 1)
+    res = _world("evaluate", EvaluateConfig(run=str(two)), two, 2)
+    assert len(res.value["test"].predictions) == N
+    a = pd.read_csv(one / "eval/test/predictions.csv")
+    b = pd.read_csv(two / "eval/test/predictions.csv")
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
+    for f in ("metrics.json", "group_accuracy.csv"):
+        assert (one / "eval/test" / f).read_text() == (two / "eval/test" / f).read_text()
+    assert not (two / "eval/test/.parts").exists()  # cleared once merged
+
+
+def _explain_cfg(run: Path):
+    from saliency.configs.maps import ExplainConfig
+    from saliency.methods.ig_settings import IGConfig
+
+    return ExplainConfig(methods=["cam", "gradcam", "ig"], ig=IGConfig(n_steps=8, baseline="blur"),
+                         batch_size=8)  # fmt: skip
+
+
+def _maps(run: Path, method: str):
+    from saliency.methods.store import read_maps
+
+    maps, index, meta = read_maps(run / "saliency" / "test" / method)
+    return np.asarray(maps), index, meta
+
+
+@pytest.fixture(scope="module")
+def explained_one(odd_run, tmp_path_factory) -> Path:
+    """The one-process explain of the odd run (the reference)."""
+    one = _copy(odd_run, tmp_path_factory.mktemp("explain") / "one")
+    _world("explain", _explain_cfg(one), one, 1)
+    return one
+
+
+def _same_maps(a: Path, b: Path) -> None:
+    for method in ("cam", "gradcam", "ig"):
+        ma, ia, meta_a = _maps(a, method)
+        mb, ib, meta_b = _maps(b, method)
+        assert ma.shape == (N, 64, 64)
+        np.testing.assert_allclose(mb, ma, rtol=1e-5, atol=1e-6 * np.abs(ma).max())
+        pd.testing.assert_frame_equal(ia.drop(columns=[c for c in ia if c.startswith(("logit",
+                                      "prob_", "ig_"))]),
+                                      ib.drop(columns=[c for c in ib if c.startswith(("logit",
+                                      "prob_", "ig_"))]))  # fmt: skip
+        np.testing.assert_allclose(ib["logit"], ia["logit"], rtol=1e-6, atol=1e-6)
+        for meta in (meta_a, meta_b):
+            meta["checkpoint"].pop("path")  # the runs' own folders
+        assert meta_a == meta_b
+        assert not (b / "saliency" / "test" / ".parts").exists()
+
+
+def test_explain_two_ranks_equal_one(explained_one, odd_run, tmp_path):
+    two = _copy(odd_run, tmp_path / "two")
+    res = _world("explain", _explain_cfg(two), two, 2)
+    assert res.value.n == N
+    _same_maps(explained_one, two)
+
+
+def test_explain_resumes_the_parts_of_an_interrupted_world(explained_one, odd_run, tmp_path):
+    # rank 1 of 3 finished its shard; ranks 0 and 2 were killed. A one-process run reuses
+    # rank 1's parts (computing only the rest) and gives the one-process files.
+    run = _copy(odd_run, tmp_path / "run")
+    ctx = StageContext(run=run, device="cpu", workers=0, rank=1, world_size=3)
+    assert registry.get("explain").run(_explain_cfg(run), ctx).value is None
+    finished = Parts(run / "saliency/test", "unused", [str(i) for i in range(N)])
+    parts = next(p for p in finished.root.iterdir())
+    assert len(list(parts.iterdir())) == sum(b - a for a, b in assigned(N, 1, 3))
+    counted = []
+    step = lambda n=1: counted.append(n)  # noqa: E731
+    ctx = StageContext(run=run, device="cpu", workers=0, progress=lambda name, total: step)
+    registry.get("explain").run(_explain_cfg(run), ctx)
+    assert sum(counted) == N - sum(b - a for a, b in assigned(N, 1, 3))  # only the rest
+    _same_maps(explained_one, run)
+
+
+def test_merge_refuses_overlaps_gaps_and_other_images(tmp_path):
+    ids = [f"img{i}.png" for i in range(5)]
+    parts = Parts(tmp_path, key_of("t"), ids)
+    parts.prepare()
+    for a, b in blocks(5):
+        parts.write(a, b, {"x": np.arange(a, b, dtype=float)})
+    np.testing.assert_array_equal(parts.merge()["x"], np.arange(5.0))
+    # a duplicated shard: rows 1-2 stored again as one part, overlapping blocks 1 and 2
+    dup = parts.dir / f"{1:09d}-{3:09d}"
+    dup.mkdir()
+    for f in (parts.dir / f"{1:09d}-{2:09d}").iterdir():
+        shutil.copy(f, dup / f.name)
+    with pytest.raises(MergeError, match="overlap"):
+        parts.merge()
+    shutil.rmtree(dup)
+    shutil.rmtree(parts.dir / f"{3:09d}-{4:09d}")  # a missing shard
+    with pytest.raises(MergeError, match="rows 3-3 have no part"):
+        parts.merge()
+    other = Parts(tmp_path, key_of("t"), [*ids[:3], "other.png", ids[4]])
+    other.write(3, 4, {"x": np.array([3.0])})
+    with pytest.raises(MergeError, match="other images"):
+        parts.merge()  # block 3 holds other.png where the selection has img3.png
+    with pytest.raises(MergeError, match="twice"):
+        Parts(tmp_path, key_of("t"), [*ids, ids[0]])
