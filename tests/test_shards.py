@@ -173,3 +173,39 @@ def test_merge_refuses_overlaps_gaps_and_other_images(tmp_path):
         parts.merge()  # block 3 holds other.png where the selection has img3.png
     with pytest.raises(MergeError, match="twice"):
         Parts(tmp_path, key_of("t"), [*ids, ids[0]])
+
+
+def test_ablate_two_ranks_equal_one(odd_run, tmp_path):
+    from saliency.configs.checks import AblationConfig
+
+    one, two = _copy(odd_run, tmp_path / "one"), _copy(odd_run, tmp_path / "two")
+    cfg = AblationConfig(regions=["brows", "eyes", "mouth"], batch_size=5)
+    _world("ablate", cfg, one, 1)
+    res = _world("ablate", cfg, two, 2)
+    assert res.value.per_image["path"].nunique() == N
+    for region in cfg.regions:
+        folder = f"ablation/{region}_{cfg.fill}_{cfg.mode}"
+        a = pd.read_csv(one / folder / "per_image.csv")
+        b = pd.read_csv(two / folder / "per_image.csv")
+        assert list(a["path"]) == list(b["path"])  # rows and their order exactly
+        pd.testing.assert_frame_equal(a, b, rtol=1e-6)
+        summary = [(r / folder / "summary.csv").read_text() for r in (one, two)]
+        assert summary[0] == summary[1]
+    ranking = f"ablation/ranking_{cfg.fill}_{cfg.mode}.csv"
+    assert (one / ranking).read_text() == (two / ranking).read_text()
+    assert not (two / "ablation/.parts").exists()
+
+
+def test_share_two_ranks_equal_one(explained_one, tmp_path):
+    from saliency.configs.maps import ShareConfig
+
+    one, two = _copy(explained_one, tmp_path / "one"), _copy(explained_one, tmp_path / "two")
+    cfg = ShareConfig(run=str(one), bootstrap=200)
+    _world("share", cfg, one, 1)
+    res = _world("share", ShareConfig(run=str(two), bootstrap=200), two, 2)
+    assert [m.method for m in res.value.methods] == ["cam", "gradcam", "ig"]
+    for method in ("cam", "gradcam", "ig"):
+        for f in ("per_image.csv", "skipped.csv", "summary.csv"):
+            a, b = (r / "share" / f"{method}_test" / f for r in (one, two))
+            assert a.read_text() == b.read_text(), (method, f)
+        assert not (two / "share" / f"{method}_test" / ".parts").exists()

@@ -25,17 +25,19 @@ from torch.utils.data import DataLoader
 from saliency.configs.checks import AblationConfig
 from saliency.data.cells import parse_group, present_groups
 from saliency.data.manifest import relative_path
+from saliency.distributed import World
 from saliency.models import outputs
-from saliency.models.checkpoint import load_model
+from saliency.models.checkpoint import file_sha256, load_model
 from saliency.models.evaluate import run_rows
 from saliency.models.preprocess import model_input
+from saliency.parts import gather, key_of
 from saliency.perturb.variants import (
     Variants,
     batch_inputs,
     collate,
     fill_place,
 )
-from saliency.rundir import best_checkpoint
+from saliency.rundir import ablation_dir, best_checkpoint
 from saliency.runtime import full_float32
 from saliency.stages.contract import Result, StageContext
 
@@ -50,7 +52,6 @@ def group_rows(rows: pd.DataFrame, groups: list[str], classes: list[str]) -> np.
     return keep
 
 
-@torch.inference_mode()
 @full_float32
 def ablate_run(
     run: str | Path,
@@ -58,13 +59,17 @@ def ablate_run(
     device: torch.device,
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    world: World | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]] | None:
     """Per-image results (one row per image and region) and skipped rows, plus classes.
 
     Columns: path, label, group, region, region_area, score_before/after (the true class's
-    score, logit units), prob_before/after (its probability), pred_before/after.
+    score, logit units), prob_before/after (its probability), pred_before/after. Under
+    torchrun (``world``) the ranks share the images and rank 0 merges (``None`` elsewhere).
     """
-    model, pre, classes, ckpt = load_model(best_checkpoint(Path(run)), device)
+    world = world or World()
+    ckpt_path = best_checkpoint(Path(run))
+    model, pre, classes, ckpt = load_model(ckpt_path, device)
     rows, manifest = run_rows(ckpt, cfg.split, cfg.manifest)
     rows = rows[group_rows(rows, cfg.groups, classes)].reset_index(drop=True)
     if cfg.limit:
@@ -77,25 +82,56 @@ def ablate_run(
     root = manifest.parent  # image paths are absolute; masks relative unless from --manifest
     # an absolute mask path stays itself under `root /`; an empty cell means no mask
     masks = [root / p if p else Path() for p in rows["mask"].fillna("")]
-    loader = DataLoader(
-        Variants(rows["path"], masks, cfg, pre.size, fill_place(cfg.fill_on, device)),
-        batch_size=cfg.batch_size,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-    )
+    n_reg, n_out = len(cfg.regions), ckpt.n_outputs
+
+    @torch.inference_mode()
+    def compute(todo: np.ndarray, sink) -> None:
+        loader = DataLoader(
+            Variants([rows["path"][i] for i in todo], [masks[i] for i in todo], cfg, pre.size,
+                     fill_place(cfg.fill_on, device)),
+            batch_size=cfg.batch_size, num_workers=workers, collate_fn=collate,
+            pin_memory=device.type == "cuda",
+        )  # fmt: skip
+        for batch in loader:
+            idx, z, area = torch.zeros(0, dtype=torch.long), None, None
+            if len(batch.raw_idx) + len(batch.done_idx):
+                idx, inputs, area = batch_inputs(batch, cfg, device)
+                z = model(model_input(inputs, pre)).float().view(len(idx), n_reg + 1, n_out)
+            local = np.concatenate([idx.numpy(), [i for i, _ in batch.skipped]]).astype(int)
+            b = len(local)
+            logits = np.full((b, n_reg + 1, n_out), np.nan, np.float32)
+            areas = np.zeros((b, n_reg), np.int64)
+            if z is not None:
+                logits[: len(idx)], areas[: len(idx)] = z.cpu().numpy(), area.cpu().numpy()
+            reason = np.array([""] * len(idx) + [w for _, w in batch.skipped], dtype=str)
+            order = np.argsort(local, kind="stable")
+            sink.add(todo[local[order]], logits=logits[order], area=areas[order],
+                     reason=reason[order])  # fmt: skip
+            if progress is not None:
+                progress(len(batch))
+
+    key = key_of("ablate", file_sha256(ckpt_path), cfg.to_dict(), rows["path"].tolist())
+    got = gather(ablation_dir(run), key, rows["path"].tolist(), world.rank,
+                 world.size, compute)  # fmt: skip
+    if got is None:
+        return None
+    per, skip = _frames(got.arrays, rows, manifest, classes, cfg.regions)
+    got.clear()
+    return per, skip, classes
+
+
+def _frames(
+    arrays: dict[str, np.ndarray], rows: pd.DataFrame, manifest: Path, classes: list[str],
+    regions: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """The per-image arrays of every row (``logits [N, R + 1, C]``, ``area [N, R]``,
+    ``reason [N]``: empty unless skipped) as the per-variant and skipped tables."""
     true = torch.tensor(rows["label"].map({c: k for k, c in enumerate(classes)}).to_numpy())
-    logits, order, areas, skipped = [], [], [], []
-    for batch in loader:  # nothing in the loop waits for the device: it queues work
-        skipped += batch.skipped
-        if len(batch.raw_idx) + len(batch.done_idx):
-            idx, inputs, area = batch_inputs(batch, cfg, device)
-            logits.append(model(model_input(inputs, pre)).float())
-            order.append(idx)
-            areas.append(area)
-        if progress is not None:
-            progress(len(batch))
-    per = _per_variant(logits, order, areas, true, cfg.regions)
+    ok = arrays["reason"] == ""
+    idx = np.flatnonzero(ok)
+    z = torch.from_numpy(arrays["logits"][ok]).flatten(0, 1)
+    per = _per_variant([z], [torch.from_numpy(idx)], [torch.from_numpy(arrays["area"][ok])],
+                       true, regions)  # fmt: skip
     meta = rows.reset_index(drop=True)[["path", "label", "group"]]
     meta["path"] = [relative_path(p, manifest.parent) for p in meta["path"]]  # as evaluate's
     per = meta.iloc[per["row"]].reset_index(drop=True).join(per.drop(columns="row"))
@@ -103,14 +139,13 @@ def ablate_run(
         per[col] = np.asarray(classes, dtype=object)[per[col].to_numpy(int)]
     per["correct_before"] = per["pred_before"] == per["label"]
     per["correct_after"] = per["pred_after"] == per["label"]
-    skip = pd.DataFrame(
-        [
-            (meta["path"].iloc[i], rows["label"].iloc[i], rows["group"].iloc[i], w)
-            for i, w in skipped
-        ],
-        columns=["path", "label", "group", "reason"],
-    )
-    return per, skip, classes
+    bad = np.flatnonzero(~ok)
+    skip = pd.DataFrame({"path": meta["path"].iloc[bad].to_numpy(),
+                         "label": rows["label"].iloc[bad].to_numpy(),
+                         "group": rows["group"].iloc[bad].to_numpy(),
+                         "reason": arrays["reason"][bad]},
+                        columns=["path", "label", "group", "reason"])  # fmt: skip
+    return per, skip
 
 
 def _per_variant(
@@ -162,19 +197,24 @@ def run(
     device: str = "auto",
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
-) -> AblateResult:
-    """Ablate, merge with stored results of the same settings, summarize and write."""
+    world: World | None = None,
+) -> AblateResult | None:
+    """Ablate, merge with stored results of the same settings, summarize and write (rank 0
+    under torchrun; ``None`` on the other ranks)."""
     from saliency.analysis.ablation.store import merged, result_dir, store
     from saliency.analysis.ablation.summary import ranking, summarize
     from saliency.atomic import atomic_write_text
     from saliency.models.checkpoint import file_sha256
-    from saliency.rundir import ablation_dir, record, require_run
+    from saliency.rundir import record, require_run
     from saliency.runtime import resolve_device
     from saliency.viz.figures import distributions_figure
     from saliency.viz.style import save_figure
 
     run_dir = require_run(run_dir)
-    new, skipped, classes = ablate_run(run_dir, cfg, resolve_device(device), workers, progress)
+    got = ablate_run(run_dir, cfg, resolve_device(device), workers, progress, world)
+    if got is None:  # a rank other than 0 under torchrun: rank 0 merged its shard
+        return None
+    new, skipped, classes = got
     settings = {
         "checkpoint_sha256": file_sha256(best_checkpoint(run_dir)),
         "split": cfg.split, "fill": cfg.fill, "mode": cfg.mode, "seed": cfg.seed,
@@ -246,5 +286,6 @@ def lines(res: AblateResult, cfg: AblationConfig) -> list[str]:
 
 def run_stage(cfg: AblationConfig, ctx: StageContext) -> Result:
     """The stage contract: ablate ``cfg.split`` of the context's run."""
-    res = run(ctx.run, cfg, ctx.device, ctx.workers, ctx.progress(f"ablate {cfg.split}", 0))
-    return Result(res, lines(res, cfg))
+    step = ctx.progress(f"ablate {cfg.split}", 0)
+    res = run(ctx.run, cfg, ctx.device, ctx.workers, step, ctx.world())
+    return Result(res, lines(res, cfg) if res is not None else [])

@@ -20,6 +20,7 @@ from saliency.analysis.share.table import share_table
 from saliency.atomic import atomic_write_text
 from saliency.configs.maps import ShareConfig
 from saliency.data.cells import present_groups
+from saliency.distributed import World
 from saliency.methods.store import explained_methods
 from saliency.rundir import record, require_run, saliency_dir, share_dir
 from saliency.stages.contract import Result, StageContext
@@ -40,10 +41,14 @@ class ShareResult:
 
 
 def run(
-    cfg: ShareConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
-) -> ShareResult:
+    cfg: ShareConfig,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    world: World | None = None,
+) -> ShareResult | None:
     """Per-image shares and their summaries for every method; ``progress(method, n)``
-    returns the callback that counts that method's images."""
+    returns the callback that counts that method's images. Under torchrun (``world``) the
+    ranks share each method's images and rank 0 writes (``None`` on the other ranks)."""
+    world = world or World()
     from saliency.viz.figures import enrichment_figure
     from saliency.viz.style import save_figure
 
@@ -53,13 +58,15 @@ def run(
         folder = saliency_dir(run_dir, cfg.maps_split, method)
         n = json.loads((folder / "meta.json").read_text())["shape"][0]
         step = progress(method, n) if progress is not None else None
-        per, skipped, meta = share_table(
-            folder, workers=cfg.workers, progress=step, masks=cfg.manifest
-        )
+        out = share_dir(run_dir, method, cfg.maps_split)
+        got = share_table(folder, workers=cfg.workers, progress=step, masks=cfg.manifest,
+                          shard=(out, world.rank, world.size))  # fmt: skip
+        if got is None:  # rank 0 merges this rank's shard and writes
+            continue
+        per, skipped, meta = got
         classes = meta["classes"]
         sels = region_selections(per, classes, cfg.outcomes, cfg.groups, cfg.label)
         tables = summarize_shares(per, classes, sels, meta["ground_truth"], cfg.bootstrap, cfg.seed)
-        out = share_dir(run_dir, method, cfg.maps_split)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "per_image.csv", per.to_csv(index=False, float_format="%.6g"))
         atomic_write_text(out / "skipped.csv", skipped.to_csv(index=False))
@@ -76,6 +83,8 @@ def run(
             fig = enrichment_figure(t, f"{method}: enrichment, {split} predictions", shown)
             save_figure(fig, out / f"enrichment_{split}.png", tight=False)
         result.methods.append(MethodShares(method, out, tables, len(skipped), judged(meta)))
+    if not world.main:
+        return None
     record(run_dir, "share", cfg.to_dict())
     return result
 
@@ -139,5 +148,5 @@ def _method_lines(method: str, tables: ShareTables, can: tuple[bool, str], out: 
 
 def run_stage(cfg: ShareConfig, ctx: StageContext) -> Result:
     """The stage contract: the shares of the context's run (a progress bar per method)."""
-    res = run(ctx.fill(cfg), lambda method, n: ctx.progress(f"share {method}", n))
-    return Result(res, lines(res))
+    res = run(ctx.fill(cfg), lambda method, n: ctx.progress(f"share {method}", n), ctx.world())
+    return Result(res, lines(res) if res is not None else [])

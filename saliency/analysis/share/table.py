@@ -26,6 +26,7 @@ from saliency.data.regions import REGION_CODES, REGIONS
 from saliency.data.synth.generate import planted_regions
 from saliency.methods.store import absolute_paths, read_maps
 from saliency.models.preprocess import resize_labels
+from saliency.parts import Gathered, MemorySink, gather, key_of
 
 META_COLUMNS = ["path", "label", "group", "target", "pred", "correct"]
 
@@ -68,7 +69,8 @@ def share_table(
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
     masks: str | Path | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    shard: tuple[Path, int, int] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
     """Per-image shares of one method's maps (``RUN/saliency/<split>/<method>``).
 
     Returns ``(per_image, skipped, meta)``. ``per_image`` has the index's path, label,
@@ -77,44 +79,75 @@ def share_table(
     six regions (masks from ``masks``, a manifest matched by image path, when given), and,
     when the data have a ground truth (:func:`planted_regions`), ``rank_accuracy`` and
     ``truth_area``. Images without a readable mask or without
-    positive attribution are in ``skipped`` with the reason.
+    positive attribution are in ``skipped`` with the reason. ``shard``: ``(folder, rank,
+    size)`` under torchrun: the ranks share the images, their parts go under ``folder`` and
+    rank 0 merges (:func:`saliency.parts.gather`); ``None`` on the other ranks.
     """
     maps, index, meta = read_maps(folder)
     manifest = Path(meta["manifest"])
-    masks = _mask_paths(index, meta, masks)
+    mask_paths = _mask_paths(index, meta, masks)
     truth = planted_regions(manifest)
     truth_codes = torch.tensor([REGION_CODES[r] for r in truth or []])
     size = maps.shape[-1]
-    frames, skipped = [], []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(index), chunk):
-            stop = min(start + chunk, len(index))
-            read = list(pool.map(lambda p: _read(p, size), masks[start:stop]))
-            ok = [i for i, (lab, _) in enumerate(read) if lab is not None]
-            skipped += [(start + i, why) for i, (lab, why) in enumerate(read) if lab is None]
-            if ok:
-                m = torch.from_numpy(np.asarray(maps[start:stop])[ok])
-                lab = torch.from_numpy(np.stack([read[i][0] for i in ok]))
-                mass, area, total = batch_region_mass(m, lab)
-                rows = np.asarray(ok) + start
-                good = (total > 0).numpy()
-                skipped += [(r, "no positive attribution") for r in rows[~good]]
-                cols = {"row": rows, "positive_mass": total.numpy()}
-                share = (mass / total.clamp_min(1e-300)[:, None]).numpy()
-                for k, r in enumerate(REGIONS):
-                    cols[f"share_{r}"] = share[:, k]
-                    cols[f"area_{r}"] = area[:, k].numpy()
-                if truth:
-                    gt = torch.isin(lab, truth_codes)
-                    cols["rank_accuracy"] = rank_accuracy(m, gt).numpy()
-                    cols["truth_area"] = gt.double().flatten(1).mean(1).numpy()
-                frames.append(pd.DataFrame(cols)[good])
-            if progress is not None:
-                progress(stop - start)
-    per = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"row": []})
-    info = index[[c for c in META_COLUMNS if c in index.columns]].reset_index(drop=True)
-    per = info.iloc[per["row"].astype(int)].reset_index(drop=True).join(per.drop(columns="row"))
-    skip = info.iloc[[r for r, _ in skipped]].reset_index(drop=True)
-    skip["reason"] = [why for _, why in skipped]
+    n_reg = len(REGIONS)
+
+    def compute(todo: np.ndarray, sink) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for start in range(0, len(todo), chunk):
+                rows = todo[start : start + chunk]
+                read = list(pool.map(lambda r: _read(mask_paths[r], size), rows))
+                ok = np.array([lab is not None for lab, _ in read], dtype=bool)
+                b = len(rows)
+                cols = {"positive_mass": np.full(b, np.nan), "share": np.full((b, n_reg), np.nan),
+                        "area": np.full((b, n_reg), np.nan), "rank_accuracy": np.full(b, np.nan),
+                        "truth_area": np.full(b, np.nan)}  # fmt: skip
+                reason = np.array([why for _, why in read], dtype=object)
+                if ok.any():
+                    m = torch.from_numpy(np.asarray(maps[rows[ok]]))
+                    lab = torch.from_numpy(np.stack([read[i][0] for i in np.flatnonzero(ok)]))
+                    mass, area, total = batch_region_mass(m, lab)
+                    cols["positive_mass"][ok] = total.numpy()
+                    cols["share"][ok] = (mass / total.clamp_min(1e-300)[:, None]).numpy()
+                    cols["area"][ok] = area.numpy()
+                    reason[np.flatnonzero(ok)[~(total > 0).numpy()]] = "no positive attribution"
+                    if truth:
+                        gt = torch.isin(lab, truth_codes)
+                        cols["rank_accuracy"][ok] = rank_accuracy(m, gt).numpy()
+                        cols["truth_area"][ok] = gt.double().flatten(1).mean(1).numpy()
+                sink.add(rows, reason=reason.astype(str), **cols)
+                if progress is not None:
+                    progress(b)
+
+    ids = absolute_paths(index, meta)
+    if shard is None:
+        sink = MemorySink()
+        compute(np.arange(len(index)), sink)
+        got = Gathered(sink.arrays(len(index)))
+    else:
+        key = key_of("share", meta, [str(p) for p in mask_paths])
+        got = gather(shard[0], key, ids, shard[1], shard[2], compute)
+        if got is None:
+            return None
+    per, skip = _frames(got.arrays, index, truth)
+    got.clear()
     meta = {**meta, "ground_truth": truth, "shares": "of positive attribution, per image"}
     return per, skip, meta
+
+
+def _frames(
+    arrays: dict[str, np.ndarray], index: pd.DataFrame, truth: list[str] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-image arrays of every row as the per-image and skipped tables, in row order."""
+    info = index[[c for c in META_COLUMNS if c in index.columns]].reset_index(drop=True)
+    good = arrays["reason"] == ""
+    cols: dict[str, np.ndarray] = {"positive_mass": arrays["positive_mass"][good]}
+    for k, r in enumerate(REGIONS):
+        cols[f"share_{r}"] = arrays["share"][good, k]
+        cols[f"area_{r}"] = arrays["area"][good, k]
+    if truth:
+        cols["rank_accuracy"] = arrays["rank_accuracy"][good]
+        cols["truth_area"] = arrays["truth_area"][good]
+    per = info[good].reset_index(drop=True).join(pd.DataFrame(cols))
+    skip = info[~good].reset_index(drop=True)
+    skip["reason"] = arrays["reason"][~good]
+    return per, skip
