@@ -123,3 +123,21 @@ def all_sum(t: torch.Tensor) -> torch.Tensor:
     if active():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def all_gather(value: Any) -> list[Any]:
+    """Every rank's ``value`` (picklable), in rank order, on every rank (``[value]``
+    outside a process group)."""
+    import torch.distributed as dist
+
+    if not active():
+        return [value]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
+def span(n: int, rank: int, size: int) -> tuple[int, int]:
+    """Rank ``rank``'s contiguous rows ``[lo, hi)`` of ``n`` among ``size``: no padding, no
+    row twice (sizes differ by one at most)."""
+    return n * rank // size, n * (rank + 1) // size

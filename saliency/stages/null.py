@@ -27,6 +27,7 @@ from saliency.atomic import atomic_write_json
 from saliency.configs.maps import ExplainConfig, ShareConfig
 from saliency.configs.model import EvaluateConfig, NullConfig
 from saliency.data.manifest import relative_path, write_manifest
+from saliency.distributed import World, barrier, broadcast
 from saliency.rundir import last_checkpoint, null_dir, record
 from saliency.runs import Run
 from saliency.stages import registry
@@ -80,9 +81,11 @@ def train_null(
     cfg: NullConfig,
     on_epoch: Callable | None = None,
     step: Callable[[int], None] | None = None,
+    world: World | None = None,
 ):
     """Train (or continue) ``RUN/null/`` by the run's recipe on the shuffled manifest;
-    returns the trainer after fitting."""
+    returns the trainer after fitting. Under torchrun (``world``) every rank trains (DDP);
+    rank 0 writes the manifest and the records."""
     from saliency.models.train import Trainer, config_from_checkpoint
 
     run = Run(cfg.run).require()
@@ -97,8 +100,12 @@ def train_null(
             f"{run} has no training recipe (checkpoints/last.pt): a null model is trained by "
             "the recipe that trained the run's model; train the run with `saliency train`"
         )
-    manifest, _ = null_manifest(run.path, cfg.seed)
+    world = world or World()
+    if world.main:
+        null_manifest(run.path, cfg.seed)
+    barrier()
     out = null_dir(run.path)
+    manifest = out / "manifest.csv"
     recipe = config_from_checkpoint(run.path, manifest=str(manifest), out=str(out))
     recipe = replace(recipe, device=cfg.device, workers=cfg.workers)
     if cfg.epochs is not None:
@@ -107,43 +114,52 @@ def train_null(
     if resume:  # the stored recipe decides, except a changed epoch count
         stored = config_from_checkpoint(out, device=cfg.device, workers=cfg.workers)
         recipe = replace(stored, epochs=recipe.epochs)
-    trainer = Trainer(recipe, resume=resume)
-    record(out, "train", recipe.to_dict())
+    trainer = Trainer(recipe, resume=resume, world=world)
+    if world.main:
+        record(out, "train", recipe.to_dict())
     trainer.fit(on_epoch=on_epoch, step=step)
     return trainer
 
 
 def explain_null(
-    cfg: NullConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
+    cfg: NullConfig,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    world: World | None = None,
 ) -> dict[str, list[str]]:
     """Explain the null model on every split and method the run explained, with the run's
     settings and the run's targets; ``progress(split, n)`` returns a counter."""
-    run, out = Run(cfg.run), null_dir(cfg.run)
+    run, out, world = Run(cfg.run), null_dir(cfg.run), world or World()
     done = {}
-    ctx = StageContext(run=out, device=cfg.device, workers=cfg.workers, overwrite=True)
+    ctx = StageContext(run=out, device=cfg.device, workers=cfg.workers, overwrite=True,
+                       rank=world.rank, world_size=world.size)  # fmt: skip
     if progress is not None:
         ctx.progress = progress
     for split, (ecfg, methods) in run.recorded_configs(ExplainConfig).items():
-        registry.get("explain").run(run.same_images(split, ecfg, methods), ctx)
+        registry.get("explain").run_in(run.same_images(split, ecfg, methods), ctx)
         done[split] = methods
     return done
 
 
 def analyse_null(
-    cfg: NullConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
-) -> tuple[dict, dict[str, list[str]]]:
+    cfg: NullConfig,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    world: World | None = None,
+) -> tuple[dict | None, dict[str, list[str]]]:
     """Evaluate the null model in ``RUN/null/``, explain it like the run and measure its
-    per-image shares; returns its test accuracy and the explained methods per split."""
-    out = null_dir(cfg.run)
-    ctx = StageContext(run=out, device=cfg.device, workers=cfg.workers)
-    ev = registry.get("evaluate").run(EvaluateConfig(run=out), ctx).value["test"]
-    explained = explain_null(cfg, progress)
-    if "mask" in pd.read_csv(ev.metrics["manifest"], nrows=1).columns:
+    per-image shares; returns its test accuracy (``None`` on ranks other than 0 under
+    torchrun, where each step is sharded) and the explained methods per split."""
+    out, world = null_dir(cfg.run), world or World()
+    ctx = StageContext(run=out, device=cfg.device, workers=cfg.workers, rank=world.rank,
+                       world_size=world.size)  # fmt: skip
+    ev = registry.get("evaluate").run_in(EvaluateConfig(run=out), ctx).value.get("test")
+    explained = explain_null(cfg, progress, world)
+    masks = ev is not None and "mask" in pd.read_csv(ev.metrics["manifest"], nrows=1).columns
+    if broadcast(masks):  # rank 0's answer, on every rank
         for split in explained:  # per-image shares, for the lift (no selections needed)
             scfg = ShareConfig(run=out, outcomes=["all"], groups=["all"], maps_split=split,
                                bootstrap=200)  # fmt: skip
-            registry.get("share").run(scfg, ctx)
-    return ev.metrics["accuracy"]["all"], explained
+            registry.get("share").run_in(scfg, ctx)
+    return (ev.metrics["accuracy"]["all"] if ev else None), explained
 
 
 def run(
@@ -151,12 +167,17 @@ def run(
     on_epoch: Callable | None = None,
     step: Callable[[int], None] | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
-) -> NullResult:
-    """Train, evaluate and explain the null model (module docstring)."""
+    world: World | None = None,
+) -> NullResult | None:
+    """Train, evaluate and explain the null model (module docstring); under torchrun every
+    step is spread over the ranks and rank 0 records (``None`` on the others)."""
     from saliency.models.train import config_from_checkpoint
 
-    trainer = train_null(cfg, on_epoch, step)
-    acc, explained = analyse_null(cfg, progress)
+    world = world or World()
+    trainer = train_null(cfg, on_epoch, step, world)
+    acc, explained = analyse_null(cfg, progress, world)
+    if not world.main:
+        return None
     info = json.loads((null_dir(cfg.run) / "null.json").read_text())
     record(cfg.run, "null", cfg.to_dict())
     recipe_epochs = config_from_checkpoint(cfg.run).epochs
@@ -192,5 +213,5 @@ def run_stage(cfg: NullConfig, ctx: StageContext) -> Result:
     start = time.perf_counter()
     cfg = ctx.fill(cfg)
     res = run(cfg, on_epoch=ctx.on_epoch, step=ctx.progress("null train", 0),
-              progress=ctx.progress)  # fmt: skip
-    return Result(res, lines(res, time.perf_counter() - start))
+              progress=ctx.progress, world=ctx.world())  # fmt: skip
+    return Result(res, lines(res, time.perf_counter() - start) if res is not None else [])

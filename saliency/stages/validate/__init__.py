@@ -24,34 +24,30 @@ fill, so one command gives every verdict. The floor's maps are stored under
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from saliency.analysis import validation as tables
 from saliency.analysis.recovered import NO_NULL, judged
-from saliency.analysis.share.table import share_table
 from saliency.analysis.similarity import randomization_verdicts
 from saliency.atomic import atomic_write_json, atomic_write_text
-from saliency.configs.checks import AblationConfig, ValidateConfig
+from saliency.configs.checks import ValidateConfig
 from saliency.configs.maps import ExplainConfig
 from saliency.data.regions import REGIONS
+from saliency.distributed import World
 from saliency.methods.base import MEAN_FACE
 from saliency.methods.registry import REGISTRY, method_settings
-from saliency.methods.store import absolute_paths, explained_methods, read_maps
-from saliency.models.checkpoint import Checkpoint, load_model, save_checkpoint
-from saliency.models.loader import ImageSource
+from saliency.methods.store import explained_methods, read_maps
+from saliency.models.checkpoint import load_model
 from saliency.models.preprocess import to_unit
-from saliency.models.randomize import reinitialized
 from saliency.rundir import best_checkpoint, null_dir, record, saliency_dir, validation_dir
 from saliency.runs import Run, ground_truth, mean_face
 from saliency.runtime import full_float32, resolve_device
-from saliency.stages import registry
 from saliency.stages.contract import Result, StageContext
-from saliency.stages.validate import passes
+from saliency.stages.validate import inputs, passes
 
 
 @dataclass
@@ -65,67 +61,25 @@ class ValidateResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _shares(folder: Path, workers: int) -> pd.DataFrame:
-    per, _, meta = share_table(folder, workers=workers)
-    per["image"] = absolute_paths(per, meta)
-    return per
-
-
-def _floor(run: Path, cfg: ValidateConfig, model, ckpt: Checkpoint, device, methods) -> Path:
-    """Explain the re-initialized copy of ``model`` (``RUN/validation/floor``) like the run."""
-    floor = validation_dir(run) / "floor"
-    if not best_checkpoint(floor).is_file():
-        state = {k: v.cpu() for k, v in reinitialized(model, cfg.seed).state_dict().items()}
-        save_checkpoint(best_checkpoint(floor), replace(ckpt, state_dict=state, floor=True))
-    ecfg, _ = Run(run).recorded_configs(ExplainConfig)[cfg.split]
-    same = Run(run).same_images(cfg.split, ecfg, methods)
-    registry.get("explain").run(same, StageContext(run=floor, device=str(device),
-                                                   workers=cfg.workers))  # fmt: skip
-    return floor
-
-
-def _ablations(run: Path, fill: str, cfg: ValidateConfig) -> pd.DataFrame | None:
-    drops = Run(run).ablation_drops(fill)
-    if drops is None or any(f"drop_{r}" not in drops.columns for r in REGIONS):
-        # none, or only some regions (an `ablate --region eyes` before): all six in one pass
-        ecfg, _ = Run(run).recorded_configs(ExplainConfig)[cfg.split]
-        acfg = AblationConfig(split=cfg.split, fill=fill, manifest=ecfg.manifest)
-        ctx = StageContext(run=run, device=cfg.device, workers=cfg.workers)
-        registry.get("ablate").run(acfg, ctx)
-        drops = Run(run).ablation_drops(fill)
-    return drops
-
-
-def _subset(run: Path, split: str, method: str, n: int, pre):
-    """The first ``n`` explained images ``uint8 [n, S, S, 3]`` and their targets ``[n]``."""
-    _, index, meta = read_maps(saliency_dir(run, split, method))
-    n = min(n, len(index))
-    paths = absolute_paths(index.head(n), meta)
-    source = ImageSource(paths, pre, cache_bytes=0, workers=0)
-    images = torch.cat([b for b, _ in source.batches(np.arange(n), 64)]) if n else None
-    classes = meta["classes"]
-    target = torch.tensor([classes.index(t) for t in index["target"].head(n)])
-    return images, target
-
-
-def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null, notes):
+def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null, notes, world):
     """Per method: the verdict row, lift rows (over the null and the floor) and truth rows."""
     from saliency.analysis.selection import Selection
     from saliency.analysis.share.summary import summarize_shares
 
     regions, b, seed = list(REGIONS), cfg.bootstrap, cfg.seed
-    drop = tables.drop_evidence(_ablations(run, fill, cfg), regions, b, seed)
+    drop = tables.drop_evidence(inputs.ablations(run, fill, cfg, world), regions, b, seed)
+    parts = validation_dir(run)  # where the ranks' shares of the shares meet
     null = null_dir(run)
     null_drop = None  # the null's own ablation, for its verdict (data randomization)
     if has_null and floor is not None:
-        null_drop = tables.drop_evidence(_ablations(null, fill, cfg), regions, b, seed)
+        null_drop = tables.drop_evidence(inputs.ablations(null, fill, cfg, world), regions, b, seed)
     elif has_null:  # the null's verdict is its lift over the floor: none without one
         notes.append("no verdict of the null itself without the floor (--no-floor): its "
                      "lift is measured over the floor's maps")  # fmt: skip
     verdicts, lifts, truth = [], [], []
     for m in methods:
         meta = read_maps(saliency_dir(run, cfg.split, m))[2]
-        per = _shares(saliency_dir(run, cfg.split, m), cfg.workers)
+        per = inputs.shares(saliency_dir(run, cfg.split, m), cfg.workers, world, parts)
         null_per = Run(run).null_shares(m, cfg.split) if has_null else None  # `saliency null`
         lifted = None
         if null_per is not None:
@@ -133,7 +87,7 @@ def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null,
             lifts += tables.lift_rows(m, "null", regions, lifted, n) if lifted else []
         row = tables.method_verdict(m, regions, drop, per, lifted, judged(meta), planted, b, seed)
         if floor is not None:
-            floor_per = _shares(saliency_dir(floor, cfg.split, m), cfg.workers)
+            floor_per = inputs.shares(saliency_dir(floor, cfg.split, m), cfg.workers, world, parts)
             fl, n = tables.paired_lift(per, floor_per, regions, b, seed)
             if fl is not None:
                 lifts += tables.lift_rows(m, "floor", regions, fl, n)
@@ -154,7 +108,15 @@ def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null,
 
 
 @full_float32
-def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] | None = None):
+def validate_run(
+    cfg: ValidateConfig,
+    progress: Callable[[str, int], Callable] | None = None,
+    world: World | None = None,
+) -> ValidateResult | None:
+    """The checks (module docstring). Under torchrun (``world``) every rank takes part: the
+    floor's explain, the ablations and the shares are sharded stages, the randomization
+    cascade and the curves share their images; rank 0 writes (``None`` on the others)."""
+    world = world or World()
     reader = Run(cfg.run).require()
     run = reader.path
     device = resolve_device(cfg.device)
@@ -181,14 +143,16 @@ def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] |
         notes.append(NO_NULL.format(run=cfg.run))
     verdicts, lifts, truth = [], [], []
     if has_masks:
-        floor = _floor(run, cfg, model, ckpt, device, methods) if cfg.floor else None
+        floor = (
+            inputs.floor_maps(run, cfg, model, ckpt, device, methods, world) if cfg.floor else None
+        )
         verdicts, lifts, truth = _region_verdicts(
-            run, cfg, methods, classes, planted, fill, floor, has_null, notes
+            run, cfg, methods, classes, planted, fill, floor, has_null, notes, world
         )
     else:
         notes.append(f"{manifest} has no 'mask' column: no verdicts (run `saliency regions` on it)")
     n = max(cfg.randomization_images, cfg.curve_images)
-    images, target = _subset(run, cfg.split, methods[0], n, pre)  # read once, for both passes
+    images, target = inputs.subset(run, cfg.split, methods[0], n, pre)  # read once, for both passes
     k = min(cfg.randomization_images, len(target))
     ecfg, _ = reader.recorded_configs(ExplainConfig, notes.append)[cfg.split]
     own = method_settings(*(getattr(ecfg, f.name) for f in fields(ecfg)))  # as explained
@@ -197,16 +161,18 @@ def validate_run(cfg: ValidateConfig, progress: Callable[[str, int], Callable] |
     fns = {m: passes.method_maps(m, pre, own, face, ecfg.upsample) for m in methods}
     unit = to_unit(images[:k]).to(device)
     step = progress("randomization", 0) if progress is not None else None
-    per_image = passes.cascade(model, unit, target[:k], fns, cfg.seed, step)
+    per_image = passes.spread_cascade(model, unit, target[:k], fns, cfg.seed, step, world)
     steps = tables.summarize_steps(per_image, cfg.bootstrap, cfg.seed)
     rand = randomization_verdicts(steps, cfg.threshold)
     n = min(cfg.curve_images, len(target))
     images, target = images[:n], target[:n]
     maps = {m: np.asarray(read_maps(saliency_dir(run, cfg.split, m))[0][:n]) for m in methods}
     step = progress("curves", len(methods) + 1) if progress is not None else None
-    curve, areas = passes.perturbation_curves(
-        model, images, pre, target, maps, cfg.curve_steps, fill, cfg.seed, step
+    curve, areas = passes.spread_curves(
+        model, images, pre, target, maps, cfg.curve_steps, fill, cfg.seed, step, world
     )
+    if not world.main:
+        return None
     summary = tables.curve_summary(areas, cfg.bootstrap, cfg.seed)
     frac = np.linspace(0, 1, cfg.curve_steps + 1)
     mean_curves = pd.DataFrame([
@@ -242,10 +208,12 @@ def _write(out, res, per_image, steps, mean_curves, cfg, fill, planted) -> None:
     atomic_write_json(out / "validation.json", info)
 
 
-def run(cfg: ValidateConfig, progress=None) -> ValidateResult:
-    """The validate stage (module docstring), recorded in the run."""
-    res = validate_run(cfg, progress)
-    record(cfg.run, "validate", cfg.to_dict())
+def run(cfg: ValidateConfig, progress=None, world: World | None = None) -> ValidateResult | None:
+    """The validate stage (module docstring), recorded in the run (rank 0 under torchrun;
+    ``None`` on the other ranks)."""
+    res = validate_run(cfg, progress, world)
+    if res is not None:
+        record(cfg.run, "validate", cfg.to_dict())
     return res
 
 
@@ -298,5 +266,5 @@ def run_stage(cfg: ValidateConfig, ctx: StageContext) -> Result:
     import time
 
     start = time.perf_counter()
-    res = run(ctx.fill(cfg), ctx.progress)
-    return Result(res, lines(res, time.perf_counter() - start))
+    res = run(ctx.fill(cfg), ctx.progress, ctx.world())
+    return Result(res, lines(res, time.perf_counter() - start) if res is not None else [])

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from saliency.analysis.similarity import similarities
+from saliency.distributed import World, all_gather, span
 from saliency.methods.base import MEAN_FACE
 from saliency.methods.registry import explain_batch, method_settings
 from saliency.models.preprocess import Preprocessing
@@ -104,19 +105,69 @@ def perturbation_curves(
     fill: str = "blur",
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Deletion and insertion curves ``[N, steps + 1]`` per method (orders from ``maps``,
     each ``[N, H, W]``) and for a random order (``"random"``), and their areas ``[N]``.
-    ``images``: ``uint8 [N, H, W, 3]`` at the model's input size."""
+    ``images``: ``uint8 [N, H, W, 3]`` at the model's input size. ``rows``: only images
+    ``[lo, hi)`` (a rank's share; the orders are drawn for all ``N`` first, so each image's
+    random order is the one-process one); the arrays then hold ``hi - lo`` rows."""
     gen = torch.Generator().manual_seed(seed)
     n, h, w, _ = images.shape
     orders = {m: pixel_order(torch.tensor(np.asarray(v)), gen) for m, v in maps.items()}
     orders["random"] = random_order(n, h * w, gen)
+    lo, hi = rows or (0, n)
     out, areas = {}, {}
     for name, order in orders.items():
-        d, i = curves(model, images, pre, order, target, steps, fill)
+        d, i = curves(model, images[lo:hi], pre, order[lo:hi], target[lo:hi], steps, fill)
         out[name] = (d.numpy(), i.numpy())
         areas[name] = (area(out[name][0]), area(out[name][1]))
         if progress is not None:
             progress(1)
+    return out, areas
+
+
+Curves = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (deletion, insertion)
+
+
+def spread_cascade(
+    model: torch.nn.Module, unit: torch.Tensor, target: torch.Tensor, methods: dict[str, MapFn],
+    seed: int, progress: Callable[[int], None] | None, world: World,
+) -> pd.DataFrame:  # fmt: skip
+    """:func:`cascade` with the images shared among torchrun's ranks (each its contiguous
+    span; the randomized copies are the same on every rank, seeded): every rank gets the
+    whole table, rows in one-process order (step, method, image)."""
+    lo, hi = span(len(unit), world.rank, world.size)
+    mine = None
+    if hi > lo:
+        mine = cascade(model, unit[lo:hi], target[lo:hi], methods, seed, progress)
+        mine["image"] += lo
+    found = [f for f in all_gather(mine) if f is not None]
+    if not found:
+        return cascade(model, unit, target, methods, seed, progress)  # no image at all
+    table = pd.concat(found, ignore_index=True)
+    rank = {m: k for k, m in enumerate(methods)}
+    key = table["step"] * len(rank) + table["method"].map(rank)
+    return table.assign(_k=key).sort_values(["_k", "image"], kind="stable").drop(columns="_k")\
+        .reset_index(drop=True)  # fmt: skip
+
+
+def spread_curves(
+    model: torch.nn.Module, images: torch.Tensor, pre: Preprocessing, target: torch.Tensor,
+    maps: dict[str, np.ndarray], steps: int, fill: str, seed: int,
+    progress: Callable[[int], None] | None, world: World,
+) -> tuple[Curves, Curves]:  # fmt: skip
+    """:func:`perturbation_curves` with the images shared among torchrun's ranks: every rank
+    gets every image's curves and areas, in image order."""
+    if world.size == 1:
+        return perturbation_curves(model, images, pre, target, maps, steps, fill, seed, progress)
+    lo, hi = span(len(images), world.rank, world.size)
+    mine = None
+    if hi > lo:
+        mine = perturbation_curves(model, images, pre, target, maps, steps, fill, seed,
+                                   progress, rows=(lo, hi))  # fmt: skip
+    found = [f for f in all_gather(mine) if f is not None]
+    names = list(found[0][0])
+    out = {k: tuple(np.concatenate([f[0][k][j] for f in found]) for j in (0, 1)) for k in names}
+    areas = {k: tuple(np.concatenate([f[1][k][j] for f in found]) for j in (0, 1)) for k in names}
     return out, areas
