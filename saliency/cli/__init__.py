@@ -2,8 +2,8 @@
 
 Most commands are generated from the stage registry (:mod:`saliency.cli.stage_command`):
 their flags from the stage's config, their output from the result's lines. The hand-written
-ones (``demo``, ``run``, ``synth``, ``data``, ``train``, ``compare``, ``predict``) add what a
-config cannot say. Library code never prints; the commands here do the talking.
+ones (``demo``, ``run``, ``launch``, ``synth``, ``data``, ``train``, ``compare``, ``predict``)
+add what a config cannot say. Library code never prints; the commands here do the talking.
 ``main(argv)`` returns the exit code, so tests call it in-process.
 """
 
@@ -14,13 +14,13 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 
-from saliency.cli import compare, data, demo, predict, run, synth, train
+from saliency.cli import compare, data, demo, launch, predict, run, synth, train
 from saliency.cli.options import BadValue
 from saliency.cli.stage_command import register_stage
 
 HAND_WRITTEN = {"demo": demo, "run": run, "synth": synth, "data": data, "train": train,
-                "compare": compare, "predict": predict}  # fmt: skip
-ORDER = ("demo", "run", "synth", "data", "align", "regions", "train", "adopt", "evaluate",
+                "compare": compare, "predict": predict, "launch": launch}  # fmt: skip
+ORDER = ("demo", "run", "launch", "synth", "data", "align", "regions", "train", "adopt", "evaluate",
          "compare", "explain", "average", "predict", "share", "ablate", "null", "agreement",
          "validate", "figures", "report", "export")  # fmt: skip
 
@@ -60,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--"]:  # `python -m saliency -- COMMAND`, as torchrun's launch form reads
         argv = argv[1:]
+    if argv[:1] == ["launch"] and not {"-h", "--help"} & set(argv[1:2]):
+        try:  # torchrun's options are not ours to parse (saliency.cli.launch)
+            return launch.run(argv[1:])
+        except ValueError as exc:
+            print(f"saliency launch: error: {exc}", file=sys.stderr)
+            return 2
     key = tuple(sys.path)
     if key not in _PARSERS:  # built once per process: tests call main() hundreds of times
         _PARSERS[key] = build_parser()

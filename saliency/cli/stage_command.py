@@ -33,7 +33,13 @@ def register_stage(sub: argparse._SubParsersAction, name: str) -> argparse.Argum
 
     stage = registry.get(name)
     text = stage.description() if callable(stage.description) else stage.description
-    p = sub.add_parser(name, help=stage.help, description=text or None)
+    epilog = None
+    if stage.sharded:  # the launch form, where a user who wants more processes looks
+        epilog = (
+            f"More processes or GPUs: torchrun --nproc_per_node=N -m saliency -- {name} ... "
+            "(the -- ends torchrun's own options; README, 'Beyond one machine')"
+        )
+    p = sub.add_parser(name, help=stage.help, description=text or None, epilog=epilog)
     own = {o.name for o in options(stage.config)} if stage.config else set()
     for key in stage.context:
         if key not in own:

@@ -1,0 +1,267 @@
+"""Real torchrun: 2 processes on CPU (gloo) on one checkpoint with an odd number of images.
+
+Launched as users launch it, ``torchrun [its options] -m saliency -- COMMAND ...``; the
+reference is the same command in one process. The run is the hand-weighted brows reader
+on 47 faces (``test_shards.odd_run``'s recipe), so each launch costs seconds; the study
+launch covers evaluate, explain, average, share, ablate and validate at once.
+Counts and row order must match exactly, arithmetic to float tolerance (measured: see the
+asserts' tolerances and the issue note).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from saliency.cli import main
+
+N = 47
+TORCHRUN = str(Path(sys.executable).parent / "torchrun")
+WORKERS = Path(__file__).parent / "workers"
+EXPLAIN = ["--methods", "cam,gradcam,ig", "--ig-n-steps", "8", "--ig-baseline", "blur",
+           "--batch-size", "8", "--device", "cpu", "--workers", "0"]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"OMP_NUM_THREADS": "1", "SALIENCY_PROGRESS": "0"}
+
+
+def torchrun(*args: str, launcher: tuple[str, ...] = ("--standalone", "--nproc_per_node=2"),
+             target: tuple[str, ...] = ("-m", "saliency", "--"), timeout: int = 300):  # fmt: skip
+    """``torchrun LAUNCHER TARGET ARGS`` as a user types it; the finished process."""
+    cmd = [TORCHRUN, *launcher, *target, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
+
+
+def _ok(proc) -> str:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def odd_run(tmp_path_factory, brows_world) -> Path:
+    """The reader run over 47 faces (all ``test``), with masks."""
+    import torch
+    from conftest import BROWS_SIZE, brows_world_labels
+
+    from saliency.data.regions import REGION_CODES
+    from saliency.models.checkpoint import save_checkpoint
+    from saliency.models.preprocess import Preprocessing
+    from saliency.models.reader_run import reader_checkpoint
+
+    data = tmp_path_factory.mktemp("odd") / "data"
+    shutil.copytree(brows_world, data)
+    df = pd.read_csv(data / "manifest.csv", keep_default_na=False)
+    df.head(N).to_csv(data / "manifest.csv", index=False)
+    template = torch.from_numpy(brows_world_labels() == REGION_CODES["brows"]).float()
+    ckpt = reader_checkpoint(data / "manifest.csv", template, Preprocessing(size=BROWS_SIZE), 400.0)
+    run = data.parent / "run"
+    save_checkpoint(run / "checkpoints" / "best.pt", ckpt)
+    return run
+
+
+STUDY = """
+[study]
+name = "torchrun"
+device = "cpu"
+workers = 0
+
+[data]
+source = "manifest"
+path = "{manifest}"
+check = false
+
+[train]
+
+[evaluate]
+splits = ["test"]
+
+[explain]
+methods = ["cam", "gradcam", "ig"]
+ig = {{ n_steps = 8, baseline = "blur" }}
+batch_size = 8
+
+[average]
+permutations = 50
+preview = false
+
+[share]
+bootstrap = 200
+
+[ablate]
+batch_size = 5
+
+[validate]
+randomization_images = 7
+curve_images = 9
+curve_steps = 4
+bootstrap = 200
+"""
+
+
+def _study(run: Path, out: Path) -> Path:
+    """A study over ``run`` in ``out``: its data and train stages recorded as done (the
+    reader's checkpoint stands in for training), the rest to run."""
+    from saliency.study import runner
+    from saliency.study.config import load
+
+    shutil.copytree(run, out / "run")
+    manifest = _manifest_of(run)
+    toml = out / "study.toml"
+    toml.write_text(STUDY.format(manifest=manifest))
+    (out / "run" / "train_log.csv").write_text(
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_at_chance,lr,seconds\n"
+        "1,0.5,0.8,0.5,0.8,False,0.001,1.0\n"
+    )
+    study = load(toml)
+    study.out = out
+    fps, state = runner.fingerprints(study), {}
+    for stage in ("data", "train"):
+        state[stage] = {"settings": study.stages[stage], "fingerprint": fps[stage],
+                        "status": "done"}  # fmt: skip
+    (out / runner.STATE).write_text(json.dumps(state))
+    return toml
+
+
+def _manifest_of(run: Path) -> str:
+    from saliency.runs import Run
+
+    return str(Run(run).checkpoint().data.manifest)
+
+
+@pytest.fixture(scope="module")
+def studies(odd_run, tmp_path_factory):
+    """The study run by 2 torchrun processes, and by one process (in this one)."""
+    root = tmp_path_factory.mktemp("torchrun")
+    two, one = root / "two", root / "one"
+    toml_two, toml_one = _study(odd_run, two), _study(odd_run, one)
+    out = _ok(torchrun("run", str(toml_two), "--out", str(two)))
+    assert main(["run", str(toml_one), "--out", str(one)]) == 0
+    return one / "run", two / "run", out
+
+
+def _close(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 1e-5) -> None:
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for c in a.columns:
+        if pd.api.types.is_numeric_dtype(a[c]) and not pd.api.types.is_bool_dtype(a[c]):
+            np.testing.assert_allclose(b[c], a[c], rtol=rtol, atol=1e-6, err_msg=c)
+        else:
+            assert list(a[c]) == list(b[c]), c  # paths, labels, rows: exactly, in order
+
+
+def test_study_under_torchrun_gives_the_one_process_files(studies):
+    one, two, out = studies
+    assert out.count("study torchrun ->") == 1  # rank 0 alone prints
+    state = json.loads((two.parent / "study.json").read_text())
+    assert all(state[s]["status"] == "done" for s in
+               ("evaluate", "explain", "average", "share", "ablate", "validate"))  # fmt: skip
+    _close(pd.read_csv(one / "eval/test/predictions.csv"),
+           pd.read_csv(two / "eval/test/predictions.csv"))  # fmt: skip
+    assert (one / "eval/test/group_accuracy.csv").read_text() == (
+        two / "eval/test/group_accuracy.csv").read_text()  # fmt: skip
+    for method in ("cam", "gradcam", "ig"):
+        a, b = (np.load(r / "saliency/test" / method / "maps.npy") for r in (one, two))
+        assert a.shape == (N, 64, 64)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6 * np.abs(a).max())
+        _close(pd.read_csv(one / "saliency/test" / method / "index.csv"),
+               pd.read_csv(two / "saliency/test" / method / "index.csv"))  # fmt: skip
+    averages = sorted(p.relative_to(one) for p in (one / "averages").glob("*.npz"))
+    assert averages and averages == sorted(p.relative_to(two) for p in
+                                           (two / "averages").glob("*.npz"))  # fmt: skip
+    for p in averages:
+        a, b = np.load(one / p), np.load(two / p)
+        assert a.files == b.files
+        for k in a.files:
+            if a[k].dtype.kind in "iub":  # counts, exactly
+                np.testing.assert_array_equal(b[k], a[k], err_msg=f"{p}:{k}")
+            elif a[k].dtype.kind == "f":
+                scale = max(float(np.nanmax(np.abs(a[k]))) if a[k].size else 0.0, 1e-12)
+                np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6 * scale,
+                                           err_msg=f"{p}:{k}")  # fmt: skip
+            else:
+                assert (a[k] == b[k]).all(), f"{p}:{k}"
+    for pattern in ("share/*/per_image.csv", "share/*/summary.csv", "ablation/*/per_image.csv",
+                    "ablation/*/summary.csv", "ablation/ranking_*.csv",
+                    "validation/randomization.csv", "validation/curves.csv"):  # fmt: skip
+        files = sorted(p.relative_to(one) for p in one.glob(pattern))
+        assert files, pattern
+        for p in files:
+            _close(pd.read_csv(one / p), pd.read_csv(two / p), rtol=1e-4)
+    assert not list(two.rglob(".parts"))  # every part merged and cleared
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _two_nodes(*args: str) -> None:
+    """``args`` as two torchrun "nodes" of one process each on localhost, meeting by a c10d
+    rendezvous (as ``srun torchrun`` on a cluster does); both must succeed."""
+    launcher = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+                f"--rdzv_endpoint=127.0.0.1:{_free_port()}", "--rdzv_id=saliency-test"]  # fmt: skip
+    cmd = [TORCHRUN, *launcher, "-m", "saliency", "--", *args]
+    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env()) for _ in range(2)]  # fmt: skip
+    for node in nodes:
+        out, err = node.communicate(timeout=300)
+        assert node.returncode == 0, out[-2000:] + err[-2000:]
+
+
+def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(odd_run, studies, tmp_path):
+    # rank 1 of a 2-process explain dies after 3 parts (tests/workers/killed_rank.py); the
+    # same command again, here as two c10d "nodes" on localhost, reuses the finished parts
+    # and merges the one-process maps
+    one = studies[0]
+    run = tmp_path / "run"
+    shutil.copytree(odd_run, run)
+    killed = torchrun("explain", "--run", str(run), *EXPLAIN,
+                      target=(str(WORKERS / "killed_rank.py"), "--"))  # fmt: skip
+    assert killed.returncode != 0
+    parts = list((run / "saliency/test/.parts").glob("*/*/done"))
+    assert 3 <= len(parts) < N  # rank 1's before its death, and what rank 0 finished
+    assert not (run / "saliency/test/cam/meta.json").exists()
+    _two_nodes("explain", "--run", str(run), *EXPLAIN)
+    for method in ("cam", "gradcam", "ig"):
+        a, b = (np.load(r / "saliency/test" / method / "maps.npy") for r in (one, run))
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6 * np.abs(a).max())
+        _close(pd.read_csv(one / "saliency/test" / method / "index.csv"),
+               pd.read_csv(run / "saliency/test" / method / "index.csv"))  # fmt: skip
+    assert not (run / "saliency/test/.parts").exists()
+
+
+def test_without_the_double_dash_torchrun_takes_our_flag_for_its_own(odd_run):
+    # torchrun's parser reads --run as an abbreviation of its --run-path (pytorch #120601)
+    # and exits before any process starts; the README shows the form with `--`
+    bad = torchrun("explain", "--run", str(odd_run), target=("-m", "saliency"))
+    assert bad.returncode == 2
+    assert "ambiguous option: --run could match --run-path" in bad.stderr
+
+
+def test_launch_runs_the_command_as_typed(odd_run, studies, tmp_path):
+    # `saliency launch` takes torchrun's options up to the command: no `--` to forget
+    from saliency.cli.launch import split, torchrun_args
+
+    assert split(["--nproc_per_node", "2", "explain", "--run", "R"], ["explain"]) == (
+        ["--nproc_per_node", "2"], ["explain", "--run", "R"])  # fmt: skip
+    assert torchrun_args(["--nproc_per_node=2"], ["explain"]) == [
+        "--standalone", "--nproc_per_node=2", "-m", "saliency", "--", "explain"]  # fmt: skip
+    run = tmp_path / "run"
+    shutil.copytree(odd_run, run)
+    cmd = [str(Path(sys.executable).parent / "saliency"), "launch", "--nproc_per_node", "2",
+           "evaluate", "--run", str(run), "--device", "cpu", "--workers", "0"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("test: 47 images") == 1  # printed by rank 0 alone
+    _close(pd.read_csv(studies[0] / "eval/test/predictions.csv"),
+           pd.read_csv(run / "eval/test/predictions.csv"))  # fmt: skip
