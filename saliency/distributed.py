@@ -138,6 +138,9 @@ def all_gather(value: Any) -> list[Any]:
 
 
 def span(n: int, rank: int, size: int) -> tuple[int, int]:
-    """Rank ``rank``'s contiguous rows ``[lo, hi)`` of ``n`` among ``size``: no padding, no
-    row twice (sizes differ by one at most)."""
-    return n * rank // size, n * (rank + 1) // size
+    """Rank ``rank``'s contiguous part ``[lo, hi)`` of ``n`` items among ``size`` ranks: the
+    first ``n % size`` ranks take one more (rank 0 has one whenever ``n > 0``); together they
+    cover ``0..n-1`` once, without padding."""
+    base, extra = divmod(n, size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)

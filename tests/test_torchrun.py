@@ -26,7 +26,7 @@ from saliency.cli import main
 
 N = 47
 TORCHRUN = str(Path(sys.executable).parent / "torchrun")
-WORKERS = Path(__file__).parent / "workers"
+TESTS = Path(__file__).parent
 EXPLAIN = ["--methods", "cam,gradcam,ig", "--ig-n-steps", "8", "--ig-baseline", "blur",
            "--batch-size", "8", "--device", "cpu", "--workers", "0"]  # fmt: skip
 
@@ -219,14 +219,14 @@ def _two_nodes(*args: str) -> None:
 
 
 def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(odd_run, studies, tmp_path):
-    # rank 1 of a 2-process explain dies after 3 parts (tests/workers/killed_rank.py); the
+    # rank 1 of a 2-process explain dies after 3 parts (tests/killed_rank_worker.py); the
     # same command again, here as two c10d "nodes" on localhost, reuses the finished parts
     # and merges the one-process maps
     one = studies[0]
     run = tmp_path / "run"
     shutil.copytree(odd_run, run)
     killed = torchrun("explain", "--run", str(run), *EXPLAIN,
-                      target=(str(WORKERS / "killed_rank.py"), "--"))  # fmt: skip
+                      target=(str(TESTS / "killed_rank_worker.py"), "--"))  # fmt: skip
     assert killed.returncode != 0
     parts = list((run / "saliency/test/.parts").glob("*/*/done"))
     assert 3 <= len(parts) < N  # rank 1's before its death, and what rank 0 finished

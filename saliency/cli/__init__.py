@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = argv[1:]
     if argv[:1] == ["launch"] and not {"-h", "--help"} & set(argv[1:2]):
         try:  # torchrun's options are not ours to parse (saliency.cli.launch)
-            return launch.run(argv[1:])
+            from saliency.stages.registry import all_stages
+
+            return launch.run(argv[1:], [*ORDER, *all_stages()])
         except ValueError as exc:
             print(f"saliency launch: error: {exc}", file=sys.stderr)
             return 2

@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("torchrun_options_and_command", nargs=argparse.REMAINDER,
                    metavar="[TORCHRUN OPTIONS] COMMAND ...")  # fmt: skip
-    p.set_defaults(func=lambda args: run(args.torchrun_options_and_command))
+    # saliency.cli.main hands `launch ...` to run() before parsing (torchrun's options are
+    # not ours to parse); this parser gives --help and the command list
+    p.set_defaults(func=None)
 
 
 def split(argv: Sequence[str], commands: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -50,10 +52,9 @@ def torchrun_args(options: list[str], command: list[str]) -> list[str]:
     return [*options, "-m", "saliency", "--", *command]
 
 
-def run(argv: Sequence[str]) -> int:
-    from saliency.cli import ORDER
-
-    options, command = split(argv, [c for c in ORDER if c != "launch"])
+def run(argv: Sequence[str], commands: Sequence[str]) -> int:
+    """Launch ``argv`` (torchrun's options, then one of ``commands`` with its flags)."""
+    options, command = split(argv, [c for c in commands if c != "launch"])
     if not command:
         raise ValueError(
             "name the command to launch after torchrun's options, e.g. `saliency launch "

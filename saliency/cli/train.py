@@ -1,7 +1,9 @@
 """``saliency train``: train the CAM-ready ResNet (flags from :class:`TrainConfig`).
 
 ``--resume`` continues ``RUN/checkpoints/last.pt`` with the run's own recipe; ``--epochs``
-then raises its total (the recipe's other flags are ignored).
+then raises its total (the recipe's other flags are ignored). Under torchrun
+(``torchrun --nproc_per_node=N -m saliency -- train ...``) every rank trains its slice of each
+batch (DistributedDataParallel); rank 0 alone prints and writes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train the CAM-ready ResNet (or Inception v3, VGG16-GAP)",
         description="The recipe's every setting is a flag; --resume continues the run in --out "
-        "with its own recipe (--epochs then raises its total).",
+        "with its own recipe (--epochs then raises its total). Under torchrun: torchrun "
+        "--nproc_per_node=N -m saliency -- train ... (DistributedDataParallel; --batch-size is "
+        "the global batch, each rank takes its slice; rank 0 writes the files).",
     )
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoints/last.pt")  # fmt: skip
@@ -30,28 +34,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import torch.distributed as dist
+
     from saliency.cli.options import config_from_args
     from saliency.cli.stage_command import Bars
+    from saliency.distributed import from_env, rank_device, start, stop
     from saliency.models.recipe import TrainConfig
     from saliency.stages import train
 
     if not args.resume and getattr(args, "manifest", None) is None:
         raise ValueError("--manifest is required (or --resume an existing run)")
     out = Path(args.out)
-    bars = Bars()
+    world = from_env()
+    args.device = rank_device(getattr(args, "device", "auto"), world)
+    joined = world.distributed and not dist.is_initialized()  # not already by the caller
+    start(world, args.device)
+    bars = Bars() if world.main else (lambda name, total: lambda n=1: None)
+    say = print if world.main else (lambda *a, **k: None)
     try:
         cfg = None if args.resume else config_from_args(TrainConfig, args)
         epochs = getattr(args, "epochs", None) if args.resume else None
-        device = getattr(args, "device", "auto")
-        trainer = train.start(cfg, out, args.resume, epochs, device, bars("decode", 0))
+        trainer = train.start(cfg, out, args.resume, epochs, args.device, bars("decode", 0))
         for line in train.describe_lines(trainer):
-            print(line)
+            say(line)
         total = trainer.data_record["n_train"] * max(trainer.cfg.epochs - trainer.epoch, 0)
-        res = train.run(trainer, on_epoch=print_epoch, step=bars("train", total))
+        on_epoch = print_epoch if world.main else None
+        res = train.run(trainer, on_epoch=on_epoch, step=bars("train", total))
     finally:
-        bars.close()
+        if world.main:
+            bars.close()
+        if joined:
+            stop()
     for line in train.lines(res):
-        print(line)
+        say(line)
     return 0
 
 

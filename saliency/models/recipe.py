@@ -71,6 +71,11 @@ class TrainConfig:
         "validation accuracy is still at chance do not count)",
     )
     balanced: bool = setting(False, help="sample classes equally")
+    sync_bn: bool = setting(
+        False,
+        help="under torchrun on GPUs: batch-norm statistics over the whole global batch "
+        "(SyncBatchNorm), not each rank's slice; refused on CPUs",
+    )
     seed: int = setting(0, help="seed of weights, order and augmentation")
     classes: list[str] | None = setting(
         None, help="class names in order, comma separated (default: sorted labels)"

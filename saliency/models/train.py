@@ -6,10 +6,16 @@ subtle cue's model can be for several epochs), epochs count neither toward the p
 toward a learning-rate cut. Once a model has left chance it has learned for good, and both
 run as usual. A model that never leaves chance trains all its epochs and says so.
 
-Every random draw (shuffling, balanced sampling, augmentation) comes from one seeded
-``torch.Generator``; dropout uses torch's global generator. Both states go into ``last.pt``
-with the optimizer, scheduler and early-stopping counters, so ``resume=True`` continues an
-interrupted run and ends, on CPU, with the same weights as an uninterrupted one.
+The epoch's order (a permutation, or class-balanced draws) comes from one seeded
+``torch.Generator`` whose state goes into ``last.pt`` with the optimizer, scheduler and
+early-stopping counters; an image's augmentation is a hash of (seed, epoch, its position in
+the order) (:class:`~saliency.models.augment.SampleDraws`), and dropout's global generator
+is reseeded each epoch from (seed, epoch, rank). So ``resume=True`` continues an interrupted
+run and ends, on CPU, with the same weights as an uninterrupted one.
+
+Under torchrun the model trains under DistributedDataParallel, each rank on its slice of
+every global batch (:mod:`saliency.models.ddp`); validation sums are reduced over the ranks,
+so all take the same decisions; rank 0 alone writes checkpoints and the log.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +32,9 @@ import torch
 
 from saliency.atomic import atomic_write_text
 from saliency.binomial import at_chance
-from saliency.models import outputs
-from saliency.models.augment import augment
+from saliency.distributed import World, barrier, broadcast, span
+from saliency.models import ddp, outputs
+from saliency.models.augment import SampleDraws, augment
 from saliency.models.checkpoint import (
     Checkpoint,
     CheckpointWriter,
@@ -37,8 +44,9 @@ from saliency.models.checkpoint import (
 )
 from saliency.models.loader import ImageSource
 from saliency.models.preprocess import normalize, to_unit
-from saliency.models.recipe import Augmentation, TrainConfig
-from saliency.models.trainset import TrainData, prepare
+from saliency.models.recipe import TrainConfig
+from saliency.models.trainset import TrainData, epoch_order, prepare
+from saliency.models.trainset import config_from_checkpoint as config_from_checkpoint
 from saliency.models.zoo import ModelSpec, build_model, default_preprocessing, load_backbone
 from saliency.rundir import best_checkpoint, last_checkpoint, train_log
 from saliency.runtime import resolve_device
@@ -52,7 +60,8 @@ class EpochEvent:
 
 
 class Trainer:
-    """One training run; ``fit`` runs the remaining epochs."""
+    """One training run; ``fit`` runs the remaining epochs. ``world``: this process among
+    torchrun's (default: the process group it is in, or one process)."""
 
     def __init__(
         self,
@@ -60,9 +69,14 @@ class Trainer:
         data: TrainData | None = None,
         resume: bool = False,
         progress: Callable[[int], None] | None = None,
+        world: World | None = None,
     ):
         self.cfg = cfg
         self.out = Path(cfg.out)
+        self.device = resolve_device(cfg.device)
+        self.cuda = self.device.type == "cuda"
+        ddp.check_sync_bn(cfg.sync_bn, self.device)
+        self.world = ddp.current_world(world, str(self.device))
         self.data = data or prepare(cfg.manifest, cfg.classes, cfg.seed)
         self.classes = self.data.manifest.classes
         n_outputs = 1 if cfg.loss == "bce" else len(self.classes)
@@ -70,8 +84,6 @@ class Trainer:
             cfg.arch, n_outputs, cfg.loss, cfg.output_stride, cfg.se, cfg.dropout, cfg.pretrained
         )
         self.pre = default_preprocessing(self.spec, cfg.size)
-        self.device = resolve_device(cfg.device)
-        self.cuda = self.device.type == "cuda"
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.model = build_model(self.spec)
@@ -80,6 +92,7 @@ class Trainer:
         self.model.to(self.device)
         if self.cuda:
             self.model.to(memory_format=torch.channels_last)
+        self.model = ddp.prepare_model(self.model, cfg.sync_bn)
         # foreach: one kernel per step for all tensors (torch's CPU default is a Python loop
         # over them, twice as slow here); the same arithmetic, bit for bit
         self.opt = torch.optim.Adam(
@@ -109,6 +122,7 @@ class Trainer:
         }
         if resume:
             self._restore()
+        self.net = ddp.wrap(self.model, self.world, self.device)  # what trains; model: saved
         used = np.concatenate([self.train_rows, self.val_rows])
         self.source = ImageSource(
             [m.abspath(m.df.at[i, "path"]) for i in used],
@@ -148,6 +162,7 @@ class Trainer:
                 "learned": self.learned,
                 "log": self.log,
                 "generator": self.gen.get_state(),
+                # rank 0's, for the record: dropout's generators are reseeded each epoch
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else [],
             }
@@ -170,69 +185,89 @@ class Trainer:
         self.best, self.bad_epochs, self.log = r["best"], r["bad_epochs"], list(r["log"])
         self.learned = bool(r.get("learned", True))  # runs before this rule always counted
         self.gen.set_state(r["generator"])
-        torch.set_rng_state(r["torch_rng"])
-        if self.cuda and r["cuda_rng"]:
-            torch.cuda.set_rng_state_all(r["cuda_rng"])
         self.epoch = int(ckpt.epoch)
 
     # -- loops -------------------------------------------------------------------------
     def _order(self) -> np.ndarray:
-        """Source indices of one training epoch: a permutation, or class-balanced draws."""
-        n = self.train_rows.size
-        if self.cfg.balanced:
-            y = self.source_y[:n]
-            weight = 1.0 / torch.bincount(y, minlength=len(self.classes)).clamp(min=1)[y]
-            return torch.multinomial(
-                weight.double(), n, replacement=True, generator=self.gen
-            ).numpy()
-        return torch.randperm(n, generator=self.gen).numpy()
+        """Source indices of one training epoch (the same on every rank)."""
+        y = self.source_y[: self.train_rows.size]
+        return epoch_order(y, len(self.classes), self.cfg.balanced, self.gen)
 
     def _autocast(self):
         if self.cuda:
             return torch.autocast("cuda", dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
-    def _inputs(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+    def _inputs(self, images: torch.Tensor, draws: SampleDraws | None = None) -> torch.Tensor:
+        """uint8 ``[N, S, S, 3]`` -> the model's input ``[N, 3, S, S]``, augmented with
+        ``draws`` (training) or not (validation)."""
         x = to_unit(images.to(self.device, non_blocking=True))
-        if train:
-            x = augment(x, self.cfg.augmentation, self.gen)
+        if draws is not None:
+            x = augment(x, self.cfg.augmentation, draws)
         x = normalize(x, self.pre)
         return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
 
     def _source_labels(self, idx: torch.Tensor) -> torch.Tensor:
         return self.source_y[idx].to(self.device)
 
+    def backward(
+        self, images: torch.Tensor, idx: torch.Tensor, pos: np.ndarray, n_global: int
+    ) -> tuple[float, int]:
+        """Forward and backward of this rank's slice of a global batch of ``n_global``
+        images: ``images`` uint8 ``[b, S, S, 3]``, ``idx`` their source indices ``[b]``,
+        ``pos`` their positions in this epoch's order ``[b]`` (``b`` may be 0). The gradient,
+        once DDP has averaged it over the ranks, is that of the global batch's mean loss.
+        Returns this slice's summed loss and its number of correct predictions."""
+        x = self._inputs(images, SampleDraws(self.cfg.seed, self.epoch, pos))
+        y = self._source_labels(idx)
+        with self._autocast():
+            logits = self.net(x)
+            if len(y):
+                mean = outputs.loss(logits.float(), y)
+            else:  # an empty slice: zero gradients, still every parameter (DDP's all-reduce)
+                mean = logits.float().sum()
+        factor = ddp.loss_factor(len(y), n_global, self.world.size)
+        self.scaler.scale(mean * factor).backward()
+        correct = int((outputs.predicted(logits.detach()) == y).sum())
+        return float(mean.detach()) * len(y), correct
+
     def train_epoch(self, step: Callable[[int], None] | None = None) -> tuple[float, float]:
-        self.model.train()
-        total, correct, loss_sum = 0, 0, 0.0
-        for images, idx in self.source.batches(self._order(), self.cfg.batch_size):
-            x, y = self._inputs(images, True), self._source_labels(idx)
-            with self._autocast():
-                logits = self.model(x)
-                loss = outputs.loss(logits.float(), y)
+        """One epoch; its loss and accuracy over every rank's images. ``step`` counts the
+        global batches' images."""
+        self.net.train()
+        torch.manual_seed(ddp.epoch_seed(self.cfg.seed, self.epoch, self.world.rank))
+        sums = [0.0, 0.0, 0.0]  # loss sum, correct, images
+        order = self._order()
+        for images, idx, pos, n in ddp.local_batches(
+            self.source, order, self.cfg.batch_size, self.world
+        ):
             self.opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            loss_sum, correct = self.backward(images, idx, pos, n)
             self.scaler.step(self.opt)
             self.scaler.update()
-            total += len(y)
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((outputs.predicted(logits.detach()) == y).sum())
+            sums = [sums[0] + loss_sum, sums[1] + correct, sums[2] + len(idx)]
             if step is not None:
-                step(len(y))
+                step(n)
+        loss_sum, correct, total = ddp.reduce_sums(sums, self.device)
         return loss_sum / total, correct / total
 
     @torch.inference_mode()
     def validate(self) -> tuple[float, float]:
+        """Validation loss and accuracy: each rank its contiguous part of the rows, the
+        float64 sums reduced, so every rank returns the same numbers."""
+        ddp.sync_buffers(self.model, self.world)
         self.model.eval()
-        total, correct, loss_sum = 0, 0, 0.0
-        order = np.arange(self.train_rows.size, self.train_rows.size + self.val_rows.size)
+        sums = [0.0, 0.0, 0.0]  # loss sum, correct, images
+        lo, hi = span(int(self.val_rows.size), self.world.rank, self.world.size)
+        order = np.arange(lo, hi) + self.train_rows.size
         for images, idx in self.source.batches(order, self.cfg.batch_size):
-            x, y = self._inputs(images, False), self._source_labels(idx)
+            x, y = self._inputs(images), self._source_labels(idx)
             with self._autocast():
                 logits = self.model(x).float()
-            total += len(y)
-            loss_sum += float(outputs.loss(logits, y)) * len(y)
-            correct += int((outputs.predicted(logits) == y).sum())
+            sums[0] += float(outputs.loss(logits, y)) * len(y)
+            sums[1] += int((outputs.predicted(logits) == y).sum())
+            sums[2] += len(y)
+        loss_sum, correct, total = ddp.reduce_sums(sums, self.device)
         return loss_sum / total, correct / total
 
     def fit(
@@ -242,14 +277,15 @@ class Trainer:
     ) -> list[dict]:
         """Run epochs until ``epochs`` or early stopping; returns the log rows.
 
-        Checkpoints are written in the background while the next epoch trains; all writes
-        have finished when this returns (or raises).
+        Checkpoints are written in the background while the next epoch trains (by rank 0);
+        all writes have finished when this returns (or raises), on every rank.
         """
         writer = CheckpointWriter()
         try:
             self._fit(writer, on_epoch, step)
         finally:
             writer.close()
+        barrier()  # the other ranks wait for rank 0's files
         return self.log
 
     def _fit(self, writer: CheckpointWriter, on_epoch, step) -> None:
@@ -258,6 +294,10 @@ class Trainer:
             start = time.perf_counter()
             train_loss, train_acc = self.train_epoch(step)
             val_loss, val_acc = self.validate()
+            # equal on every rank already (reduced sums); rank 0's, so decisions are too
+            train_loss, train_acc, val_loss, val_acc = broadcast(
+                (train_loss, train_acc, val_loss, val_acc)
+            )
             n_val = int(self.val_rows.size)
             chance = at_chance(round(val_acc * n_val), n_val, self.val_chance)
             self.learned = self.learned or not chance
@@ -280,20 +320,11 @@ class Trainer:
                 "seconds": round(time.perf_counter() - start, 3),
             }
             self.log.append(row)
-            jobs = [(best_checkpoint(self.out), self._checkpoint(False))] if improved else []
-            writer.submit([*jobs, (last_checkpoint(self.out), self._checkpoint(True))])
-            atomic_write_text(train_log(self.out), pd.DataFrame(self.log).to_csv(index=False))
+            if self.world.main:
+                jobs = [(best_checkpoint(self.out), self._checkpoint(False))] if improved else []
+                writer.submit([*jobs, (last_checkpoint(self.out), self._checkpoint(True))])
+                log = pd.DataFrame(self.log).to_csv(index=False)
+                atomic_write_text(train_log(self.out), log)
             stopped = self.bad_epochs >= self.cfg.early_stopping
             if on_epoch is not None:
                 on_epoch(EpochEvent(self.epoch, row, improved))
-
-
-def config_from_checkpoint(run: str | Path, **overrides) -> TrainConfig:
-    """The training config stored in a run's last.pt (for ``--resume``)."""
-    path = last_checkpoint(run)
-    stored = read_checkpoint(path).train_config
-    if stored is None:
-        raise ValueError(f"{path} holds no training config: its model was not trained here")
-    d = dict(stored)
-    d["augmentation"] = Augmentation(**d["augmentation"])
-    return replace(TrainConfig(**d), **overrides)

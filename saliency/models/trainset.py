@@ -1,14 +1,20 @@
-"""Check a manifest for training and resolve its splits, before any training starts."""
+"""Check a manifest for training and resolve its splits, before any training starts; draw
+an epoch's order; read a run's stored recipe back."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+import torch
 
 from saliency.data.manifest import Manifest, read_manifest
 from saliency.data.splits import stratified_split
+from saliency.models.checkpoint import read_checkpoint
+from saliency.models.recipe import Augmentation, TrainConfig
+from saliency.rundir import last_checkpoint
 
 
 @dataclass
@@ -51,3 +57,26 @@ def prepare(path: str | os.PathLike, classes: list[str] | None = None, seed: int
             f"`saliency data check {path}` for the full list"
         )
     return TrainData(m, split, seeded)
+
+
+def epoch_order(
+    y: torch.Tensor, n_classes: int, balanced: bool, gen: torch.Generator
+) -> np.ndarray:
+    """Indices ``[n]`` into the ``n`` training labels ``y`` for one epoch: a permutation, or
+    class-balanced draws with replacement; from ``gen`` alone, so every rank draws the same."""
+    n = int(y.numel())
+    if balanced:
+        weight = 1.0 / torch.bincount(y, minlength=n_classes).clamp(min=1)[y]
+        return torch.multinomial(weight.double(), n, replacement=True, generator=gen).numpy()
+    return torch.randperm(n, generator=gen).numpy()
+
+
+def config_from_checkpoint(run: str | Path, **overrides) -> TrainConfig:
+    """The training config stored in a run's last.pt (for ``--resume``)."""
+    path = last_checkpoint(run)
+    stored = read_checkpoint(path).train_config
+    if stored is None:
+        raise ValueError(f"{path} holds no training config: its model was not trained here")
+    d = dict(stored)
+    d["augmentation"] = Augmentation(**d["augmentation"])
+    return replace(TrainConfig(**d), **overrides)

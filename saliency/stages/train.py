@@ -2,7 +2,8 @@
 
 Writes ``RUN/checkpoints/{best,last}.pt``, ``RUN/train_log.csv`` and the ``train`` record
 of ``RUN/config.json``. ``start`` builds (or restores) the trainer, so the caller can report
-what will run; ``run`` trains it.
+what will run; ``run`` trains it. Under torchrun every rank runs both (DistributedDataParallel);
+rank 0 alone writes the files.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from saliency.distributed import World, from_env, rank_device
 from saliency.models.recipe import TrainConfig
 from saliency.models.train import EpochEvent, Trainer, config_from_checkpoint
 from saliency.rundir import last_checkpoint, record
@@ -33,9 +35,11 @@ def start(
     epochs: int | None = None,
     device: str = "auto",
     decode: Callable[[int], None] | None = None,
+    world: World | None = None,
 ) -> Trainer:
     """A trainer for a new run from ``cfg``, or, with ``resume``, for ``out``'s own run
-    (``epochs`` raises its total). ``decode`` counts images as they are decoded."""
+    (``epochs`` raises its total). ``decode`` counts images as they are decoded. ``world``:
+    this process among torchrun's (default: its process group's; see :class:`Trainer`)."""
     if resume:
         if not last_checkpoint(out).is_file():
             raise FileNotFoundError(f"nothing to resume: {last_checkpoint(out)} not found")
@@ -47,8 +51,9 @@ def start(
             raise ValueError("--manifest is required (or --resume an existing run)")
         if last_checkpoint(out).is_file():
             raise ValueError(f"{out} already holds a run; use --resume, or another --out")
-    trainer = Trainer(cfg, resume=resume, progress=decode)
-    record(out, "train", cfg.to_dict())
+    trainer = Trainer(cfg, resume=resume, progress=decode, world=world)
+    if trainer.world.main:
+        record(out, "train", cfg.to_dict())
     return trainer
 
 
@@ -67,10 +72,13 @@ def run(
 def describe_lines(trainer: Trainer) -> list[str]:
     """What a train stage is about to do (printed before it trains)."""
     cfg, d = trainer.cfg, trainer.data_record
+    n = trainer.world.size
+    ranks = f" x {n} processes (DDP{', sync-bn' if cfg.sync_bn else ''})" if n > 1 else ""
     out = [
         f"{cfg.arch} (output stride {cfg.output_stride}, {trainer.spec.n_outputs} logit(s)) on "
-        f"{trainer.device}: {d['n_train']} train / {d['n_val']} val images at {cfg.size} px, "
-        f"classes {trainer.classes}" + (" (seeded split)" if d["seeded_split"] else "")
+        f"{trainer.device}{ranks}: {d['n_train']} train / {d['n_val']} val images at "
+        f"{cfg.size} px, classes {trainer.classes}"
+        + (" (seeded split)" if d["seeded_split"] else "")
     ]
     if trainer.epoch:
         out.append(f"resuming after epoch {trainer.epoch} of {cfg.epochs}")
@@ -116,12 +124,15 @@ def lines(res: TrainResult) -> list[str]:
 def run_stage(cfg: TrainConfig, ctx: StageContext) -> Result:
     """The stage contract: train ``cfg`` into the context's run folder; an interrupted run
     there (``last.pt``) continues, to ``cfg.epochs``. ``ctx.on_trainer`` hears the trainer
-    before it trains, ``ctx.on_epoch`` each epoch."""
+    before it trains, ``ctx.on_epoch`` each epoch (on every rank under torchrun: the
+    caller prints on rank 0). Every rank of the context's world runs this."""
     out = Path(ctx.run)
+    world = World(ctx.rank, ctx.world_size, from_env().local_rank if ctx.world_size > 1 else 0)
+    device = rank_device(ctx.device, world)  # auto: this rank's GPU
     resume = ctx.resume or last_checkpoint(out).is_file()
-    new = None if resume else ctx.fill(cfg)
+    new = None if resume else replace(ctx.fill(cfg), device=device)
     epochs = cfg.epochs if resume else None
-    trainer = start(new, out, resume, epochs, ctx.device, ctx.progress("decode", 0))
+    trainer = start(new, out, resume, epochs, device, ctx.progress("decode", 0), world)
     if ctx.on_trainer is not None:
         ctx.on_trainer(trainer)
     total = trainer.data_record["n_train"] * max(trainer.cfg.epochs - trainer.epoch, 0)
