@@ -26,7 +26,9 @@ from saliency.data.synth.generate import generate
 # the short files fill the gaps around them. A file not listed runs after these, in order.
 LONGEST_FIRST = (
     "test_planted_cue",
+    "test_torchrun",
     "test_demo",
+    "test_ddp_train",
     "test_figures",
     "test_validate",
     "test_synth",

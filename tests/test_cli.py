@@ -64,14 +64,16 @@ def test_names_the_help_offers_are_the_ones_the_code_implements():
     from saliency.data.names import FORMAT_NAMES
     from saliency.methods.gradcam import COMBINE
     from saliency.methods.names import GRADCAM_FAMILY
-    from saliency.models.backbones import OTHERS, RESNETS
+    from saliency.models.backbones import torchvision_arch
     from saliency.models.names import ARCHS
     from saliency.perturb.fill import fill_source
     from saliency.perturb.names import FILLS
 
     assert tuple(FORMATS) == FORMAT_NAMES
     assert tuple(COMBINE) == GRADCAM_FAMILY
-    assert (*RESNETS, *OTHERS) == ARCHS
+    for arch in ARCHS:  # each name the help offers builds from torchvision, with weights
+        build, weights = torchvision_arch(arch)
+        assert callable(build) and weights.url.endswith(".pth")
     image = np.full((8, 8, 3), 100, np.uint8)
     for fill in FILLS:
         assert fill_source(image, fill).shape == image.shape

@@ -2,37 +2,45 @@
 
 ResNet output stride 16 (the default) keeps the last stage at stride 1: by a stride edit for
 BasicBlock nets (ResNet-18/34) and by dilation for Bottleneck nets (ResNet-50 and up).
+torchvision is imported when a net is built (importing it costs 1.4 s, torch._dynamo
+included), so a process that loads another model never pays for it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
-from torchvision import models as tvm
-from torchvision.ops import SqueezeExcitation
 
 from saliency.models.names import ARCHS, OTHER_ARCHS, RESNET_ARCHS
 
-RESNETS = {
-    "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
-    "resnet34": (tvm.resnet34, tvm.ResNet34_Weights.IMAGENET1K_V1),
-    "resnet50": (tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V1),
-    "resnet101": (tvm.resnet101, tvm.ResNet101_Weights.IMAGENET1K_V1),
-    "resnet152": (tvm.resnet152, tvm.ResNet152_Weights.IMAGENET1K_V1),
-}
-OTHERS = {
-    "inception_v3": (tvm.inception_v3, tvm.Inception_V3_Weights.IMAGENET1K_V1),
-    "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1),
-}
-assert tuple(RESNETS) == RESNET_ARCHS and tuple(OTHERS) == OTHER_ARCHS
+if TYPE_CHECKING:
+    from torchvision import models as tvm
+
+_WEIGHTS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights",
+            "resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights",
+            "resnet152": "ResNet152_Weights", "inception_v3": "Inception_V3_Weights",
+            "vgg16": "VGG16_Weights"}  # fmt: skip
+assert tuple(_WEIGHTS) == RESNET_ARCHS + OTHER_ARCHS
+
+
+def torchvision_arch(arch: str) -> tuple[Callable[..., nn.Module], Any]:
+    """torchvision's builder of ``arch`` and its ImageNet weights enum member."""
+    from torchvision import models as tvm
+
+    return getattr(tvm, arch), getattr(tvm, _WEIGHTS[arch]).IMAGENET1K_V1
 
 
 def _add_se(net: tvm.ResNet, reduction: int = 16) -> None:
     """Squeeze-and-excitation on every block's residual branch, before the addition."""
+    from torchvision.models.resnet import Bottleneck
+    from torchvision.ops import SqueezeExcitation
+
     for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
         for block in layer:
-            name = "bn3" if isinstance(block, tvm.resnet.Bottleneck) else "bn2"
+            name = "bn3" if isinstance(block, Bottleneck) else "bn2"
             bn = getattr(block, name)
             c = bn.num_features
             setattr(block, name, nn.Sequential(bn, SqueezeExcitation(c, max(8, c // reduction))))
@@ -42,7 +50,7 @@ def resnet_features(arch: str, output_stride: int = 16, se: bool = False) -> tup
     """A torchvision ResNet without pool and fc; returns (features, channels)."""
     if output_stride not in (16, 32):
         raise ValueError("--output-stride must be 16 or 32")
-    build, _ = RESNETS[arch]
+    build, _ = torchvision_arch(arch)
     bottleneck = arch not in ("resnet18", "resnet34")
     dilate = [False, False, output_stride == 16] if bottleneck else None
     net = build(weights=None, replace_stride_with_dilation=dilate)
@@ -63,7 +71,9 @@ def resnet_features(arch: str, output_stride: int = 16, se: bool = False) -> tup
 
 def inception_features() -> tuple[nn.Module, int]:
     """Inception v3 up to Mixed_7c (it pools globally before its classifier already)."""
-    net = tvm.inception_v3(weights=None, aux_logits=False, init_weights=True, transform_input=False)
+    net = torchvision_arch("inception_v3")[0](
+        weights=None, aux_logits=False, init_weights=True, transform_input=False
+    )
     names = [
         "Conv2d_1a_3x3",
         "Conv2d_2a_3x3",
@@ -89,14 +99,14 @@ def inception_features() -> tuple[nn.Module, int]:
 
 def vgg_gap_features() -> tuple[nn.Module, int]:
     """VGG16-GAP as in Zhou et al. (CAM): conv5_3 without pool5, then conv 3x3 1024 + ReLU."""
-    net = tvm.vgg16(weights=None)
+    net = torchvision_arch("vgg16")[0](weights=None)
     body = net.features[:-1]  # drop pool5: output stride 16
     extra = nn.Sequential(nn.Conv2d(512, 1024, 3, padding=1), nn.ReLU(inplace=True))
     return nn.Sequential(OrderedDict([("body", body), ("cam_conv", extra)])), 1024
 
 
 def build_features(arch: str, output_stride: int = 16, se: bool = False) -> tuple[nn.Module, int]:
-    if arch in RESNETS:
+    if arch in RESNET_ARCHS:
         return resnet_features(arch, output_stride, se)
     if se:
         raise ValueError("--se applies to ResNets only")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from saliency.models.backbones import OTHERS, RESNETS, build_features
+from saliency.models.backbones import build_features, torchvision_arch
 from saliency.models.camnet import CamNet
 from saliency.models.names import ARCHS, INCEPTION_MIN_SIZE
 from saliency.models.preprocess import Preprocessing
@@ -64,7 +64,7 @@ def default_preprocessing(spec: ModelSpec, size: int) -> Preprocessing:
 
 def hub_weights_path(arch: str) -> tuple[Path, str]:
     """Where torch hub keeps ``arch``'s ImageNet weights, and their download address."""
-    _, weights = {**RESNETS, **OTHERS}[arch]
+    _, weights = torchvision_arch(arch)
     url = weights.url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1], url
 
