@@ -79,7 +79,13 @@ def start(world: World, device: str) -> None:
     timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
     # CPU tensors (records, counts) over gloo, GPU tensors over NCCL where there are GPUs
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend, timeout=timeout)
+    try:
+        dist.init_process_group(backend, timeout=timeout)
+    except (ValueError, RuntimeError) as exc:  # no rendezvous: not started by torchrun
+        raise ValueError(
+            f"rank {world.rank} of {world.size} could not join its process group ({exc}); "
+            f"start the processes with torchrun: {LAUNCH_FORM}"
+        ) from exc
 
 
 def stop() -> None:

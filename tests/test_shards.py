@@ -4,7 +4,7 @@ proven exactly and fast. ``test_torchrun.py`` runs the same stages under real pr
 
 The run is the hand-weighted brows reader on 47 of ``brows_world``'s faces: an odd count,
 so two ranks get unequal shards and the blocks (:func:`saliency.parts.block_rows`) are
-single rows.
+single rows. (evaluate, ablate and share under 2 real processes: ``test_torchrun.py``.)
 """
 
 from __future__ import annotations
@@ -68,21 +68,6 @@ def test_blocks_cover_once_without_padding():
             assert sum(mine, []) == cut  # every block once, in order, no padding
             counts = [sum(b - a for a, b in m) for m in mine]
             assert sum(counts) == n
-
-
-def test_evaluate_two_ranks_equal_one(odd_run, tmp_path):
-    from saliency.configs.model import EvaluateConfig
-
-    one, two = _copy(odd_run, tmp_path / "one"), _copy(odd_run, tmp_path / "two")
-    _world("evaluate", EvaluateConfig(run=str(one)), one, 1)
-    res = _world("evaluate", EvaluateConfig(run=str(two)), two, 2)
-    assert len(res.value["test"].predictions) == N
-    a = pd.read_csv(one / "eval/test/predictions.csv")
-    b = pd.read_csv(two / "eval/test/predictions.csv")
-    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
-    for f in ("metrics.json", "group_accuracy.csv"):
-        assert (one / "eval/test" / f).read_text() == (two / "eval/test" / f).read_text()
-    assert not (two / "eval/test/.parts").exists()  # cleared once merged
 
 
 def _explain_cfg(run: Path):
@@ -173,39 +158,3 @@ def test_merge_refuses_overlaps_gaps_and_other_images(tmp_path):
         parts.merge()  # block 3 holds other.png where the selection has img3.png
     with pytest.raises(MergeError, match="twice"):
         Parts(tmp_path, key_of("t"), [*ids, ids[0]])
-
-
-def test_ablate_two_ranks_equal_one(odd_run, tmp_path):
-    from saliency.configs.checks import AblationConfig
-
-    one, two = _copy(odd_run, tmp_path / "one"), _copy(odd_run, tmp_path / "two")
-    cfg = AblationConfig(regions=["brows", "eyes", "mouth"], batch_size=5)
-    _world("ablate", cfg, one, 1)
-    res = _world("ablate", cfg, two, 2)
-    assert res.value.per_image["path"].nunique() == N
-    for region in cfg.regions:
-        folder = f"ablation/{region}_{cfg.fill}_{cfg.mode}"
-        a = pd.read_csv(one / folder / "per_image.csv")
-        b = pd.read_csv(two / folder / "per_image.csv")
-        assert list(a["path"]) == list(b["path"])  # rows and their order exactly
-        pd.testing.assert_frame_equal(a, b, rtol=1e-6)
-        summary = [(r / folder / "summary.csv").read_text() for r in (one, two)]
-        assert summary[0] == summary[1]
-    ranking = f"ablation/ranking_{cfg.fill}_{cfg.mode}.csv"
-    assert (one / ranking).read_text() == (two / ranking).read_text()
-    assert not (two / "ablation/.parts").exists()
-
-
-def test_share_two_ranks_equal_one(explained_one, tmp_path):
-    from saliency.configs.maps import ShareConfig
-
-    one, two = _copy(explained_one, tmp_path / "one"), _copy(explained_one, tmp_path / "two")
-    cfg = ShareConfig(run=str(one), bootstrap=200)
-    _world("share", cfg, one, 1)
-    res = _world("share", ShareConfig(run=str(two), bootstrap=200), two, 2)
-    assert [m.method for m in res.value.methods] == ["cam", "gradcam", "ig"]
-    for method in ("cam", "gradcam", "ig"):
-        for f in ("per_image.csv", "skipped.csv", "summary.csv"):
-            a, b = (r / "share" / f"{method}_test" / f for r in (one, two))
-            assert a.read_text() == b.read_text(), (method, f)
-        assert not (two / "share" / f"{method}_test" / ".parts").exists()

@@ -207,21 +207,23 @@ def _free_port() -> int:
 
 def _two_nodes(*args: str) -> None:
     """``args`` as two torchrun "nodes" of one process each on localhost, meeting by a c10d
-    rendezvous (as ``srun torchrun`` on a cluster does); both must succeed."""
+    rendezvous (as ``srun torchrun`` on a cluster does), each launched by ``saliency launch``
+    as typed (torchrun's options, then the command: no ``--``); both must succeed."""
     launcher = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
                 f"--rdzv_endpoint=127.0.0.1:{_free_port()}", "--rdzv_id=saliency-test"]  # fmt: skip
-    cmd = [TORCHRUN, *launcher, "-m", "saliency", "--", *args]
+    cmd = [str(Path(sys.executable).parent / "saliency"), "launch", *launcher, *args]
     nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=_env()) for _ in range(2)]  # fmt: skip
-    for node in nodes:
-        out, err = node.communicate(timeout=300)
+    outs = [node.communicate(timeout=300) for node in nodes]
+    for node, (out, err) in zip(nodes, outs, strict=True):
         assert node.returncode == 0, out[-2000:] + err[-2000:]
+    assert sum(out.count(" images x 3 method(s)") for out, _ in outs) == 1  # rank 0 alone
 
 
 def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(odd_run, studies, tmp_path):
     # rank 1 of a 2-process explain dies after 3 parts (tests/killed_rank_worker.py); the
-    # same command again, here as two c10d "nodes" on localhost, reuses the finished parts
-    # and merges the one-process maps
+    # same command again, here as two c10d "nodes" on localhost started by `saliency
+    # launch`, reuses the finished parts and merges the one-process maps
     one = studies[0]
     run = tmp_path / "run"
     shutil.copytree(odd_run, run)
@@ -248,20 +250,27 @@ def test_without_the_double_dash_torchrun_takes_our_flag_for_its_own(odd_run):
     assert "ambiguous option: --run could match --run-path" in bad.stderr
 
 
-def test_launch_runs_the_command_as_typed(odd_run, studies, tmp_path):
-    # `saliency launch` takes torchrun's options up to the command: no `--` to forget
+def test_launch_cuts_torchruns_options_from_the_command():
+    # `saliency launch` takes torchrun's options up to the command: no `--` to forget (it
+    # launches the two-node run above)
     from saliency.cli.launch import split, torchrun_args
 
     assert split(["--nproc_per_node", "2", "explain", "--run", "R"], ["explain"]) == (
         ["--nproc_per_node", "2"], ["explain", "--run", "R"])  # fmt: skip
+    assert split(["--nnodes=2", "--", "explain"], ["x"]) == (["--nnodes=2"], ["explain"])
     assert torchrun_args(["--nproc_per_node=2"], ["explain"]) == [
         "--standalone", "--nproc_per_node=2", "-m", "saliency", "--", "explain"]  # fmt: skip
-    run = tmp_path / "run"
-    shutil.copytree(odd_run, run)
-    cmd = [str(Path(sys.executable).parent / "saliency"), "launch", "--nproc_per_node", "2",
-           "evaluate", "--run", str(run), "--device", "cpu", "--workers", "0"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("test: 47 images") == 1  # printed by rank 0 alone
-    _close(pd.read_csv(studies[0] / "eval/test/predictions.csv"),
-           pd.read_csv(run / "eval/test/predictions.csv"))  # fmt: skip
+    assert torchrun_args(["--nnodes=2"], ["explain"])[0] == "--nnodes=2"  # no --standalone
+    assert main(["launch", "--nproc_per_node", "2"]) == 2  # no command: one line, exit 2
+
+
+def test_a_process_not_started_by_torchrun_is_told_the_launch_form(odd_run, monkeypatch, capsys):
+    # torchrun's variables without its rendezvous (a hand-made environment): one line
+    # naming the launch form, exit 2, before any work
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    assert main(["evaluate", "--run", str(odd_run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "could not join its process group" in err and "-m saliency -- COMMAND" in err
+    assert len(err.strip().splitlines()) == 1

@@ -32,41 +32,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train (or resume). Under torchrun, :func:`saliency.cli.main` has joined the process
+    group, set this rank's device and silenced every rank's output but rank 0's."""
     from pathlib import Path
-
-    import torch.distributed as dist
 
     from saliency.cli.options import config_from_args
     from saliency.cli.stage_command import Bars
-    from saliency.distributed import from_env, rank_device, start, stop
     from saliency.models.recipe import TrainConfig
     from saliency.stages import train
 
     if not args.resume and getattr(args, "manifest", None) is None:
         raise ValueError("--manifest is required (or --resume an existing run)")
     out = Path(args.out)
-    world = from_env()
-    args.device = rank_device(getattr(args, "device", "auto"), world)
-    joined = world.distributed and not dist.is_initialized()  # not already by the caller
-    start(world, args.device)
-    bars = Bars() if world.main else (lambda name, total: lambda n=1: None)
-    say = print if world.main else (lambda *a, **k: None)
+    bars = Bars()
     try:
         cfg = None if args.resume else config_from_args(TrainConfig, args)
         epochs = getattr(args, "epochs", None) if args.resume else None
-        trainer = train.start(cfg, out, args.resume, epochs, args.device, bars("decode", 0))
+        device = getattr(args, "device", "auto")
+        trainer = train.start(cfg, out, args.resume, epochs, device, bars("decode", 0))
         for line in train.describe_lines(trainer):
-            say(line)
+            print(line)
         total = trainer.data_record["n_train"] * max(trainer.cfg.epochs - trainer.epoch, 0)
-        on_epoch = print_epoch if world.main else None
-        res = train.run(trainer, on_epoch=on_epoch, step=bars("train", total))
+        res = train.run(trainer, on_epoch=print_epoch, step=bars("train", total))
     finally:
-        if world.main:
-            bars.close()
-        if joined:
-            stop()
+        bars.close()
     for line in train.lines(res):
-        say(line)
+        print(line)
     return 0
 
 
