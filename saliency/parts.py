@@ -182,22 +182,42 @@ class Parts:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class Sink:
-    """Collects one rank's per-image arrays batch by batch (rows increasing) and writes each
-    block's part as soon as its rows are all there."""
+class MemorySink:
+    """Per-image arrays kept in memory batch by batch: one process without parts (and the
+    buffer of a :class:`Sink`)."""
 
-    def __init__(self, parts: Parts, rows: np.ndarray):
-        self.parts = parts
-        mine = set(int(r) for r in rows)
-        self.blocks = [(a, b) for a, b in blocks(parts.n) if a in mine]
+    def __init__(self) -> None:
         self._rows: list[np.ndarray] = []
         self._arrays: dict[str, list[np.ndarray]] = {}
 
     def add(self, rows: np.ndarray, **arrays: np.ndarray) -> None:
-        """One batch: ``rows [B]`` (row numbers, increasing) and arrays of ``B`` rows."""
+        """One batch: ``rows [B]`` (row numbers) and arrays of ``B`` rows."""
         self._rows.append(np.asarray(rows))
         for k, v in arrays.items():
             self._arrays.setdefault(k, []).append(np.asarray(v))
+
+    def arrays(self, n: int) -> dict[str, np.ndarray]:
+        """The arrays in row order; every row ``0..n-1`` once, else ``ValueError``."""
+        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int64)
+        if not np.array_equal(np.sort(rows), np.arange(n)):
+            raise ValueError("the batches did not cover every row once")
+        order = np.argsort(rows, kind="stable")
+        return {k: np.concatenate(v)[order] for k, v in self._arrays.items()}
+
+
+class Sink(MemorySink):
+    """Collects one rank's per-image arrays batch by batch (rows increasing) and writes each
+    block's part as soon as its rows are all there."""
+
+    def __init__(self, parts: Parts, rows: np.ndarray):
+        super().__init__()
+        self.parts = parts
+        mine = set(int(r) for r in rows)
+        self.blocks = [(a, b) for a, b in blocks(parts.n) if a in mine]
+
+    def add(self, rows: np.ndarray, **arrays: np.ndarray) -> None:
+        """One batch: ``rows [B]`` (row numbers, increasing) and arrays of ``B`` rows."""
+        super().add(rows, **arrays)
         self._flush()
 
     def _flush(self) -> None:
@@ -244,27 +264,6 @@ def run_sharded(
     sink.close()
     barrier()
     return rank == 0
-
-
-class MemorySink:
-    """A :class:`Sink` for one process without parts: the batches kept in memory."""
-
-    def __init__(self) -> None:
-        self._rows: list[np.ndarray] = []
-        self._arrays: dict[str, list[np.ndarray]] = {}
-
-    def add(self, rows: np.ndarray, **arrays: np.ndarray) -> None:
-        self._rows.append(np.asarray(rows))
-        for k, v in arrays.items():
-            self._arrays.setdefault(k, []).append(np.asarray(v))
-
-    def arrays(self, n: int) -> dict[str, np.ndarray]:
-        """The arrays in row order; every row ``0..n-1`` once, else ``ValueError``."""
-        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int64)
-        if not np.array_equal(np.sort(rows), np.arange(n)):
-            raise ValueError("the batches did not cover every row once")
-        order = np.argsort(rows, kind="stable")
-        return {k: np.concatenate(v)[order] for k, v in self._arrays.items()}
 
 
 @dataclass

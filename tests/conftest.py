@@ -189,3 +189,30 @@ def brows_reader_run(tmp_path_factory, brows_world) -> Path:
     )
     save_checkpoint(run / "checkpoints" / "best.pt", ckpt)
     return run
+
+
+ODD = 47  # an odd number of faces: two ranks get unequal shards
+
+
+@pytest.fixture(scope="session")
+def odd_reader_run(tmp_path_factory, brows_world) -> Path:
+    """The brows reader's run over the first 47 of ``brows_world``'s faces (all ``test``, with
+    masks), for the sharding tests (read only: tests copy it)."""
+    import pandas as pd
+    import torch
+
+    from saliency.data.regions import REGION_CODES
+    from saliency.models.checkpoint import save_checkpoint
+    from saliency.models.preprocess import Preprocessing
+    from saliency.models.reader_run import reader_checkpoint
+
+    def build(root: Path) -> None:
+        shutil.copytree(brows_world, root / "data")
+        df = pd.read_csv(root / "data" / "manifest.csv", keep_default_na=False)
+        df.head(ODD).to_csv(root / "data" / "manifest.csv", index=False)
+        template = torch.from_numpy(brows_world_labels() == REGION_CODES["brows"]).float()
+        pre = Preprocessing(size=BROWS_SIZE)
+        ckpt = reader_checkpoint(root / "data" / "manifest.csv", template, pre, 400.0)
+        save_checkpoint(root / "run" / "checkpoints" / "best.pt", ckpt)
+
+    return shared(tmp_path_factory, "odd_reader_run", build) / "run"

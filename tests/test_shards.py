@@ -15,34 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ODD
 
 from saliency.parts import MergeError, Parts, assigned, blocks, key_of
 from saliency.stages import registry
 from saliency.stages.contract import StageContext
 
-N = 47
-
-
-@pytest.fixture(scope="module")
-def odd_run(tmp_path_factory, brows_world) -> Path:
-    """A reader run over 47 faces (all ``test``), with masks."""
-    import torch
-    from conftest import BROWS_SIZE, brows_world_labels
-
-    from saliency.data.regions import REGION_CODES
-    from saliency.models.checkpoint import save_checkpoint
-    from saliency.models.preprocess import Preprocessing
-    from saliency.models.reader_run import reader_checkpoint
-
-    data = tmp_path_factory.mktemp("odd") / "data"
-    shutil.copytree(brows_world, data)
-    df = pd.read_csv(data / "manifest.csv", keep_default_na=False)
-    df.head(N).to_csv(data / "manifest.csv", index=False)
-    template = torch.from_numpy(brows_world_labels() == REGION_CODES["brows"]).float()
-    ckpt = reader_checkpoint(data / "manifest.csv", template, Preprocessing(size=BROWS_SIZE), 400.0)
-    run = data.parent / "run"
-    save_checkpoint(run / "checkpoints" / "best.pt", ckpt)
-    return run
+N = ODD
 
 
 def _copy(run: Path, to: Path) -> Path:
@@ -86,9 +65,9 @@ def _maps(run: Path, method: str):
 
 
 @pytest.fixture(scope="module")
-def explained_one(odd_run, tmp_path_factory) -> Path:
+def explained_one(odd_reader_run, tmp_path_factory) -> Path:
     """The one-process explain of the odd run (the reference)."""
-    one = _copy(odd_run, tmp_path_factory.mktemp("explain") / "one")
+    one = _copy(odd_reader_run, tmp_path_factory.mktemp("explain") / "one")
     _world("explain", _explain_cfg(one), one, 1)
     return one
 
@@ -110,17 +89,17 @@ def _same_maps(a: Path, b: Path) -> None:
         assert not (b / "saliency" / "test" / ".parts").exists()
 
 
-def test_explain_two_ranks_equal_one(explained_one, odd_run, tmp_path):
-    two = _copy(odd_run, tmp_path / "two")
+def test_explain_two_ranks_equal_one(explained_one, odd_reader_run, tmp_path):
+    two = _copy(odd_reader_run, tmp_path / "two")
     res = _world("explain", _explain_cfg(two), two, 2)
     assert res.value.n == N
     _same_maps(explained_one, two)
 
 
-def test_explain_resumes_the_parts_of_an_interrupted_world(explained_one, odd_run, tmp_path):
+def test_explain_resumes_the_parts_of_an_interrupted_world(explained_one, odd_reader_run, tmp_path):
     # rank 1 of 3 finished its shard; ranks 0 and 2 were killed. A one-process run reuses
     # rank 1's parts (computing only the rest) and gives the one-process files.
-    run = _copy(odd_run, tmp_path / "run")
+    run = _copy(odd_reader_run, tmp_path / "run")
     ctx = StageContext(run=run, device="cpu", workers=0, rank=1, world_size=3)
     assert registry.get("explain").run(_explain_cfg(run), ctx).value is None
     finished = Parts(run / "saliency/test", "unused", [str(i) for i in range(N)])

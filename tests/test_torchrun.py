@@ -2,7 +2,7 @@
 
 Launched as users launch it, ``torchrun [its options] -m saliency -- COMMAND ...``; the
 reference is the same command in one process. The run is the hand-weighted brows reader
-on 47 faces (``test_shards.odd_run``'s recipe), so each launch costs seconds; the study
+on 47 faces (conftest's ``odd_reader_run``), so each launch costs seconds; the study
 launch covers evaluate, explain, average, share, ablate and validate at once.
 Counts and row order must match exactly, arithmetic to float tolerance (measured: see the
 asserts' tolerances and the issue note).
@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ODD
 
 from saliency.cli import main
 
-N = 47
+N = ODD
 TORCHRUN = str(Path(sys.executable).parent / "torchrun")
 TESTS = Path(__file__).parent
 EXPLAIN = ["--methods", "cam,gradcam,ig", "--ig-n-steps", "8", "--ig-baseline", "blur",
@@ -45,28 +46,6 @@ def torchrun(*args: str, launcher: tuple[str, ...] = ("--standalone", "--nproc_p
 def _ok(proc) -> str:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
-
-
-@pytest.fixture(scope="module")
-def odd_run(tmp_path_factory, brows_world) -> Path:
-    """The reader run over 47 faces (all ``test``), with masks."""
-    import torch
-    from conftest import BROWS_SIZE, brows_world_labels
-
-    from saliency.data.regions import REGION_CODES
-    from saliency.models.checkpoint import save_checkpoint
-    from saliency.models.preprocess import Preprocessing
-    from saliency.models.reader_run import reader_checkpoint
-
-    data = tmp_path_factory.mktemp("odd") / "data"
-    shutil.copytree(brows_world, data)
-    df = pd.read_csv(data / "manifest.csv", keep_default_na=False)
-    df.head(N).to_csv(data / "manifest.csv", index=False)
-    template = torch.from_numpy(brows_world_labels() == REGION_CODES["brows"]).float()
-    ckpt = reader_checkpoint(data / "manifest.csv", template, Preprocessing(size=BROWS_SIZE), 400.0)
-    run = data.parent / "run"
-    save_checkpoint(run / "checkpoints" / "best.pt", ckpt)
-    return run
 
 
 STUDY = """
@@ -139,11 +118,11 @@ def _manifest_of(run: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def studies(odd_run, tmp_path_factory):
+def studies(odd_reader_run, tmp_path_factory):
     """The study run by 2 torchrun processes, and by one process (in this one)."""
     root = tmp_path_factory.mktemp("torchrun")
     two, one = root / "two", root / "one"
-    toml_two, toml_one = _study(odd_run, two), _study(odd_run, one)
+    toml_two, toml_one = _study(odd_reader_run, two), _study(odd_reader_run, one)
     out = _ok(torchrun("run", str(toml_two), "--out", str(two)))
     assert main(["run", str(toml_one), "--out", str(one)]) == 0
     return one / "run", two / "run", out
@@ -220,13 +199,15 @@ def _two_nodes(*args: str) -> None:
     assert sum(out.count(" images x 3 method(s)") for out, _ in outs) == 1  # rank 0 alone
 
 
-def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(odd_run, studies, tmp_path):
+def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(
+    odd_reader_run, studies, tmp_path
+):
     # rank 1 of a 2-process explain dies after 3 parts (tests/killed_rank_worker.py); the
     # same command again, here as two c10d "nodes" on localhost started by `saliency
     # launch`, reuses the finished parts and merges the one-process maps
     one = studies[0]
     run = tmp_path / "run"
-    shutil.copytree(odd_run, run)
+    shutil.copytree(odd_reader_run, run)
     killed = torchrun("explain", "--run", str(run), *EXPLAIN,
                       target=(str(TESTS / "killed_rank_worker.py"), "--"))  # fmt: skip
     assert killed.returncode != 0
@@ -242,10 +223,10 @@ def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(odd_run, 
     assert not (run / "saliency/test/.parts").exists()
 
 
-def test_without_the_double_dash_torchrun_takes_our_flag_for_its_own(odd_run):
+def test_without_the_double_dash_torchrun_takes_our_flag_for_its_own(odd_reader_run):
     # torchrun's parser reads --run as an abbreviation of its --run-path (pytorch #120601)
     # and exits before any process starts; the README shows the form with `--`
-    bad = torchrun("explain", "--run", str(odd_run), target=("-m", "saliency"))
+    bad = torchrun("explain", "--run", str(odd_reader_run), target=("-m", "saliency"))
     assert bad.returncode == 2
     assert "ambiguous option: --run could match --run-path" in bad.stderr
 
@@ -264,13 +245,15 @@ def test_launch_cuts_torchruns_options_from_the_command():
     assert main(["launch", "--nproc_per_node", "2"]) == 2  # no command: one line, exit 2
 
 
-def test_a_process_not_started_by_torchrun_is_told_the_launch_form(odd_run, monkeypatch, capsys):
+def test_a_process_not_started_by_torchrun_is_told_the_launch_form(
+    odd_reader_run, monkeypatch, capsys
+):
     # torchrun's variables without its rendezvous (a hand-made environment): one line
     # naming the launch form, exit 2, before any work
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.delenv("MASTER_ADDR", raising=False)
-    assert main(["evaluate", "--run", str(odd_run), "--device", "cpu"]) == 2
+    assert main(["evaluate", "--run", str(odd_reader_run), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "could not join its process group" in err and "-m saliency -- COMMAND" in err
     assert len(err.strip().splitlines()) == 1
