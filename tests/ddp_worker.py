@@ -1,12 +1,14 @@
 """One training step's gradient under DistributedDataParallel, for tests/test_ddp_train.py.
 
-    torchrun --nproc_per_node=2 tests/ddp_worker.py MANIFEST OUT.pt N [N ...]
+    torchrun --nproc_per_node=2 tests/ddp_worker.py MANIFEST OUT.pt N [N ...] [-- train ...]
 
 Every rank builds the trainer on MANIFEST (gloo, CPU), puts the model in eval mode (batch
 norm uses its running statistics, dropout is off: the only per-rank differences left are
 the images) and runs :meth:`Trainer.backward` on its slice of each global batch of N images;
 rank 0 saves ``{N: {parameter name: gradient}}`` (after DDP's all-reduce) to OUT.pt. The test
-computes the same with :func:`gradients` in one process.
+computes the same with :func:`gradients` in one process. Given ``-- train ...`` after the
+sizes, the same processes then run that command in the same process group (the kill and
+resume test's first run: one launch for both).
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ def gradients(trainer: Trainer, n: int) -> dict[str, torch.Tensor]:
     return {k: p.grad.detach().clone() for k, p in trainer.model.named_parameters()}
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
+    from saliency.cli import main as command
     from saliency.distributed import from_env, start, stop
 
+    argv, then = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (
+        argv, [])  # fmt: skip
     manifest, out, sizes = argv[0], Path(argv[1]), [int(a) for a in argv[2:]]
     world = from_env()
     start(world, "cpu")
@@ -51,8 +56,11 @@ def main(argv: list[str]) -> None:
     grads = {n: gradients(trainer, n) for n in sizes}
     if world.main:
         torch.save(grads, out)
+    if then:
+        return command(then)  # it leaves the process group when done
     stop()
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

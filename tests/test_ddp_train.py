@@ -4,7 +4,8 @@
   and an image's augmentation does not depend on the batch it is in;
 - one step's all-reduced gradient over 2 ranks is the one-process gradient of the same global
   batch (7 images: 4 + 3, and 1 image: 1 + none), so the loss scaling is right;
-- a 2-process run killed after its first epoch resumes under torchrun to its full epoch
+- a 2-process run killed after its first epoch (the same launch as the gradient's, to pay
+  for one start of two processes) resumes under torchrun to its full epoch
   count, leaves one set of checkpoints and a log with each epoch once, printed once, and
   its logged validation is the one-process validation of the weights it saved;
 - ``--sync-bn`` on the CPU is refused before training, with the reason.
@@ -73,34 +74,21 @@ def test_global_batches_split_over_ranks_once_and_augmentation_follows_the_sampl
     assert not torch.equal(batch, augment(x, aug, SampleDraws(5, 3, pos)))  # epochs differ
 
 
-def test_two_rank_gradient_is_the_one_process_gradient_of_the_global_batch(synth_tiny, tmp_path):
-    """Model in eval mode (batch norm on its running statistics, no dropout) with every
-    augmentation on; 7 images split 4 + 3 (unequal slices: a rank's mean loss averaged by DDP
-    would be off) and 1 image split 1 + none."""
-    manifest, out = synth_tiny / "manifest.csv", tmp_path / "grads.pt"
-    cmd = _torchrun(str(TESTS / "ddp_worker.py"), str(manifest), str(out), "7", "1")
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    two = torch.load(out, weights_only=True)
-    trainer = Trainer(ddp_worker.config(manifest, tmp_path / "one"))
-    assert trainer.world == World()
-    for n in (7, 1):
-        one = ddp_worker.gradients(trainer, n)
-        assert one.keys() == two[n].keys()
-        scale = max(float(g.abs().max()) for g in one.values())
-        for k, g in one.items():
-            assert float((two[n][k] - g).abs().max()) <= 1e-5 * scale, (n, k)
-
-
-def test_killed_two_process_run_resumes_to_one_set_of_files(synth_tiny, tmp_path):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def killed(synth_tiny, tmp_path_factory) -> tuple[Path, Path]:
+    """One 2-process launch (tests/ddp_worker.py): one step's gradient over global batches
+    of 7 and 1 images saved to ``grads.pt``, then ``train`` for 2 epochs in the same process
+    group, killed once epoch 1's ``last.pt`` exists. Returns the run and the gradients."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    run, grads = tmp / "run", tmp / "grads.pt"
     last = run / "checkpoints" / "last.pt"
-    train = ["-m", "saliency", "--", "train", "--out", str(run)]
-    first = _torchrun(*train, "--manifest", str(synth_tiny / "manifest.csv"), "--epochs", "2",
-                      *TINY)  # fmt: skip
-    err = tmp_path / "first.err"
+    train = ["train", "--out", str(run), "--manifest", str(synth_tiny / "manifest.csv"),
+             "--epochs", "2", *TINY]  # fmt: skip
+    cmd = _torchrun(str(TESTS / "ddp_worker.py"), str(synth_tiny / "manifest.csv"), str(grads),
+                    "7", "1", "--", *train)  # fmt: skip
+    err = tmp / "first.err"
     with open(err, "w") as stderr:
-        proc = subprocess.Popen(first, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                                 stderr=stderr)  # fmt: skip
         try:
             deadline = time.monotonic() + 120
@@ -110,6 +98,30 @@ def test_killed_two_process_run_resumes_to_one_set_of_files(synth_tiny, tmp_path
             proc.send_signal(signal.SIGTERM)  # torchrun ends its workers
             proc.wait(timeout=60)
     assert last.is_file(), err.read_text()[-3000:]
+    return run, grads
+
+
+def test_two_rank_gradient_is_the_one_process_gradient_of_the_global_batch(
+    killed, synth_tiny, tmp_path
+):
+    """Model in eval mode (batch norm on its running statistics, no dropout) with every
+    augmentation on; 7 images split 4 + 3 (unequal slices: a rank's mean loss averaged by DDP
+    would be off) and 1 image split 1 + none."""
+    two = torch.load(killed[1], weights_only=True)
+    trainer = Trainer(ddp_worker.config(synth_tiny / "manifest.csv", tmp_path / "one"))
+    assert trainer.world == World()
+    for n in (7, 1):
+        one = ddp_worker.gradients(trainer, n)
+        assert one.keys() == two[n].keys()
+        scale = max(float(g.abs().max()) for g in one.values())
+        for k, g in one.items():
+            assert float((two[n][k] - g).abs().max()) <= 1e-5 * scale, (n, k)
+
+
+def test_killed_two_process_run_resumes_to_one_set_of_files(killed):
+    run = killed[0]
+    last = run / "checkpoints" / "last.pt"
+    train = ["-m", "saliency", "--", "train", "--out", str(run)]
     assert torch.load(last, weights_only=True)["epoch"] == 1  # killed during epoch 2
 
     resumed = subprocess.run(_torchrun(*train, "--resume", *TINY[-4:]), cwd=ROOT, env=_env(),
