@@ -132,10 +132,10 @@ class Parts:
             np.save(folder / f"{name}.npy", np.ascontiguousarray(value), allow_pickle=False)
         atomic_write_text(folder / "done", json.dumps(sorted(arrays)))
 
-    def read(self, a: int, b: int) -> dict[str, np.ndarray]:
-        """Block ``[a, b)``'s arrays (with ``row`` and ``id``)."""
+    def read(self, a: int, b: int, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Block ``[a, b)``'s arrays (with ``row`` and ``id``), or only ``names``."""
         folder = self.dir / f"{a:09d}-{b:09d}"
-        names = json.loads((folder / "done").read_text())
+        names = names or json.loads((folder / "done").read_text())
         return {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in names}
 
     def check(self, skip_below: int = 0) -> list[tuple[int, int]]:
@@ -151,7 +151,7 @@ class Parts:
             if a > at:
                 raise MergeError(f"rows {at}-{a - 1} have no part in {self.dir}; refusing "
                                  "to merge (run the command again to compute them)")  # fmt: skip
-            part = self.read(a, b)
+            part = self.read(a, b, ("row", "id"))  # not the maps: they are read once, later
             if not np.array_equal(part["row"], np.arange(a, b)) or not np.array_equal(
                 part["id"], self.ids[a:b]
             ):
@@ -297,6 +297,7 @@ def gather(
     if size == 1 and not parts.exists():
         sink = MemorySink()
         compute(np.arange(parts.n), sink)
+        parts.clear()  # parts of other settings, if an interrupted run left any
         return Gathered(sink.arrays(parts.n))
     if not run_sharded(parts, rank, size, compute, barrier):
         return None
