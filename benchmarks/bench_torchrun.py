@@ -4,7 +4,8 @@ A random-weight ResNet-18 run over synthetic faces; each contender runs the same
 from scratch (the maps folder removed), measured end to end (process start, model load,
 image decoding, the merge of the parts):
 
-  - ``saliency explain`` in one process (all the machine's threads);
+  - ``saliency explain`` in one process (all the machine's threads, and as many as each
+    torchrun process gets: what one process of the K does alone);
   - ``torchrun --standalone --nproc_per_node=K -m saliency -- explain`` (one thread each);
   - with CUDA: ``saliency explain --device cuda`` (one GPU).
 
@@ -80,13 +81,15 @@ def main() -> None:
         explain = ["explain", "--run", str(run), "--methods", args.methods, "--ig-n-steps",
                    args.ig_n_steps, "--workers", "0"]  # fmt: skip
         env = os.environ | {"SALIENCY_PROGRESS": "0"}
+        one = [str(BIN / "saliency"), *explain, "--device", "cpu"]
+        per = max(1, threads // args.procs)  # each torchrun process's threads
         contenders = {
-            "1 process (CPU)": ([str(BIN / "saliency"), *explain, "--device", "cpu"],
-                                env | {"OMP_NUM_THREADS": str(threads)}),
+            "1 process (CPU)": (one, env | {"OMP_NUM_THREADS": str(threads)}),
+            f"1 process, {per} thread(s)": (one, env | {"OMP_NUM_THREADS": str(per)}),
             f"torchrun, {args.procs} processes (CPU)": (
                 [str(BIN / "torchrun"), "--standalone", f"--nproc_per_node={args.procs}", "-m",
                  "saliency", "--", *explain, "--device", "cpu"],
-                env | {"OMP_NUM_THREADS": str(max(1, threads // args.procs))}),
+                env | {"OMP_NUM_THREADS": str(per)}),
         }  # fmt: skip
         if torch.cuda.is_available():
             contenders["1 GPU"] = ([str(BIN / "saliency"), *explain, "--device", "cuda"], env)
