@@ -191,12 +191,12 @@ def brows_reader_run(tmp_path_factory, brows_world) -> Path:
     return run
 
 
-ODD = 47  # an odd number of faces: two ranks get unequal shards
+ODD = 23  # an odd number of faces: two ranks get unequal shards
 
 
 @pytest.fixture(scope="session")
 def odd_reader_run(tmp_path_factory, brows_world) -> Path:
-    """The brows reader's run over the first 47 of ``brows_world``'s faces (all ``test``, with
+    """The brows reader's run over the first 23 of ``brows_world``'s faces (all ``test``, with
     masks), for the sharding tests (read only: tests copy it)."""
     import pandas as pd
     import torch

@@ -2,7 +2,7 @@
 (rank 0 last, as the one that merges), so the parts, their merge and its refusals are
 proven exactly and fast. ``test_torchrun.py`` runs the same stages under real processes.
 
-The run is the hand-weighted brows reader on 47 of ``brows_world``'s faces: an odd count,
+The run is the hand-weighted brows reader on 23 of ``brows_world``'s faces: an odd count,
 so two ranks get unequal shards and the blocks (:func:`saliency.parts.block_rows`) are
 single rows. (evaluate, ablate and share under 2 real processes: ``test_torchrun.py``.)
 """

@@ -2,7 +2,7 @@
 
 Launched as users launch it, ``torchrun [its options] -m saliency -- COMMAND ...``; the
 reference is the same command in one process. The run is the hand-weighted brows reader
-on 47 faces (conftest's ``odd_reader_run``), so each launch costs seconds; the study
+on 23 faces (conftest's ``odd_reader_run``), so each launch costs seconds; the study
 launch covers evaluate, explain, average, share, ablate and validate at once.
 Counts and row order must match exactly, arithmetic to float tolerance (measured: see the
 asserts' tolerances and the issue note).
@@ -70,11 +70,11 @@ ig = {{ n_steps = 8, baseline = "blur" }}
 batch_size = 8
 
 [average]
-permutations = 50
+permutations = 20
 preview = false
 
 [share]
-bootstrap = 200
+bootstrap = 100
 
 [ablate]
 batch_size = 5
@@ -83,7 +83,7 @@ batch_size = 5
 randomization_images = 7
 curve_images = 9
 curve_steps = 4
-bootstrap = 200
+bootstrap = 100
 """
 
 
