@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Examples: analyses/*.toml; `saliency run --template` prints every key. "
         "Each stage's table holds that command's settings under the same names (--n-steps is "
         "n_steps; --ig-n-steps is n_steps in [explain.ig]); stages whose settings changed run "
-        "again (and say so).",
+        "again (and say so). More processes or GPUs: torchrun --nproc_per_node=N -m saliency -- "
+        "run STUDY.toml (the heavy stages shard over the processes; the rest run on rank 0).",
     )
     p.add_argument("study", type=Path, nargs="?", help="the study's TOML file")
     p.add_argument("--template", nargs="*", metavar="STAGE",
