@@ -74,13 +74,9 @@ class Parts:
         self.dir = self.root / key
         self.ids = np.asarray([str(i) for i in ids], dtype=str)
         self.n = len(self.ids)
-        seen, dup = set(), None
-        for i in self.ids:
-            if i in seen:
-                dup = i
-                break
-            seen.add(i)
-        if dup is not None:
+        unique, counts = np.unique(self.ids, return_counts=True)
+        if (counts > 1).any():
+            dup = unique[counts > 1][0]
             raise MergeError(f"the selection holds image {dup} twice; image ids must be unique")
 
     def exists(self) -> bool:
@@ -221,20 +217,22 @@ class Sink(MemorySink):
         self._flush()
 
     def _flush(self) -> None:
-        if not self._rows:
+        """Write every block the buffered rows complete; the buffer is joined only then (a
+        block of maps is large: joining it at every batch would copy it again and again)."""
+        last = next((int(r[-1]) for r in reversed(self._rows) if len(r)), None)
+        if last is None or not self.blocks or last < self.blocks[0][1] - 1:
             return
         rows = np.concatenate(self._rows)
+        arrays = {k: np.concatenate(v) for k, v in self._arrays.items()}
         while self.blocks and len(rows) and rows[-1] >= self.blocks[0][1] - 1:
             a, b = self.blocks.pop(0)
             take = (rows >= a) & (rows < b)
             if not np.array_equal(rows[take], np.arange(a, b)):
                 raise ValueError(f"block {a}-{b} was given rows out of order")
-            arrays = {k: np.concatenate(v) for k, v in self._arrays.items()}
             self.parts.write(a, b, {k: v[take] for k, v in arrays.items()})
             keep = rows >= b
-            rows = rows[keep]
-            self._rows = [rows]
-            self._arrays = {k: [v[keep]] for k, v in arrays.items()}
+            rows, arrays = rows[keep], {k: v[keep] for k, v in arrays.items()}
+        self._rows, self._arrays = [rows], {k: [v] for k, v in arrays.items()}
 
     def close(self) -> None:
         """Check that every block was written."""
@@ -281,19 +279,21 @@ class Gathered:
 
 def gather(
     folder: str | Path,
-    key: str,
+    key: Callable[[], str],
     ids: Sequence[str],
     rank: int,
     size: int,
-    compute: Callable[[np.ndarray, Sink | MemorySink], None],
+    compute: Callable[[np.ndarray, MemorySink], None],
 ) -> Gathered | None:
     """Per-image arrays of the selection ``ids`` by ``compute(rows, sink)`` (which calls
     ``sink.add(rows, **arrays)`` batch by batch, rows increasing): in one process and memory
-    when ``size`` is 1 and no parts of ``key`` wait under ``folder``; else sharded over the
-    ranks into parts (:func:`run_sharded`) and merged on rank 0. ``None`` on the other ranks."""
+    when ``size`` is 1 and no parts of ``key()`` wait under ``folder``; else sharded over the
+    ranks into parts (:func:`run_sharded`) and merged on rank 0. ``None`` on the other ranks.
+    ``key`` is called only when parts may be involved (it may hash a checkpoint)."""
     from saliency.distributed import barrier
 
-    parts = Parts(folder, key, ids)
+    involved = size > 1 or (Path(folder) / PARTS).is_dir()
+    parts = Parts(folder, key() if involved else "none", ids)
     if size == 1 and not parts.exists():
         sink = MemorySink()
         compute(np.arange(parts.n), sink)

@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import mark_done
 
 from saliency.cli import main
 
@@ -81,14 +82,7 @@ def test_a_plugin_stage_is_a_command_and_a_study_stage(plugin, tmp_path, capsys)
     assert "a lab's own stage" in capsys.readouterr().out  # a command of its own
     study = parse({"data": {}, "train": {}, "plugin": {}})
     study.out = tmp_path / "study"
-    fps, state = runner.fingerprints(study), {}
-    for stage in ("data", "train"):
-        for p in runner._outputs(study, stage):
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("placeholder")
-        state[stage] = {"settings": study.stages[stage], "fingerprint": fps[stage],
-                        "status": "done"}  # fmt: skip
-    runner._write_state(study, state)
+    mark_done(study, ("data", "train"))
     decisions = {d.stage: d for d in runner.plan(study)}
     assert decisions["train"].action == "skip" and decisions["plugin"].action == "run"
     result, _ = runner.execute(study, decisions["plugin"])

@@ -137,3 +137,28 @@ def test_merge_refuses_overlaps_gaps_and_other_images(tmp_path):
         parts.merge()  # block 3 holds other.png where the selection has img3.png
     with pytest.raises(MergeError, match="twice"):
         Parts(tmp_path, key_of("t"), [*ids, ids[0]])
+
+
+def test_sink_writes_each_block_once_from_batches_that_straddle_them(tmp_path):
+    # 600 rows: blocks of 3; batches of 2 and 5 rows cut across the blocks' edges
+    ids = [f"img{i}" for i in range(600)]
+    parts = Parts(tmp_path, key_of("sink"), ids)
+    assert blocks(600)[:2] == [(0, 3), (3, 6)]
+    rows = parts.todo(1, 2)  # rank 1's half: rows 300..599
+    sink = parts.sink(rows)
+    start = 0
+    for step in [2, 5] * 100:
+        batch = rows[start : start + step]
+        if not len(batch):
+            break
+        sink.add(batch, x=batch * 10.0, y=np.stack([batch, -batch], 1))
+        start += step
+        done = parts.finished()
+        assert all(b <= batch[-1] + 1 for _, b in done)  # no block before its rows are in
+    sink.close()
+    assert parts.finished() == [(a, b) for a, b in blocks(600) if a >= 300]
+    for a, b in parts.finished():
+        part = parts.read(a, b)
+        np.testing.assert_array_equal(part["x"], np.arange(a, b) * 10.0)
+        np.testing.assert_array_equal(part["y"][:, 1], -np.arange(a, b))
+        assert list(part["id"]) == ids[a:b]

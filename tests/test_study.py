@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import mark_done
 
 from saliency.cli import main
 from saliency.stages import registry
@@ -45,14 +46,7 @@ def _demo(tmp_path: Path):
 
 def _finish(study, stages=None) -> None:
     """Mark stages done with their current settings and make their outputs."""
-    fps, state = runner.fingerprints(study), runner.read_state(study)
-    for stage in stages or [s for s in STAGES if study.enabled(s)]:
-        for p in runner._outputs(study, stage):
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("placeholder")
-        state[stage] = {"settings": study.stages[stage], "fingerprint": fps[stage],
-                        "status": "done"}  # fmt: skip
-    runner._write_state(study, state)
+    mark_done(study, stages or [s for s in STAGES if study.enabled(s)])
 
 
 def _actions(study, only=None) -> dict[str, str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ODD
+from conftest import ODD, mark_done
 
 from saliency.cli import main
 
@@ -90,7 +90,6 @@ bootstrap = 100
 def _study(run: Path, out: Path) -> Path:
     """A study over ``run`` in ``out``: its data and train stages recorded as done (the
     reader's checkpoint stands in for training), the rest to run."""
-    from saliency.study import runner
     from saliency.study.config import load
 
     shutil.copytree(run, out / "run")
@@ -103,11 +102,7 @@ def _study(run: Path, out: Path) -> Path:
     )
     study = load(toml)
     study.out = out
-    fps, state = runner.fingerprints(study), {}
-    for stage in ("data", "train"):
-        state[stage] = {"settings": study.stages[stage], "fingerprint": fps[stage],
-                        "status": "done"}  # fmt: skip
-    (out / runner.STATE).write_text(json.dumps(state))
+    mark_done(study, ("data", "train"))
     return toml
 
 

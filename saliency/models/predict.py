@@ -13,11 +13,9 @@ from saliency.models import outputs
 from saliency.models.camnet import CamNet
 from saliency.models.loader import ImageSource
 from saliency.models.preprocess import Preprocessing, model_input
-from saliency.runtime import full_float32, full_float32_context
+from saliency.runtime import full_float32_context
 
 
-@torch.inference_mode()
-@full_float32
 def predict_logits(
     model: CamNet,
     pre: Preprocessing,
@@ -26,7 +24,8 @@ def predict_logits(
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Logits ``float32 [N, n_outputs]`` for image files, in order (streamed from disk)."""
+    """Logits ``float32 [N, n_outputs]`` for image files, in order (streamed from disk;
+    inference mode and full float32, as :func:`logits_stream`)."""
     out = np.empty((len(paths), model.n_outputs), np.float32)
     for rows, logits in logits_stream(model, pre, paths, np.arange(len(paths)), batch_size,
                                       workers):  # fmt: skip

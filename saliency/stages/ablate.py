@@ -110,7 +110,7 @@ def ablate_run(
             if progress is not None:
                 progress(len(batch))
 
-    key = key_of("ablate", file_sha256(ckpt_path), cfg.to_dict(), rows["path"].tolist())
+    key = lambda: key_of("ablate", file_sha256(ckpt_path), cfg.to_dict(), rows["path"].tolist())  # noqa: E731
     got = gather(ablation_dir(run), key, rows["path"].tolist(), world.rank,
                  world.size, compute)  # fmt: skip
     if got is None:

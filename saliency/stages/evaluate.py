@@ -76,21 +76,21 @@ def run(
 
 
 def _logits(
-    model, pre, rows: pd.DataFrame, cfg: EvaluateConfig, folder: Path, sha: str,
+    model, pre, rows: pd.DataFrame, cfg: EvaluateConfig, folder: Path, ckpt_path: Path,
     progress: Callable[[int], None] | None, world: World,
 ) -> Gathered | None:  # fmt: skip
     """The logits of ``rows`` (``float32 [N, n_outputs]``, under ``"logits"``), sharded over
     the ranks (:func:`saliency.parts.gather`); ``None`` on ranks other than 0."""
+    paths = rows["path"].tolist()
 
     def compute(todo: np.ndarray, sink) -> None:
-        paths = rows["path"].tolist()
         for r, z in logits_stream(model, pre, paths, todo, cfg.batch_size, cfg.workers):
             sink.add(r, logits=z)
             if progress is not None:
                 progress(len(r))
 
-    key = key_of("evaluate", sha, rows["path"].tolist())
-    return gather(folder, key, rows["path"].tolist(), world.rank, world.size, compute)
+    key = lambda: key_of("evaluate", file_sha256(ckpt_path), paths)  # noqa: E731
+    return gather(folder, key, paths, world.rank, world.size, compute)
 
 
 def evaluate_split(
@@ -108,7 +108,7 @@ def evaluate_split(
     model, pre, classes, ckpt = load_model(ckpt_path, device)
     rows, manifest = evaluation_rows(ckpt, split, cfg.manifest)
     out = eval_dir(run_dir, split)
-    got = _logits(model, pre, rows, cfg, out, file_sha256(ckpt_path), progress, world)
+    got = _logits(model, pre, rows, cfg, out, ckpt_path, progress, world)
     if got is None:
         return None
     pred = predictions_frame(rows, got.arrays["logits"], classes)

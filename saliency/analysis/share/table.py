@@ -124,7 +124,7 @@ def share_table(
         compute(np.arange(len(index)), sink)
         got = Gathered(sink.arrays(len(index)))
     else:
-        key = key_of("share", meta, [str(p) for p in mask_paths])
+        key = lambda: key_of("share", meta, [str(p) for p in mask_paths])  # noqa: E731
         got = gather(shard[0], key, ids, shard[1], shard[2], compute)
         if got is None:
             return None

@@ -137,6 +137,8 @@ def spread_cascade(
     """:func:`cascade` with the images shared among torchrun's ranks (each its contiguous
     span; the randomized copies are the same on every rank, seeded): every rank gets the
     whole table, rows in one-process order (step, method, image)."""
+    if world.size == 1:
+        return cascade(model, unit, target, methods, seed, progress)
     lo, hi = span(len(unit), world.rank, world.size)
     mine = None
     if hi > lo:
