@@ -192,8 +192,11 @@ def _flat(key: str, prefix: str, names: set[str]) -> bool:
 
 
 def check_type(where: str, default: Any, value: Any) -> None:
-    """A TOML value against the type of its default (``None`` defaults accept anything)."""
+    """A TOML value against the type of its default (``None`` defaults accept anything; an
+    ``"auto"`` default also takes a number, as IG's ``n_steps``: its config checks the rest)."""
     if default is None or value is None:
+        return
+    if default == "auto" and isinstance(value, int | float) and not isinstance(value, bool):
         return
     ok = {
         bool: lambda v: isinstance(v, bool),

@@ -72,6 +72,7 @@ SPECIAL = {  # fields whose values must make sense to the config's own checks
     ("adopt", "mean"): ("0.5,0.5,0.5", (0.5, 0.5, 0.5)),
     ("adopt", "std"): ("0.2,0.2,0.2", (0.2, 0.2, 0.2)),
 }
+ANY_STAGE = {"ig_n_steps": ("16", 16)}  # auto or a number: every stage with IG's settings
 CASES = [
     (name, opt)
     for name, stage in all_stages().items()
@@ -83,6 +84,8 @@ CASES = [
 def _value(name, opt):
     if (name, opt.name) in SPECIAL:
         return SPECIAL[(name, opt.name)]
+    if opt.name in ANY_STAGE:
+        return ANY_STAGE[opt.name]
     text, value = _other(opt)
     if opt.kind in ("str",) and value is None:
         return "something", "something"

@@ -10,7 +10,7 @@ resolution through :func:`saliency.methods.geometry.upsample`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,13 +74,16 @@ class Method:
 
     - ``settings``: its settings type, a torch-free dataclass (IG's ``IGConfig``); the fused
       pass gives ``compute`` an instance in ``ctx.settings[name]`` (the defaults if none).
-    - ``columns``: the extra ``index.csv`` columns it fills from ``ctx.extras`` (``[N]`` each).
+    - ``columns``: the extra ``index.csv`` columns it fills from ``ctx.extras`` (``[N]`` each);
+      ``column_types`` names the numpy type of those that are not float (``int64``, ``bool``).
     - ``prepare(model, settings, x [N, 3, H, W]) -> (model to run, note or None)``: once per
       run, a faster equivalent of the model for its own passes, checked on the normalized
       batch ``x`` (IG: the batch-norm-folded copy when its logits match; the note says why not).
     - ``data(settings) -> names``: the run data it needs (a subset of :data:`RUN_DATA`).
     - ``flagged(index, settings) -> int``: rows of its stored index its own check flags
       (IG: completeness error above its tolerance); ``flag_text(count, settings)`` says so.
+    - ``summary(index, settings) -> str``: one line on what its own columns say about the
+      stored maps (IG: path points per image, how many stopped at the cap).
     - ``refusal(model) -> str | None``: why it cannot explain ``model`` (cam without an fc).
     """
 
@@ -91,10 +94,12 @@ class Method:
     compute: Callable[[Context], torch.Tensor]
     settings: type | None = None
     columns: tuple[str, ...] = ()
+    column_types: Mapping[str, str] = field(default_factory=dict)
     prepare: Callable[[CamNet, Any, torch.Tensor], tuple[CamNet, str | None]] | None = None
     data: Callable[[Any], frozenset[str]] | None = None
     flagged: Callable[[pd.DataFrame, Any], int] | None = None
     flag_text: Callable[[int, Any], str] | None = None  # (count, settings) -> the warning
+    summary: Callable[[pd.DataFrame, Any], str] | None = None
     refusal: Callable[[CamNet], str | None] | None = None
 
     def __post_init__(self) -> None:

@@ -23,6 +23,8 @@ import torch
 from saliency.methods.base import MEAN_FACE, Context, Method, target_scores
 from saliency.methods.baselines import make_baseline
 from saliency.methods.fold import fold_if_same
+from saliency.methods.ig_adaptive import adaptive_integrated_gradients
+from saliency.methods.ig_path import memory_format, path_gradients
 from saliency.methods.ig_settings import IGConfig
 from saliency.methods.names import IG_METHODS
 from saliency.models.camnet import CamNet
@@ -30,7 +32,7 @@ from saliency.models.camnet import CamNet
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["METHOD", "IGConfig", "IGResult", "integrated_gradients", "quadrature"]
+__all__ = ["METHOD", "IGConfig", "IGResult", "adaptive", "integrated_gradients", "quadrature"]
 METHODS = IG_METHODS
 
 
@@ -67,22 +69,22 @@ def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     return alphas, weights
 
 
-def _memory_format(model: torch.nn.Module) -> torch.memory_format:
-    """channels_last when the model's convolutions are stored that way (faster on CPU too)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            if m.weight.is_contiguous(memory_format=torch.channels_last):
-                return torch.channels_last
-            break
-    return torch.contiguous_format
-
-
 @dataclass
 class IGResult:
     maps: torch.Tensor  # [N, H, W], channel-summed attribution
     attributions: torch.Tensor  # [N, 3, H, W]
     completeness_error: torch.Tensor  # [N], relative
     delta: torch.Tensor  # [N], S(x) - S(b)
+    steps: torch.Tensor  # [N] int64, path points each image took
+    capped: torch.Tensor  # [N] bool, not complete at the last path point it was given
+
+
+def incomplete(
+    miss: torch.Tensor, delta: torch.Tensor, tolerance: float, abs_floor: float
+) -> torch.Tensor:
+    """``[N]`` bool: ``miss = |sum(map) - delta| [N]`` above
+    ``max(tolerance |delta|, abs_floor)``."""
+    return miss > torch.clamp(tolerance * delta.abs(), min=abs_floor)
 
 
 def integrated_gradients(
@@ -93,42 +95,65 @@ def integrated_gradients(
     n_steps: int = 32,
     method: str = "gausslegendre",
     internal_batch: int = 128,
+    tolerance: float = 0.05,
+    abs_floor: float = 0.01,
 ) -> IGResult:
-    """IG for a batch ``x [N, 3, H, W]`` against ``baseline`` (same shape, or ``[1, 3, H, W]``).
+    """IG for a batch ``x [N, 3, H, W]`` against ``baseline`` (same shape, or ``[1, 3, H, W]``),
+    ``n_steps`` nodes of ``method`` for every image (captum's rule).
 
-    ``internal_batch`` bounds how many path points go through the model at once.
+    ``internal_batch`` bounds how many path points go through the model at once. An image
+    whose completeness error is above ``max(tolerance |delta|, abs_floor)`` is ``capped``
+    (the fixed count was its cap).
     """
     nodes, steps = quadrature(method, n_steps)
     weights = torch.tensor(steps, dtype=x.dtype, device=x.device)
     alphas = torch.tensor(nodes, dtype=x.dtype, device=x.device)
     baseline = baseline.to(x.device, x.dtype).expand_as(x)
     diff = x - baseline
+    target = target.to(x.device)
     n = x.shape[0]
     total = torch.zeros_like(x)
-    layout = _memory_format(model)
+    layout = memory_format(model)
     # path points ordered image-major: (image i, step k) -> row i * n_steps + k
     pairs = torch.cartesian_prod(
         torch.arange(n, device=x.device), torch.arange(n_steps, device=x.device)
     )
     for chunk in pairs.split(max(1, internal_batch)):
         i, k = chunk[:, 0], chunk[:, 1]
-        points = baseline[i] + alphas[k].view(-1, 1, 1, 1) * diff[i]
-        points = points.contiguous(memory_format=layout).requires_grad_(True)
-        with torch.enable_grad():
-            score = target_scores(model(points), target.to(x.device)[i])
-            (grads,) = torch.autograd.grad(score.sum(), points)
+        _, grads = path_gradients(model, baseline, diff, target, i, alphas[k], layout)
         total.index_add_(0, i, grads * weights[k].view(-1, 1, 1, 1))
     attributions = diff * total
     with torch.no_grad():
-        s_x = target_scores(model(x), target.to(x.device))
-        s_b = target_scores(model(baseline), target.to(x.device))
+        s_x = target_scores(model(x), target)
+        s_b = target_scores(model(baseline), target)
     delta = s_x - s_b
-    error = (attributions.sum(dim=(1, 2, 3)) - delta).abs() / delta.abs().clamp(min=1e-12)
-    return IGResult(attributions.sum(dim=1), attributions, error, delta)
+    miss = (attributions.sum(dim=(1, 2, 3)) - delta).abs()
+    error = miss / delta.abs().clamp(min=1e-12)
+    steps_taken = torch.full((n,), n_steps, dtype=torch.long, device=x.device)
+    capped = incomplete(miss, delta, tolerance, abs_floor)
+    return IGResult(attributions.sum(dim=1), attributions, error, delta, steps_taken, capped)
+
+
+def adaptive(
+    model: CamNet,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    baseline: torch.Tensor,
+    cfg: IGConfig,
+) -> IGResult:
+    """IG for ``x [N, 3, H, W]`` with each image refined until complete
+    (:mod:`saliency.methods.ig_adaptive`), with ``cfg``'s tolerance, floor, cap and batch."""
+    res = adaptive_integrated_gradients(
+        model, x, target, baseline, cfg.tolerance, cfg.abs_floor, cfg.cap, cfg.internal_batch
+    )
+    attr = res.attributions
+    return IGResult(attr.sum(dim=1), attr, res.error, res.delta, res.steps, res.capped)
 
 
 NAME = "ig"
-COLUMNS = ("ig_error", "ig_delta")  # index.csv: relative completeness error, S(x) - S(b)
+# index.csv: relative completeness error, S(x) - S(b), path points taken, stopped incomplete
+COLUMNS = ("ig_error", "ig_delta", "ig_steps", "ig_capped")
+COLUMN_TYPES = {"ig_steps": "int64", "ig_capped": "bool"}
 
 
 def _compute(ctx: Context) -> torch.Tensor:
@@ -139,10 +164,14 @@ def _compute(ctx: Context) -> torch.Tensor:
     cfg = ctx.settings.get(NAME) or IGConfig()
     base = make_baseline(cfg.baseline, ctx.unit, ctx.pre, ctx.data.get(MEAN_FACE), cfg.seed)
     model = ctx.prepared.get(NAME) or ctx.model
-    res = integrated_gradients(
-        model, ctx.x, ctx.target, base, cfg.n_steps, cfg.method, cfg.internal_batch
-    )
-    ctx.extras[COLUMNS[0]], ctx.extras[COLUMNS[1]] = res.completeness_error, res.delta
+    if cfg.adaptive:
+        res = adaptive(model, ctx.x, ctx.target, base, cfg)
+    else:
+        res = integrated_gradients(model, ctx.x, ctx.target, base, cfg.n_steps, cfg.method,
+                                   cfg.internal_batch, cfg.tolerance, cfg.abs_floor)  # fmt: skip
+    for column, value in zip(COLUMNS, (res.completeness_error, res.delta, res.steps, res.capped),
+                             strict=True):  # fmt: skip
+        ctx.extras[column] = value
     return res.maps
 
 
@@ -152,8 +181,35 @@ def _prepare(model: CamNet, cfg: IGConfig, x: torch.Tensor) -> tuple[CamNet, str
 
 
 def _flagged(index: pd.DataFrame, cfg: IGConfig) -> int:
-    """Rows whose completeness error exceeds ``cfg.tolerance``."""
+    """Rows that stopped incomplete (``ig_capped``; maps stored before it had the column:
+    completeness error above ``cfg.tolerance``)."""
+    if "ig_capped" in index:
+        return int(index["ig_capped"].astype(bool).sum())
     return int((index[COLUMNS[0]] > cfg.tolerance).sum())
+
+
+def _summary(index: pd.DataFrame, cfg: IGConfig) -> str:
+    """Path points per image and how many images stopped at the cap (maps stored before
+    ``ig_steps`` existed: the settings' count)."""
+    if "ig_steps" not in index or not len(index):
+        return f"{cfg.n_steps} path points per image"
+    steps = index["ig_steps"].astype(int)
+    capped = int(index["ig_capped"].astype(bool).sum())
+    rule = (f"auto to {cfg.tolerance:.2%} completeness" if cfg.adaptive
+            else f"{cfg.n_steps} {cfg.method} nodes")  # fmt: skip
+    return (f"{rule}: path points per image median {int(steps.median())}, "
+            f"max {steps.max()}, {steps.mean():.1f} on average; {capped} of {len(index)} "
+            f"image(s) {'capped' if cfg.adaptive else 'incomplete'}")  # fmt: skip
+
+
+def _flag_text(n: int, cfg: IGConfig) -> str:
+    if cfg.adaptive:
+        return (f"{n} image(s) reached the IG cap of {cfg.cap} path points before their "
+                f"completeness error was within {cfg.tolerance:.0%} (ig_capped in index.csv); "
+                "raise --ig-cap")  # fmt: skip
+    return (f"{n} image(s) have an IG completeness error above {cfg.tolerance:.0%} at "
+            f"{cfg.n_steps} path points (ig_capped in index.csv); use --ig-n-steps "
+            "auto")  # fmt: skip
 
 
 METHOD = Method(
@@ -167,8 +223,7 @@ METHOD = Method(
     prepare=_prepare,
     data=lambda cfg: frozenset({MEAN_FACE}) if cfg.baseline == "mean" else frozenset(),
     flagged=_flagged,
-    flag_text=lambda n, cfg: (
-        f"{n} image(s) have an IG completeness error above {cfg.tolerance:.0%}; raise "
-        "--ig-n-steps (see ig_error in index.csv)"
-    ),
+    flag_text=_flag_text,
+    summary=_summary,
+    column_types=COLUMN_TYPES,
 )

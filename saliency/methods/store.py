@@ -81,16 +81,19 @@ class MapStore:
         keys: Mapping[str, str],
         columns: Mapping[str, tuple[str, ...]] | None = None,
         overwrite: bool = False,
+        types: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[str, int]:
         """Rows already stored per method of ``keys`` (method -> what decides its maps):
         ``n`` for one complete under the same key (left closed), else opens its files and
         gives the rows stored under that key (0 when new). Maps made under another key raise
         ``ValueError`` naming every such method, unless ``overwrite`` (they start afresh).
-        ``columns``: each method's own ``index.csv`` columns."""
+        ``columns``: each method's own ``index.csv`` columns; ``types``: per method, the numpy
+        type a column is written with when it is not float (``int64``, ``bool``)."""
         done = self.peek(keys, overwrite)
         for m, key in keys.items():
             if done[m] < self.n or self.n == 0:
                 self._open_method(m, key, done[m], tuple((columns or {}).get(m, ())))
+                self._open[m]["types"] = dict((types or {}).get(m, {}))
         return done
 
     def peek(self, keys: Mapping[str, str], overwrite: bool = False) -> dict[str, int]:
@@ -181,7 +184,8 @@ class MapStore:
         paths become relative to) and ``meta.json`` (``meta[method]``)."""
         self.checkpoint(self.n)
         for m, w in self._open.items():
-            index = _index(w["scalars"], rows, manifest, classes, self.n_outputs, w["columns"])
+            index = _index(w["scalars"], rows, manifest, classes, self.n_outputs, w["columns"],
+                           w["types"])  # fmt: skip
             atomic_write_text(self.folder / m / "index.csv", index.to_csv(index=False))
             atomic_write_json(self.folder / m / "meta.json", meta[m])
 
@@ -193,9 +197,11 @@ def _index(
     classes: list[str],
     n_out: int,
     columns: tuple[str, ...],
+    types: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """index.csv: one row per map (image, label, group, target, prediction, logits, the
-    method's own columns) from the stored scalars ``[n, n_out + 1 + len(columns)]``."""
+    method's own columns, of ``types`` where not float) from the stored scalars
+    ``[n, n_out + 1 + len(columns)]``."""
     from saliency.data.manifest import relative_path
     from saliency.models.predict import predictions_frame
 
@@ -203,5 +209,5 @@ def _index(
     index["path"] = [relative_path(p, manifest.parent) for p in index["path"]]
     index.insert(4, "target", np.asarray(classes, dtype=object)[scalars[:, n_out].astype(int)])
     for j, column in enumerate(columns):
-        index[column] = scalars[:, n_out + 1 + j]
+        index[column] = scalars[:, n_out + 1 + j].astype((types or {}).get(column, np.float32))
     return index

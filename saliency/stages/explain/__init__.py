@@ -48,6 +48,7 @@ class ExplainResult:
     resumed_from: int
     grid: tuple[int, int]
     flagged: dict[str, int] = field(default_factory=dict)  # method -> rows its check flags
+    summaries: dict[str, str] = field(default_factory=dict)  # method -> its own columns' line
     warnings: list[str] = field(default_factory=list)
 
 
@@ -155,7 +156,8 @@ def explain_run(
                 progress(len(idx))
 
     if not sharded:
-        store.resume(keys, {m.name: m.columns for m in chosen}, overwrite)
+        store.resume(keys, {m.name: m.columns for m in chosen}, overwrite,
+                     {m.name: m.column_types for m in chosen})  # fmt: skip
         if progress is not None and store.start:
             progress(store.start)
         for batch in batches(np.arange(store.start, n)):
@@ -168,7 +170,7 @@ def explain_run(
     }
     store.finish(rows, manifest, classes, meta)
     parts.clear()
-    result.flagged = _flagged(store.folder, chosen, settings)
+    result.flagged, result.summaries = _checks(store.folder, chosen, settings)
     return result
 
 
@@ -188,7 +190,8 @@ def _sharded(
 
     if not run_sharded(parts, world.rank, world.size, compute, barrier, skip_below=start):
         return False
-    store.resume(keys, {m.name: m.columns for m in chosen}, overwrite)
+    store.resume(keys, {m.name: m.columns for m in chosen}, overwrite,
+                     {m.name: m.column_types for m in chosen})  # fmt: skip
     for part in parts.stream(skip_below=start):
         keep = part["row"] >= store.start  # a block holding the first row still missing
         maps = {m: part[f"map{j}"][keep] for j, m in enumerate(names)}
@@ -215,13 +218,21 @@ def _run_data(
     return {}
 
 
-def _flagged(folder: Path, methods: list[Method], settings: dict) -> dict[str, int]:
-    """Per method with a check of its own: the rows of its stored index.csv it flags."""
-    return {
-        m.name: m.flagged(pd.read_csv(folder / m.name / "index.csv"), settings[m.name])
-        for m in methods
-        if m.flagged is not None
-    }
+def _checks(
+    folder: Path, methods: list[Method], settings: dict
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Per method with a check of its own, the rows of its stored index.csv it flags; per
+    method with a summary, its line."""
+    flagged, summaries = {}, {}
+    for m in methods:
+        if m.flagged is None and m.summary is None:
+            continue
+        index = pd.read_csv(folder / m.name / "index.csv")
+        if m.flagged is not None:
+            flagged[m.name] = m.flagged(index, settings[m.name])
+        if m.summary is not None:
+            summaries[m.name] = m.summary(index, settings[m.name])
+    return flagged, summaries
 
 
 def run(
@@ -256,6 +267,7 @@ def lines(res: ExplainResult, cfg: ExplainConfig, seconds: float) -> list[str]:
         f"{res.n} images x {len(cfg.methods)} method(s) ({', '.join(cfg.methods)}), grid "
         f"{res.grid[0]}x{res.grid[1]}, in {seconds:.1f} s -> {res.out}"
     )
+    out += [f"{m}: {line}" for m, line in res.summaries.items()]
     out += [f"warning: {w}" for w in res.warnings]
     methods = [m for m in res.flagged if m in REGISTRY]
     settings = _settings(cfg, [REGISTRY[m] for m in methods])
