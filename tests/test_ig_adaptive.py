@@ -3,8 +3,9 @@
 The rule (saliency.methods.ig_adaptive): nested trapezoid levels, level L has 2^L + 1 path
 points (spacing h = 2^-L); an image stops at the first level L >= 2 where its completeness
 error is within max(tolerance |delta|, abs_floor) and its map moved by at most twice the
-tolerance (relative L2) since level L - 1; or at the last level within the cap, flagged. The expected counts
-below are worked out by hand from the models' integrands, never read from the code.
+tolerance (relative L2) since level L - 1; or at the last level within the cap, flagged. The
+expected counts below are worked out by hand from the models' integrands, never read from
+the code.
 """
 
 import math
@@ -169,7 +170,6 @@ def test_explain_records_each_images_points_and_flags_the_capped(tiny_run, tmp_p
     the completeness rule on its stored map; meta.json records the tolerance, floor and cap;
     the summary says how many were capped. A cap of 5 points stops every image that level 2
     does not satisfy, and the warning names the cap. Other settings are another resume key."""
-    import json
     import shutil
 
     import numpy as np
@@ -187,9 +187,9 @@ def test_explain_records_each_images_points_and_flags_the_capped(tiny_run, tmp_p
     levels = {2**k + 1 for k in range(2, 9)}
     assert set(index["ig_steps"]) <= levels
     assert {k: meta["ig"][k] for k in ("n_steps", "tolerance", "abs_floor", "cap")} == {
-        "n_steps": "auto", "tolerance": 0.05, "abs_floor": 0.01, "cap": 257}  # fmt: skip
+        "n_steps": "auto", "tolerance": 0.05, "abs_floor": 0.05, "cap": 257}  # fmt: skip
     miss = np.abs(maps.sum(axis=(1, 2), dtype=np.float64) - index["ig_delta"])
-    bound = np.maximum(0.05 * index["ig_delta"].abs(), 0.01)
+    bound = np.maximum(0.05 * index["ig_delta"].abs(), 0.05)
     done = ~index["ig_capped"]
     assert (miss[done] <= bound[done] * (1 + 1e-3) + 1e-5).all()
     capped = int(index["ig_capped"].sum())

@@ -96,7 +96,7 @@ def integrated_gradients(
     method: str = "gausslegendre",
     internal_batch: int = 128,
     tolerance: float = 0.05,
-    abs_floor: float = 0.01,
+    abs_floor: float = 0.05,
 ) -> IGResult:
     """IG for a batch ``x [N, 3, H, W]`` against ``baseline`` (same shape, or ``[1, 3, H, W]``),
     ``n_steps`` nodes of ``method`` for every image (captum's rule).

@@ -56,9 +56,9 @@ class IGConfig:
         "refines each image until below it, a fixed count flags the images above it",
     )
     abs_floor: float = setting(
-        0.01,
+        0.05,
         help="score units: a completeness error below this counts as complete, however small "
-        "S(x) - S(b) is",
+        "S(x) - S(b) is (0.05 of a logit moves a probability by at most 1.25 points)",
     )
     cap: int = setting(
         257,
