@@ -206,3 +206,23 @@ def test_explain_records_each_images_points_and_flags_the_capped(tiny_run, tmp_p
     # another tolerance is another key: the maps are not mixed
     assert main(argv[:-3] + ["--ig-tolerance", "0.02"]) == 2
     assert "made with other settings" in capsys.readouterr().err
+
+
+def test_the_steps_setting_takes_auto_or_a_number_in_every_spelling(capsys, tmp_path):
+    """One field, three spellings: the flag, the study TOML's key and the config; auto is
+    the default, a number keeps the fixed rule, anything else is one line and exit 2."""
+    from saliency.cli import main
+    from saliency.methods.ig_settings import IGConfig
+    from saliency.study.config import merge, schema
+
+    defaults = schema("explain")
+    assert defaults["ig"]["n_steps"] == "auto" and IGConfig().adaptive
+    assert merge("explain", defaults, {"ig": {"n_steps": 8}})["ig"]["n_steps"] == 8
+    assert not IGConfig(n_steps=8).adaptive
+    with pytest.raises(ValueError, match="n_steps must be auto or a positive number"):
+        IGConfig(n_steps="many")
+    with pytest.raises(ValueError, match="cap must allow at least 5"):
+        IGConfig(cap=4)
+    assert main(["explain", "--run", str(tmp_path), "--ig-n-steps", "many"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "neither auto nor a number" in err
