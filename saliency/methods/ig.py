@@ -1,15 +1,23 @@
 """Integrated Gradients (Sundararajan et al. 2017), batched over images and path steps.
 
-``attr = (x - b) * sum_k w_k * dS/dx(b + a_k (x - b))`` with the quadrature nodes ``a_k`` and
-weights ``w_k`` of the rules captum offers (``gausslegendre`` by default, from numpy's
-``leggauss``, or the Riemann rules), so results equal captum's IntegratedGradients at the
-same ``n_steps`` and ``method`` (tested against captum's public API), except that our
-trapezoid weights sum to 1 (captum's to ``(n - 1) / n``; see :func:`quadrature`). Maps are the
-per-pixel sum over channels (signed, score units); the completeness error
-``|sum(attr) - (S(x) - S(b))| / |S(x) - S(b)|`` of every image is returned with them.
-Baselines are built by :mod:`saliency.methods.baselines`. The method owns its settings
-(:class:`IGConfig`, torch-free in :mod:`saliency.methods.ig_settings`), its ``index.csv``
-columns and its preparation step (batch-norm folding, :mod:`saliency.methods.fold`).
+``attr = (x - b) * sum_k w_k * dS/dx(b + a_k (x - b))``. Two ways to choose the nodes ``a_k``
+and weights ``w_k`` (``IGConfig.n_steps``):
+
+- ``auto`` (the default): each image on its own nested trapezoid levels until its map is
+  complete and settled, or capped (:mod:`saliency.methods.ig_adaptive`, :func:`adaptive`);
+- a number: that many nodes of a rule captum offers for every image (``gausslegendre`` by
+  default, from numpy's ``leggauss``, or the Riemann rules), so results equal captum's
+  IntegratedGradients at the same ``n_steps`` and ``method`` (tested against captum's public
+  API), except that our trapezoid weights sum to 1 (captum's to ``(n - 1) / n``; see
+  :func:`quadrature`).
+
+Maps are the per-pixel sum over channels (signed, score units); every image's completeness
+error ``|sum(attr) - (S(x) - S(b))| / |S(x) - S(b)|``, its ``S(x) - S(b)``, the path points it
+took and whether it stopped incomplete are returned with them (``index.csv``'s
+:data:`COLUMNS`). Baselines are built by :mod:`saliency.methods.baselines`. The method owns
+its settings (:class:`IGConfig`, torch-free in :mod:`saliency.methods.ig_settings`), its
+``index.csv`` columns and its preparation step (batch-norm folding,
+:mod:`saliency.methods.fold`).
 """
 
 from __future__ import annotations
