@@ -38,6 +38,11 @@ LONGEST_FIRST = (
 )
 
 
+# an unexpected error in a test's command shows its traceback (saliency.cli.crash): tests of
+# the one-line report unset this
+os.environ.setdefault("SALIENCY_DEBUG", "1")
+
+
 def pytest_configure(config) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker: one thread, here and in children
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -14,7 +14,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 
-from saliency.cli import compare, data, demo, launch, predict, run, synth, train
+from saliency.cli import compare, crash, data, demo, launch, predict, run, synth, train
 from saliency.cli.options import BadValue
 from saliency.cli.stage_command import register_stage
 
@@ -57,7 +57,9 @@ _PARSERS: dict[tuple[str, ...], argparse.ArgumentParser] = {}  # per sys.path (p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; returns its exit code: 0, 2 for a user's mistake (one line), 1 for an
+    unexpected error (one line naming a log with the traceback; ``--debug`` shows it)."""
+    argv, debug = crash.debugging(list(sys.argv[1:] if argv is None else argv))
     if argv[:1] == ["--"]:  # `python -m saliency -- COMMAND`, as torchrun's launch form reads
         argv = argv[1:]
     if argv[:1] == ["launch"] and not {"-h", "--help"} & set(argv[1:2]):
@@ -88,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"saliency {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(crash.report(args.command, argv, exc), file=sys.stderr)
+        return 1
 
 
 @contextlib.contextmanager
