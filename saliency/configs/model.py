@@ -49,6 +49,12 @@ class AdoptConfig:
     std: tuple[float, float, float] | None = setting(
         None, help="R,G,B in 0-1 pixel units (default ImageNet)", parse=_floats, metavar="R,G,B"
     )
+    color: str | None = setting(
+        None,
+        help="channel order the model takes: rgb, or bgr for OpenCV and Caffe ports (--mean "
+        "and --std are then B,G,R); default: an export's own, else rgb",
+        choices=("rgb", "bgr"),
+    )
     output: str = setting(
         "auto",
         help="what the model returns (auto: a cut-off softmax means logits; rows that sum to "

@@ -19,6 +19,7 @@ from saliency.data.imageio import read_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+COLORS = ("RGB", "BGR")  # the channel order the model takes
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,10 @@ class Preprocessing:
 
     size: input side in px; the whole image is resized to ``size x size`` (no crop: aligned
         faces are already cropped, and region masks must map onto the input exactly).
-    mean, std: per-channel normalization of RGB values in [0, 1].
+    mean, std: per-channel normalization of values in [0, 1], in the model's channel order.
     interpolation: ``area`` (cv2.INTER_AREA when shrinking, linear when enlarging).
+    color: the channel order the model takes, ``RGB`` or ``BGR`` (OpenCV and Caffe ports):
+        images are read and kept RGB everywhere; :func:`normalize` reorders the channels.
     """
 
     size: int
@@ -37,6 +40,10 @@ class Preprocessing:
     resize: str = "stretch"
     interpolation: str = "area"
     color: str = "RGB"
+
+    def __post_init__(self) -> None:
+        if self.color not in COLORS:
+            raise ValueError(f"unknown channel order {self.color!r}; valid: {', '.join(COLORS)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -51,7 +58,7 @@ class Preprocessing:
             std=tuple(float(v) for v in d["std"]),
             resize=d.get("resize", "stretch"),
             interpolation=d.get("interpolation", "area"),
-            color=d.get("color", "RGB"),
+            color=str(d.get("color", "RGB")).upper(),
         )
 
 
@@ -91,8 +98,11 @@ def to_unit(batch: torch.Tensor) -> torch.Tensor:
 
 
 def normalize(x: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
-    """Float ``[N, 3, H, W]`` in [0, 1] -> the model's input (mean/std normalized)."""
+    """Float RGB ``[N, 3, H, W]`` in [0, 1] -> the model's input: channels in its order
+    (``pre.color``), then mean/std normalized."""
     mean, std = _channel_stats(tuple(pre.mean), tuple(pre.std), x.dtype, x.device)
+    if pre.color == "BGR":
+        x = x.flip(1)
     return (x - mean) / std
 
 

@@ -14,11 +14,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from saliency.atomic import atomic_write_json
 from saliency.configs.model import AdoptConfig
 from saliency.data.manifest import read_manifest
+from saliency.models.adopted.channels import LIMIT, ChannelCheck, channel_check
 from saliency.models.adopted.net import parse_slice
 from saliency.models.adopted.record import MODEL_DIR, build
 from saliency.models.adopted.sources import (
@@ -29,7 +31,7 @@ from saliency.models.adopted.sources import (
 )
 from saliency.models.checkpoint import Checkpoint, DataRecord, file_sha256, save_checkpoint
 from saliency.models.interchange import PREPROCESSING_SUFFIX, SAMPLE, beside, sample_batch
-from saliency.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from saliency.models.preprocess import COLORS, IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from saliency.rundir import best_checkpoint, record
 from saliency.stages.contract import Result, StageContext
 
@@ -64,10 +66,14 @@ def settle(cfg: AdoptConfig) -> tuple[Preprocessing, list[str], list[str]]:
             "no --mean/--std: ImageNet's (torchvision's weights expect them); pass the ones "
             "the model was trained with, in 0-1 pixel units"
         )
+    color = str(cfg.color or pre_d.get("color") or "rgb").upper()
+    if color not in COLORS:
+        raise ValueError(f"--color must be rgb or bgr, not {cfg.color or pre_d.get('color')!r}")
     pre = Preprocessing(
         size=int(size),
         mean=tuple(float(v) for v in (mean or IMAGENET_MEAN)),
         std=tuple(float(v) for v in (std or IMAGENET_STD)),
+        color=color,
     )
     return pre, classes, notes
 
@@ -77,6 +83,16 @@ def _data_record(manifest: Path | None) -> DataRecord:
         return DataRecord(None, None)
     # rows without a split are test rows: the model never trained on them
     return DataRecord(str(manifest.resolve()), file_sha256(manifest), unsplit="test")
+
+
+def _channels(model: torch.nn.Module, images, pre: Preprocessing) -> ChannelCheck:
+    """The channel-order check on the manifest's first :data:`LIMIT` labeled images."""
+    from saliency.models.loader import ImageSource
+
+    rows = np.arange(min(LIMIT, len(images.df)))
+    source = ImageSource(images.abspaths()[: len(rows)], pre, cache_bytes=0, workers=0)
+    batch, _ = next(source.batches(rows, len(rows)))
+    return channel_check(model, batch, images.label_index()[rows], pre)
 
 
 def _check_reload(out: Path, model: torch.nn.Module, x: torch.Tensor) -> None:
@@ -122,6 +138,8 @@ def run(cfg: AdoptConfig) -> AdoptResult:
         rec["raw_outputs"] = int(
             [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].out_features
         )
+    if images is not None:
+        rec["channel_check"] = _channels(model, images, pre).to_dict()
     (out / MODEL_DIR).mkdir(parents=True, exist_ok=True)
     if fmt in ("onnx", "pt2", "pickle"):
         copy = out / MODEL_DIR / f"source{weights.suffix}"
@@ -150,7 +168,16 @@ def lines(res: AdoptResult) -> list[str]:
     out.append(f"classes: {', '.join(res.classes)} ({rec['n_outputs']} logit(s){sliced})")
     out.append(f"explained: {rec['explained']} ({rec['output_how']})")
     pre = res.pre
-    out.append(f"preprocessing: {pre.size} px, mean {list(pre.mean)}, std {list(pre.std)}")
+    out.append(f"preprocessing: {pre.size} px, {pre.color}, mean {list(pre.mean)}, std "
+               f"{list(pre.std)}")  # fmt: skip
+    if "channel_check" in rec:
+        ch = rec["channel_check"]
+        out.append(f"channel order: accuracy {ch['accuracy']:.1%} as {ch['color']}, "
+                   f"{ch['other_accuracy']:.1%} as {ch['other']} ({ch['n']} images)")  # fmt: skip
+        if ch["other_better"]:
+            again = f"adopt it again with --color {ch['other'].lower()}"
+            out.append(f"warning: the model reads {ch['other']} clearly better (McNemar p = "
+                       f"{ch['p']:.2g}): {again}")  # fmt: skip
     grid = "x".join(str(g) for g in rec["grid"])
     out.append(f"Grad-CAM layer: {rec['layer']} ({rec['channels']} channels, {grid} grid)")
     if rec["cam_ready"]:
