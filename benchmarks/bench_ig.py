@@ -150,7 +150,6 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16, help="test faces")
     ap.add_argument("--baseline", default="mean", help="IG baseline (the demo's: mean)")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model, pre, _, ckpt = load_model(f"{args.run}/checkpoints/best.pt")
     rows, _ = evaluation_rows(ckpt, "test")
     source = ImageSource(rows["path"][: args.n], pre, cache_bytes=0, workers=0)

@@ -31,7 +31,7 @@ import torch
 from saliency.methods.base import MEAN_FACE, Context, Method, target_scores
 from saliency.methods.baselines import make_baseline
 from saliency.methods.fold import fold_if_same
-from saliency.methods.ig_adaptive import adaptive_integrated_gradients
+from saliency.methods.ig_adaptive import adaptive_integrated_gradients, incomplete
 from saliency.methods.ig_path import memory_format, path_gradients
 from saliency.methods.ig_settings import IGConfig
 from saliency.methods.names import IG_METHODS
@@ -85,14 +85,6 @@ class IGResult:
     delta: torch.Tensor  # [N], S(x) - S(b)
     steps: torch.Tensor  # [N] int64, path points each image took
     capped: torch.Tensor  # [N] bool, not complete at the last path point it was given
-
-
-def incomplete(
-    miss: torch.Tensor, delta: torch.Tensor, tolerance: float, abs_floor: float
-) -> torch.Tensor:
-    """``[N]`` bool: ``miss = |sum(map) - delta| [N]`` above
-    ``max(tolerance |delta|, abs_floor)``."""
-    return miss > torch.clamp(tolerance * delta.abs(), min=abs_floor)
 
 
 def integrated_gradients(

@@ -39,7 +39,8 @@ import torch
 from saliency.methods.ig_path import memory_format, path_gradients
 from saliency.methods.ig_settings import FIRST_LEVEL
 
-__all__ = ["SETTLE", "START", "AdaptiveResult", "adaptive_integrated_gradients", "top_level"]
+__all__ = ["SETTLE", "START", "AdaptiveResult", "adaptive_integrated_gradients", "incomplete",
+           "top_level"]  # fmt: skip
 
 START = FIRST_LEVEL  # the first level an image may stop at (5 passes), vs level 1 (3 passes)
 SETTLE = 2.0  # the map's relative L2 move between the last two levels, times the tolerance
@@ -52,6 +53,14 @@ class AdaptiveResult:
     error: torch.Tensor  # [N], relative completeness error of the stored maps
     steps: torch.Tensor  # [N] int64, passes (path points) each image took
     capped: torch.Tensor  # [N] bool, stopped at the cap before complete and settled
+
+
+def incomplete(
+    miss: torch.Tensor, delta: torch.Tensor, tolerance: float, abs_floor: float
+) -> torch.Tensor:
+    """The completeness rule, negated: ``miss = |sum(map) - delta|`` (any shape, like
+    ``delta``) above ``max(tolerance |delta|, abs_floor)``; bool of that shape."""
+    return miss > torch.clamp(tolerance * delta.abs(), min=abs_floor)
 
 
 def top_level(cap: int) -> int:
@@ -173,7 +182,7 @@ def adaptive_integrated_gradients(
                 continue
             delta = ends[i, 1] - ends[i, 0]
             miss = (attr.sum() - delta).abs()
-            complete = bool(miss <= max(tolerance * float(delta.abs()), abs_floor))
+            complete = not bool(incomplete(miss, delta, tolerance, abs_floor))
             settled = bool((m - prev[i]).norm() <= settle * m.norm())
             if (complete and settled) or group >= top:
                 res.attributions[i], res.delta[i] = attr, delta

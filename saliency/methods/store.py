@@ -92,8 +92,8 @@ class MapStore:
         done = self.peek(keys, overwrite)
         for m, key in keys.items():
             if done[m] < self.n or self.n == 0:
-                self._open_method(m, key, done[m], tuple((columns or {}).get(m, ())))
-                self._open[m]["types"] = dict((types or {}).get(m, {}))
+                own = tuple((columns or {}).get(m, ())), dict((types or {}).get(m, {}))
+                self._open_method(m, key, done[m], *own)
         return done
 
     def peek(self, keys: Mapping[str, str], overwrite: bool = False) -> dict[str, int]:
@@ -117,13 +117,16 @@ class MapStore:
             )
         return done
 
-    def _open_method(self, method: str, key: str, done: int, columns: tuple[str, ...]) -> None:
+    def _open_method(
+        self, method: str, key: str, done: int, columns: tuple[str, ...], types: dict[str, str]
+    ) -> None:
         (self.folder / method).mkdir(parents=True, exist_ok=True)
         mode = "r+" if done else "w+"
         self._open[method] = {
             "key": key,
             "done": done,
             "columns": columns,
+            "types": types,
             "maps": np.lib.format.open_memmap(
                 self.folder / method / "maps.npy", mode=mode, dtype=np.float32,
                 shape=(self.n, self.size, self.size),
