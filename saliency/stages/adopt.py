@@ -28,6 +28,7 @@ from saliency.models.adopted.sources import (
     load_source,
     onnx_check,
     onnx_input_check,
+    onnx_output_names,
 )
 from saliency.models.checkpoint import Checkpoint, DataRecord, file_sha256, save_checkpoint
 from saliency.models.interchange import PREPROCESSING_SUFFIX, SAMPLE, beside, sample_batch
@@ -124,16 +125,17 @@ def run(cfg: AdoptConfig) -> AdoptResult:
     images = read_manifest(manifest, classes) if manifest is not None else None
     x = sample_batch([] if images is None else images.abspaths()[:SAMPLE], pre)
     try:
-        model, rec = build(
-            net, x, len(classes), cfg.output, parse_slice(cfg.output_slice), cfg.target_layer
-        )
+        names = onnx_output_names(weights) if fmt == "onnx" else None
+        model, rec = build(net, x, len(classes), cfg.output, parse_slice(cfg.output_slice),
+                           cfg.target_layer, cfg.output_name, names)  # fmt: skip
     except RuntimeError as exc:  # shapes: the model wants another size, and so on
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ValueError(f"the model fails on {pre.size} px inputs ({why}); check --size") from exc
     out = Path(cfg.out)
     rec |= {"format": fmt, "arch": cfg.arch, "function": cfg.function, "source": str(weights or "")}
     if fmt == "onnx":
-        rec["onnxruntime_max_abs_difference"] = onnx_check(weights, net, model, x)
+        diff = onnx_check(weights, net, model, x, rec["output_index"])
+        rec["onnxruntime_max_abs_difference"] = diff
     if fmt == "torchvision":
         rec["raw_outputs"] = int(
             [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].out_features
@@ -165,6 +167,8 @@ def lines(res: AdoptResult) -> list[str]:
     out = [f"adopted {res.format} model -> {res.run}"] + [f"note: {n}" for n in res.notes]
     sl = rec["output_slice"]
     sliced = f", outputs {sl[0]}:{sl[1]}" if sl else ""
+    if rec.get("output_name") is not None:
+        sliced = f", output {rec['output_name']} of {len(rec['outputs'])}{sliced}"
     out.append(f"classes: {', '.join(res.classes)} ({rec['n_outputs']} logit(s){sliced})")
     out.append(f"explained: {rec['explained']} ({rec['output_how']})")
     pre = res.pre

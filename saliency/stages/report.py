@@ -177,6 +177,7 @@ def _model(run: Path) -> str:
         cam = "CAM-ready" if why is None else f"cam refused: {why}"
         what = " ".join(v for v in (rec["format"], rec.get("arch") or rec.get("function")) if v)
         rows += [("adopted", what + (f" from {rec['source']}" if rec["source"] else "")),
+                 ("output", _output(rec)),
                  ("explained", rec["explained"]),
                  ("Grad-CAM layer", f"{rec['layer']}: {rec['channels']} channels, "
                                     f"{rec['grid'][0]}x{rec['grid'][1]} grid"),
@@ -185,6 +186,18 @@ def _model(run: Path) -> str:
             diff = rec["onnxruntime_max_abs_difference"]
             rows.append(("onnx2torch vs onnxruntime", f"max abs difference {diff:.2g}"))
     return _table(pd.DataFrame(rows, columns=["", "model"]))
+
+
+def _output(rec: dict) -> str:
+    """Which output of the adopted model the maps explain, among how many."""
+    outs = rec.get("outputs") or []
+    text = f"{rec['n_outputs']} logit(s)"
+    if rec.get("output_name") is not None:
+        others = ", ".join(n for n, _ in outs if n != rec["output_name"])
+        text = f"{rec['output_name']} ({text}; the other outputs, {others}, are cut off)"
+    if rec.get("output_slice"):
+        text += f", columns {rec['output_slice'][0]}:{rec['output_slice'][1]}"
+    return text
 
 
 def _provenance(run: Path) -> str:

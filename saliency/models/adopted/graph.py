@@ -88,14 +88,25 @@ def node_shapes(gm: fx.GraphModule, x: torch.Tensor) -> dict[str, tuple[int, ...
     return interp.shapes
 
 
-def result_node(gm: fx.GraphModule) -> fx.Node:
-    """The node whose value the graph returns (the first output when there are several)."""
+def _leaf_nodes(value) -> list:
+    """The leaves of a graph's output structure, in flattening order (models.adopted.outputs)."""
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaf_nodes(v)]
+    if isinstance(value, list | tuple):
+        return [leaf for v in value for leaf in _leaf_nodes(v)]
+    return [value]
+
+
+def result_node(gm: fx.GraphModule, index: int | None = None) -> fx.Node:
+    """The node whose value the graph returns: output ``index`` (flat, as
+    models.adopted.outputs counts them) of a model with several, else the only one."""
     out = next(n for n in gm.graph.nodes if n.op == "output")
-    value = out.args[0]
-    while isinstance(value, list | tuple | dict):
-        if not value:
-            raise SplitError("the model returns nothing")
-        value = next(iter(value.values())) if isinstance(value, dict) else value[0]
+    found = _leaf_nodes(out.args[0])
+    if not found:
+        raise SplitError("the model returns nothing")
+    if index is not None and index >= len(found):
+        raise SplitError(f"the model has {len(found)} outputs, not output {index}")
+    value = found[index or 0]
     if not isinstance(value, fx.Node):
         raise SplitError("the model's output is not a tensor")
     return value
@@ -113,10 +124,11 @@ def _is_softmax(gm: fx.GraphModule, n: fx.Node) -> bool:
     return False
 
 
-def strip_softmax(gm: fx.GraphModule) -> tuple[fx.Node, str | None]:
-    """The graph's logits node: the input of a trailing softmax or log-softmax, cut off
-    (returns it and what was cut), or the result itself (and ``None``)."""
-    res = result_node(gm)
+def strip_softmax(gm: fx.GraphModule, index: int | None = None) -> tuple[fx.Node, str | None]:
+    """The graph's logits node (of output ``index``, :func:`result_node`): the input of a
+    trailing softmax or log-softmax, cut off (returns it and what was cut), or the result
+    itself (and ``None``)."""
+    res = result_node(gm, index)
     if _is_softmax(gm, res):
         what = (
             type(gm.get_submodule(res.target)).__name__ if res.op == "call_module" else res.target
@@ -212,14 +224,19 @@ def split(
 
 
 def cut_model(
-    model: nn.Module, x: torch.Tensor | None, target: str | None = None, node: str | None = None
+    model: nn.Module,
+    x: torch.Tensor | None,
+    target: str | None = None,
+    node: str | None = None,
+    output: int | None = None,
 ) -> Split:
     """Cut ``model`` at ``node`` (a recorded node name), at ``target`` (what the user
-    named), or at its last block (found by running ``x``)."""
+    named), or at its last block (found by running ``x``); ``output``: the flat index of the
+    output to keep, of a model with several (the nodes only the others need are dropped)."""
     modules = dict(model.named_modules())
     leaf = target if target in modules and not isinstance(model, fx.GraphModule) else None
     gm = as_graph(model, leaf)
-    logits, cut_off = strip_softmax(gm)
+    logits, cut_off = strip_softmax(gm, output)
     if node is not None:
         cut = find_node(gm, node)
     elif target is not None:

@@ -17,6 +17,7 @@ from torch import nn
 
 from saliency.models.adopted.graph import cut_model
 from saliency.models.adopted.net import AdoptedNet, cam_check, detect_output, to_logits
+from saliency.models.adopted.outputs import choose, list_outputs
 from saliency.models.adopted.sources import load_source
 
 MODEL_DIR = "model"  # RUN/model/: the copy of an adopted file
@@ -29,11 +30,17 @@ def build(
     output: str = "auto",
     out_slice: tuple[int, int] | None = None,
     target: str | None = None,
+    output_name: str | None = None,
+    names: list[str] | None = None,
 ) -> tuple[AdoptedNet, dict]:
     """Cut ``net`` (at ``target`` or its last block, found by running ``x [N, 3, S, S]``,
-    normalized), settle the output kind, check CAM-readiness; returns the model and the
-    record for the checkpoint."""
-    cut = cut_model(net, x, target)
+    normalized), keep output ``output_name`` of a model with several (``names``: an ONNX
+    file's output names), settle the output kind, check CAM-readiness; returns the model
+    and the record for the checkpoint."""
+    with torch.no_grad():
+        outputs = list_outputs(net(x), names)
+    index = choose(outputs, output_name)
+    cut = cut_model(net, x, target, output=index)
     with torch.no_grad():
         maps = cut.features(x)
         raw = cut.rest(maps.clone())
@@ -58,6 +65,9 @@ def build(
         model.cam_refusal = check.reason
     record = {
         "target_layer": target,
+        "outputs": [[o.name, list(o.shape)] for o in outputs],
+        "output_name": output_name,
+        "output_index": index,
         "node": cut.node,
         "layer": cut.layer,
         "cut_off": cut.softmax,
@@ -104,7 +114,7 @@ def rebuild(
         net = load_source(fmt, None, function=rec["function"])
     else:  # the file itself: a graph (onnx, pt2) or a pickle trusted at adopt time
         net = load_source(fmt, source_file(ckpt_path, rec), trust_pickle=True)
-    cut = cut_model(net, None, rec["target_layer"], rec["node"])
+    cut = cut_model(net, None, rec["target_layer"], rec["node"], rec.get("output_index"))
     fc = None
     if rec["cam_ready"]:
         fc = nn.Linear(rec["channels"], rec["n_outputs"])

@@ -148,13 +148,30 @@ def _inline_identities(model) -> None:
     graph.node.extend(keep)
 
 
+def read_onnx(path: Path, external: bool = True):
+    """The ONNX model in ``path`` (``external``: with its external data files); a file that
+    is not one (truncated, corrupt, another format) is one clear error."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=external)
+    except Exception as exc:  # protobuf's DecodeError and friends: no public common base
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ValueError(
+            f"{path} is not a readable ONNX file ({why}); is it truncated? copy or export it again"
+        ) from exc
+    if not model.graph.node:
+        raise ValueError(f"{path} holds no ONNX graph; copy or export it again")
+    return model
+
+
 def onnx_model(path: Path) -> nn.Module:
     """An ONNX file as a torch GraphModule (onnx2torch), converted down to opset
     :data:`ONNX_OPSET` first when onnx2torch lacks a converter for the file's opset."""
     import onnx
     import onnx2torch
 
-    model = onnx.load(str(path))
+    model = read_onnx(path)
     _inline_identities(model)
     try:
         return onnx2torch.convert(model)
@@ -170,9 +187,7 @@ def onnx_model(path: Path) -> nn.Module:
 def onnx_input_check(path: Path, size: int) -> None:
     """A clear error when the ONNX input fixes a batch of one or another image size
     (``size``: the input side in px that adopt will feed)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
+    graph = read_onnx(path, external=False).graph
     inits = {t.name for t in graph.initializer}
     first = next(i for i in graph.input if i.name not in inits)
     dims = [
@@ -189,25 +204,33 @@ def onnx_input_check(path: Path, size: int) -> None:
         raise ValueError(f"{path} takes {dims[2]}x{dims[3]} px inputs: pass --size {dims[2]}")
 
 
-def onnx_difference(path: Path, net: nn.Module, x: torch.Tensor) -> float:
-    """Max |onnxruntime - converted module| of the raw outputs on ``x`` ``[N, 3, S, S]``
-    (normalized), in output units."""
+def onnx_output_names(path: Path) -> list[str]:
+    """The ONNX file's output names, in order."""
+    return [o.name for o in read_onnx(path, external=False).graph.output]
+
+
+def onnx_difference(path: Path, net: nn.Module, x: torch.Tensor, index: int | None = None) -> float:
+    """Max |onnxruntime - converted module| of raw output ``index`` (the first for ``None``)
+    on ``x`` ``[N, 3, S, S]`` (normalized), in output units."""
     import onnxruntime as ort
+
+    from saliency.models.adopted.outputs import pick
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    ref = torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
+    ref = torch.from_numpy(sess.run(None, {name: x.numpy()})[index or 0])
     with torch.no_grad():
-        out = net(x)
-    out = out[0] if isinstance(out, list | tuple) else out
+        out = pick(net(x), index)
     return float((ref - out.reshape(ref.shape)).abs().max())
 
 
-def onnx_check(path: Path, net: nn.Module, model: nn.Module, x: torch.Tensor) -> float:
-    """Max |onnxruntime - onnx2torch| on ``x`` (:func:`onnx_difference`); an error when it
-    exceeds :data:`ONNX_TOLERANCE` times ``max(1, |model(x)|)`` (``model``: the adopted
-    net): then the converted model is not the model."""
-    diff = onnx_difference(path, net, x)
+def onnx_check(
+    path: Path, net: nn.Module, model: nn.Module, x: torch.Tensor, index: int | None = None
+) -> float:
+    """Max |onnxruntime - onnx2torch| of output ``index`` on ``x`` (:func:`onnx_difference`);
+    an error when it exceeds :data:`ONNX_TOLERANCE` times ``max(1, |model(x)|)`` (``model``:
+    the adopted net): then the converted model is not the model."""
+    diff = onnx_difference(path, net, x, index)
     with torch.no_grad():
         scale = max(1.0, float(model(x).abs().max()))
     if diff > ONNX_TOLERANCE * scale:
