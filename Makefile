@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	# face-alignment (the fan backend) without its opencv-python, which would shadow
 	# opencv-python-headless; its other needs come with .[dev]
 	$(BIN)/python -m pip install --quiet --no-deps face-alignment==1.5.0 2>&1 | $(QUIET)
-	$(BIN)/python -c "import saliency, torch, torchvision, cv2, dlib, face_alignment"
+	$(BIN)/python -c "import saliency, torch, torchvision, cv2, dlib, face_alignment, timm, transformers"
 	touch $(STAMP)
 
 demo: setup

@@ -14,7 +14,7 @@ from saliency.models.adopted.net import (
     parse_slice,
     to_logits,
 )
-from saliency.models.adopted.sources import read_state_dict
+from saliency.models.adopted.weights import read_state_dict
 
 
 class GapNet(nn.Module):

@@ -174,6 +174,8 @@ def grid_geometry(model, size: int, rule: str = "receptive-field") -> GridGeomet
         )
     if rule == "half-pixel":
         return GridGeometry.half_pixel((size, size), grid)
+    if getattr(model, "patch_grid", False):  # a transformer's patches tile the image exactly
+        return GridGeometry.half_pixel((size, size), grid)
     if grid == (size, size):
         # one cell per pixel: the resize rule is the identity (stride 1, offset 0), which is
         # also every centred stride-1 net's receptive-field placement; recorded as the rule

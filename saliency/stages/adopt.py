@@ -21,6 +21,7 @@ from saliency.atomic import atomic_write_json
 from saliency.configs.model import AdoptConfig
 from saliency.data.manifest import read_manifest
 from saliency.models.adopted.channels import LIMIT, ChannelCheck, channel_check
+from saliency.models.adopted.hub import hub_folder, timm_name
 from saliency.models.adopted.net import parse_slice
 from saliency.models.adopted.record import MODEL_DIR, build
 from saliency.models.adopted.sources import (
@@ -30,6 +31,7 @@ from saliency.models.adopted.sources import (
     onnx_input_check,
     onnx_output_names,
 )
+from saliency.models.adopted.tokens import hf_layout, timm_layout
 from saliency.models.checkpoint import Checkpoint, DataRecord, file_sha256, save_checkpoint
 from saliency.models.interchange import PREPROCESSING_SUFFIX, SAMPLE, beside, sample_batch
 from saliency.models.preprocess import COLORS, IMAGENET_MEAN, IMAGENET_STD, Preprocessing
@@ -48,10 +50,21 @@ class AdoptResult:
     notes: list[str] = field(default_factory=list)
 
 
-def settle(cfg: AdoptConfig) -> tuple[Preprocessing, list[str], list[str]]:
+def _hub_defaults(hub) -> dict:
+    """A Hugging Face folder's preprocessing and classes, as an export's sidecar gives them
+    (class names only when the folder names them: not transformers' LABEL_0, LABEL_1)."""
+    named = [c for c in hub.classes if not str(c).startswith("LABEL_")]
+    pre = {k: v for k, v in (("size", hub.size), ("mean", hub.mean), ("std", hub.std)) if v}
+    return {"preprocessing": pre, "classes": named if len(named) == len(hub.classes) else []}
+
+
+def settle(cfg: AdoptConfig, hub=None) -> tuple[Preprocessing, list[str], list[str]]:
     """Preprocessing and classes from the flags, else from an export's file beside the
-    weights, else (mean and std) ImageNet's; returns them and notes on what was assumed."""
-    notes, info = [], beside(cfg.weights)
+    weights or the Hugging Face folder ``hub`` (:class:`~saliency.models.adopted.hub.
+    HubFolder`), else (mean and std) ImageNet's; returns them and notes on what was
+    assumed."""
+    notes = list(hub.notes) if hub else []
+    info = _hub_defaults(hub) if hub else beside(cfg.weights)
     pre_d = (info or {}).get("preprocessing", {})
     classes = list(cfg.classes) or list((info or {}).get("classes", []))
     size = cfg.size or pre_d.get("size")
@@ -60,7 +73,9 @@ def settle(cfg: AdoptConfig) -> tuple[Preprocessing, list[str], list[str]]:
     if not size:
         raise ValueError("adopt needs --size: the input side, in px, the model classifies")
     mean, std = cfg.mean or pre_d.get("mean"), cfg.std or pre_d.get("std")
-    if info and not (cfg.mean and cfg.std):
+    if hub and not (cfg.mean and cfg.std):
+        notes.append(f"preprocessing from {cfg.weights}: {pre_d}")
+    elif info and not (cfg.mean and cfg.std):
         notes.append(f"preprocessing from {cfg.weights}{PREPROCESSING_SUFFIX}")
     if mean is None or std is None:
         notes.append(
@@ -96,6 +111,18 @@ def _channels(model: torch.nn.Module, images, pre: Preprocessing) -> ChannelChec
     return channel_check(model, batch, images.label_index()[rows], pre)
 
 
+def _hub_record(fmt: str, cfg: AdoptConfig, hub, net: torch.nn.Module) -> dict:
+    """What rebuilds a timm or Hugging Face model from the checkpoint: the timm name and
+    output count, or the transformers config; and the input size it was built for."""
+    if fmt == "timm" or (hub is not None and hub.kind == "timm"):
+        name = timm_name(cfg.arch) if fmt == "timm" else hub.config["architecture"]
+        n_out = int(net.get_classifier().out_features)
+        return {"timm_name": name, "raw_outputs": n_out, "hub_kind": hub.kind if hub else None}
+    if hub is not None:
+        return {"hf_config": hub.config, "hub_kind": hub.kind}
+    return {}
+
+
 def _check_reload(out: Path, model: torch.nn.Module, x: torch.Tensor) -> None:
     """The run's checkpoint must rebuild the very model that was adopted."""
     from saliency.models.checkpoint import load_model
@@ -113,26 +140,34 @@ def run(cfg: AdoptConfig) -> AdoptResult:
         raise ValueError(
             f"{cfg.out} already holds a model (checkpoints/best.pt); adopt into a new folder"
         )
-    pre, classes, notes = settle(cfg)
     weights = Path(cfg.weights) if cfg.weights else None
     manifest = Path(cfg.manifest) if cfg.manifest else None
     if manifest is not None and not manifest.is_file():
         raise FileNotFoundError(f"--manifest {manifest} does not exist")
     fmt = detect_format(weights, cfg.arch, cfg.function)
+    hub = hub_folder(weights) if fmt == "huggingface" else None
+    pre, classes, notes = settle(cfg, hub)
+    if hub is not None and hub.kind == "transformers" and pre.size != int(hub.size):
+        raise ValueError(f"{weights} is built for {hub.size} px inputs: pass --size {hub.size}")
     if fmt == "onnx" and weights.is_file():
         onnx_input_check(weights, pre.size)
-    net = load_source(fmt, weights, cfg.arch, cfg.function, cfg.trust_pickle)
+    if hub is not None:
+        net = hub.net
+    else:
+        net = load_source(fmt, weights, cfg.arch, cfg.function, cfg.trust_pickle, pre.size)
     images = read_manifest(manifest, classes) if manifest is not None else None
     x = sample_batch([] if images is None else images.abspaths()[:SAMPLE], pre)
+    layout = timm_layout(net) or (hf_layout(net, hub.config) if hub is not None else None)
     try:
         names = onnx_output_names(weights) if fmt == "onnx" else None
         model, rec = build(net, x, len(classes), cfg.output, parse_slice(cfg.output_slice),
-                           cfg.target_layer, cfg.output_name, names)  # fmt: skip
+                           cfg.target_layer, cfg.output_name, names, layout)  # fmt: skip
     except RuntimeError as exc:  # shapes: the model wants another size, and so on
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ValueError(f"the model fails on {pre.size} px inputs ({why}); check --size") from exc
     out = Path(cfg.out)
-    rec |= {"format": fmt, "arch": cfg.arch, "function": cfg.function, "source": str(weights or "")}
+    rec |= {"format": fmt, "arch": cfg.arch, "function": cfg.function, "source": str(weights or ""),
+            "size": pre.size}  # fmt: skip
     if fmt == "onnx":
         diff = onnx_check(weights, net, model, x, rec["output_index"])
         rec["onnxruntime_max_abs_difference"] = diff
@@ -140,6 +175,7 @@ def run(cfg: AdoptConfig) -> AdoptResult:
         rec["raw_outputs"] = int(
             [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].out_features
         )
+    rec |= _hub_record(fmt, cfg, hub, net)
     if images is not None:
         rec["channel_check"] = _channels(model, images, pre).to_dict()
     (out / MODEL_DIR).mkdir(parents=True, exist_ok=True)
@@ -183,7 +219,14 @@ def lines(res: AdoptResult) -> list[str]:
             out.append(f"warning: the model reads {ch['other']} clearly better (McNemar p = "
                        f"{ch['p']:.2g}): {again}")  # fmt: skip
     grid = "x".join(str(g) for g in rec["grid"])
-    out.append(f"Grad-CAM layer: {rec['layer']} ({rec['channels']} channels, {grid} grid)")
+    tok = rec.get("tokens")
+    if tok:
+        pooling = "class-token" if tok["pool"] == "token" else f"{tok['pool']}-pooled"
+        out.append(f"Grad-CAM layer: {rec['layer']}, its patch tokens as a {grid} grid "
+                   f"({rec['channels']} channels; {tok['prefix']} class/register token(s) "
+                   f"dropped; {pooling} transformer)")  # fmt: skip
+    else:
+        out.append(f"Grad-CAM layer: {rec['layer']} ({rec['channels']} channels, {grid} grid)")
     if rec["cam_ready"]:
         dev = rec["cam_deviation"]
         out.append(f"CAM-ready: logits = linear map of the pooled layer (max deviation {dev:.2g})")

@@ -51,19 +51,41 @@ class _KeepWhole(fx.Tracer):
         return qualname == self.leaf or super().is_leaf_module(m, qualname)
 
 
-def as_graph(model: nn.Module, leaf: str | None = None) -> fx.GraphModule:
-    """``model`` as a GraphModule; ``leaf`` (a module path) stays one node."""
+def as_graph(
+    model: nn.Module, leaf: str | None = None, example: torch.Tensor | None = None
+) -> fx.GraphModule:
+    """``model`` as a GraphModule; ``leaf`` (a module path) stays one node. A model that
+    torch.fx cannot trace is exported with ``torch.export`` on ``example`` (``[N, 3, S, S]``;
+    any batch size) when one is given: its nodes keep their module paths."""
     if isinstance(model, fx.GraphModule):
         return model
     try:
         graph = _KeepWhole(leaf).trace(model)
     except Exception as exc:  # data-dependent control flow and the like
+        if example is not None:
+            return export_graph(model, example)
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise SplitError(
             f"torch.fx cannot trace the model ({why}); export it to ONNX or with torch.export "
             "and adopt that file"
         ) from exc
     return fx.GraphModule(model, graph, model.__class__.__name__)
+
+
+def export_graph(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
+    """``model`` exported with ``torch.export`` for inputs shaped like ``example`` with any
+    batch size, as a GraphModule."""
+    batch = torch.export.Dim("batch", min=1)
+    x = example[:2] if len(example) >= 2 else example.expand(2, *example.shape[1:])
+    try:
+        program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},), strict=False)
+    except Exception as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise SplitError(
+            f"neither torch.fx nor torch.export can capture the model ({why}); export it to "
+            "ONNX and adopt that file"
+        ) from exc
+    return program.module()
 
 
 class _Shapes(fx.Interpreter):
@@ -171,13 +193,24 @@ def last_block(gm: fx.GraphModule, logits: fx.Node, shapes: dict[str, tuple[int,
     return found
 
 
+def _module_paths(n: fx.Node) -> list[str]:
+    """The module paths a node of an exported graph runs inside (``torch.export`` keeps them
+    in ``nn_module_stack``), outermost first."""
+    stack = n.meta.get("nn_module_stack") or {}
+    return [str(v[0]) for v in stack.values() if isinstance(v, tuple) and v]
+
+
 def find_node(gm: fx.GraphModule, name: str) -> fx.Node:
     """The node ``name`` names: a node name, or the module path of a call_module node
-    (the last call when the module runs several times)."""
+    (the last call when the module runs several times), or in an exported graph the last
+    node computed inside that module (its output)."""
     by_name = [n for n in gm.graph.nodes if n.name == name]
     by_module = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == name]
     if by_name or by_module:
         return (by_name or by_module)[-1]
+    inside = [n for n in gm.graph.nodes if n.op == "call_function" and name in _module_paths(n)]
+    if inside:
+        return inside[-1]
     layers = [n.target if n.op == "call_module" else n.name for n in gm.graph.nodes]
     hint = ", ".join(str(s) for s in layers[-8:-1])
     raise SplitError(f"--target-layer {name}: no such layer; the last ones are {hint}")
@@ -185,42 +218,53 @@ def find_node(gm: fx.GraphModule, name: str) -> fx.Node:
 
 @dataclass
 class Split:
-    features: fx.GraphModule  # x [N, 3, H, W] -> maps [N, C, h, w]
-    rest: fx.GraphModule  # maps -> outputs [N, K] (before any cut-off softmax)
+    features: fx.GraphModule  # x [N, 3, H, W] -> maps [N, C, h, w] (with carry: a tuple)
+    rest: fx.GraphModule  # maps (, *carried) -> outputs [N, K] (before any cut-off softmax)
     node: str  # the cut node's name
     layer: str  # what to call it: the module path of a module call, else the node's name
     softmax: str | None  # "softmax" or "log-softmax" when one was cut off the end
+    carried: int = 0  # earlier values the rest also reads (a transformer's residual stream)
 
 
 def split(
-    gm: fx.GraphModule, cut: fx.Node, logits: fx.Node
-) -> tuple[fx.GraphModule, fx.GraphModule]:
-    """``features`` computes ``cut`` from the input; ``rest`` computes ``logits`` from it."""
+    gm: fx.GraphModule, cut: fx.Node, logits: fx.Node, carry: bool = False
+) -> tuple[fx.GraphModule, fx.GraphModule, int]:
+    """``features`` computes ``cut`` from the input; ``rest`` computes ``logits`` from it.
+    With ``carry``, earlier values the rest also reads (a transformer block's residual input
+    beside its first norm's output) are computed by ``features`` after ``cut`` and passed to
+    ``rest`` after it; without, such a skip past the cut is refused. Returns both and the
+    number carried."""
     before = ancestors(cut)
-    g1, env1 = fx.Graph(), {}
-    for n in gm.graph.nodes:
-        if n in before:
-            env1[n] = g1.node_copy(n, lambda a: env1[a])
-    g1.output(env1[cut])
     needed = ancestors(logits)
     if cut not in needed:
         raise SplitError(f"the output does not depend on {cut.name}; choose another --target-layer")
     g2 = fx.Graph()
     env2 = {cut: g2.placeholder("maps")}
+    carried: list[fx.Node] = []
     for n in gm.graph.nodes:
         if n not in needed or n in env2 or (n in before and n.op != "get_attr"):
             continue
         if n.op == "get_attr" and not any(u in needed and u not in before for u in n.users):
             continue
         for a in n.all_input_nodes:
-            if a in before and a is not cut and a.op != "get_attr":
-                raise SplitError(
-                    f"the layers after {cut.name} also read {a.name} (node {n.name}), so the "
-                    "model cannot be cut there; choose a later --target-layer"
-                )
+            if a in before and a is not cut and a.op != "get_attr" and a not in carried:
+                if not carry:
+                    raise SplitError(
+                        f"the layers after {cut.name} also read {a.name} (node {n.name}), so "
+                        "the model cannot be cut there; choose a later --target-layer"
+                    )
+                carried.append(a)
+                env2[a] = g2.placeholder(f"carried_{len(carried)}")
         env2[n] = g2.node_copy(n, lambda a: env2[a])
     g2.output(env2[logits])
-    return fx.GraphModule(gm, g1, "Features"), fx.GraphModule(gm, g2, "Rest")
+    g1, env1 = fx.Graph(), {}
+    keep = set().union(*(ancestors(a) for a in [cut, *carried]))
+    for n in gm.graph.nodes:
+        if n in keep:
+            env1[n] = g1.node_copy(n, lambda a: env1[a])
+    g1.output((env1[cut], *(env1[a] for a in carried)) if carried else env1[cut])
+    features = fx.GraphModule(gm, g1, "Features")
+    return features, fx.GraphModule(gm, g2, "Rest"), len(carried)
 
 
 def cut_model(
@@ -229,13 +273,15 @@ def cut_model(
     target: str | None = None,
     node: str | None = None,
     output: int | None = None,
+    carry: bool = False,
 ) -> Split:
     """Cut ``model`` at ``node`` (a recorded node name), at ``target`` (what the user
     named), or at its last block (found by running ``x``); ``output``: the flat index of the
-    output to keep, of a model with several (the nodes only the others need are dropped)."""
+    output to keep, of a model with several (the nodes only the others need are dropped);
+    ``carry``: let the rest read earlier values too (:func:`split`)."""
     modules = dict(model.named_modules())
     leaf = target if target in modules and not isinstance(model, fx.GraphModule) else None
-    gm = as_graph(model, leaf)
+    gm = as_graph(model, leaf, x)
     logits, cut_off = strip_softmax(gm, output)
     if node is not None:
         cut = find_node(gm, node)
@@ -245,6 +291,8 @@ def cut_model(
         if x is None:
             raise ValueError("finding the last block needs an input batch")
         cut = last_block(gm, logits, node_shapes(gm, x))
-    features, rest = split(gm, cut, logits)
+    features, rest, carried = split(gm, cut, logits, carry)
     layer = str(cut.target) if cut.op == "call_module" else cut.name
-    return Split(features, rest, cut.name, layer, cut_off)
+    if cut.op == "call_function" and target is not None:
+        layer = target
+    return Split(features, rest, cut.name, layer, cut_off, carried)

@@ -58,7 +58,12 @@ def to_logits(out: torch.Tensor, kind: str, out_slice: tuple[int, int] | None) -
 
 class AdoptedNet(nn.Module):
     """``features``: x -> maps; ``rest``: maps -> raw outputs (None when CAM-ready, where
-    ``fc`` replaces it)."""
+    ``fc`` replaces it).
+
+    A vision transformer (``tokens``: ``{"prefix": R, "grid": [h, w]}``) is cut at tokens
+    ``[N, R + h*w, D]`` (models.adopted.tokens): ``forward_features`` gives the patch tokens
+    as maps ``[N, D, h, w]`` and keeps the ``R`` class and register tokens, and any earlier
+    value the rest reads (a block's residual input), for ``head`` on the same batch."""
 
     def __init__(
         self,
@@ -69,6 +74,7 @@ class AdoptedNet(nn.Module):
         output: str = "logits",
         out_slice: tuple[int, int] | None = None,
         cam_refusal: str = "",
+        tokens: dict | None = None,
     ):
         super().__init__()
         if output not in OUTPUTS:
@@ -80,19 +86,43 @@ class AdoptedNet(nn.Module):
         self.out_slice = out_slice
         self.n_outputs = n_outputs
         self.cam_refusal = cam_refusal  # why cam does not apply ("" when fc is set)
+        self.tokens = tokens
+        self._kept: tuple[torch.Tensor, ...] = ()  # prefix tokens and carried values
 
     @property
     def feature_layer(self) -> nn.Module:
         return self.features
 
+    @property
+    def patch_grid(self) -> bool:
+        """Whether the maps are a transformer's patch tokens (cells tile the image exactly)."""
+        return self.tokens is not None
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The cut layer's maps ``[N, C, h, w]`` for input ``[N, 3, H, W]``."""
-        return self.features(x)
+        out = self.features(x)
+        if self.tokens is None:
+            return out
+        t, *carried = out if isinstance(out, tuple | list) else (out,)
+        r = int(self.tokens["prefix"])
+        h, w = self.tokens["grid"]
+        self._kept = (t[:, :r], *carried)
+        return t[:, r:].transpose(1, 2).reshape(len(t), t.shape[2], h, w)
+
+    def rest_outputs(self, maps: torch.Tensor) -> torch.Tensor:
+        """The model's raw output (of the kept output) from the cut layer's maps (a copy goes
+        in: the graph may work in place)."""
+        if self.tokens is None:
+            return self.rest(maps.clone())
+        prefix, *carried = self._kept
+        if len(prefix) != len(maps):
+            raise RuntimeError("head() needs the maps of the last forward_features() batch")
+        t = torch.cat([prefix, maps.flatten(2).transpose(1, 2)], dim=1)
+        return self.rest(t, *carried)
 
     def raw_head(self, maps: torch.Tensor) -> torch.Tensor:
-        """Logits through the model's own layers after the cut (a copy of the maps goes in:
-        the graph may work in place)."""
-        return to_logits(self.rest(maps.clone()), self.output, self.out_slice)
+        """Logits through the model's own layers after the cut."""
+        return to_logits(self.rest_outputs(maps), self.output, self.out_slice)
 
     def head(self, maps: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, K]`` from the cut layer's maps."""
@@ -107,7 +137,7 @@ class AdoptedNet(nn.Module):
 @dataclass
 class CamCheck:
     ready: bool
-    deviation: float  # max |head(M) - fit(M)| over the probes, logit units
+    deviation: float | None  # max |head(M) - fit(M)| over the probes, logits (None: unprobed)
     reason: str  # why cam is refused ("" when ready)
     fc: nn.Linear | None
 

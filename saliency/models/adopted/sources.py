@@ -2,10 +2,12 @@
 
 Formats: ``torchvision`` (a state dict for a torchvision classifier named by ``arch``; its
 output size read from the weights; ``module.`` and ``_orig_mod.`` prefixes and
-``{"state_dict": ...}`` wrappers undone), ``function`` (``module:function`` returning an
-``nn.Module``, optionally with a state dict), ``onnx`` (converted with onnx2torch, so
-gradients flow), ``pt2`` (a ``torch.export`` program) and ``pickle`` (a whole pickled model,
-loaded only when the user trusts it: unpickling runs code from the file).
+``{"state_dict": ...}`` wrappers undone), ``timm`` (``arch`` ``timm:NAME`` and a state dict)
+and ``huggingface`` (a local folder; both in models.adopted.hub), ``function``
+(``module:function`` returning an ``nn.Module``, optionally with a state dict), ``onnx``
+(converted with onnx2torch, so gradients flow), ``pt2`` (a ``torch.export`` program) and
+``pickle`` (a whole pickled model, loaded only when the user trusts it: unpickling runs code
+from the file). A state dict may be a ``.safetensors`` file wherever one is read.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-FORMATS = ("torchvision", "function", "onnx", "pt2", "pickle")
-WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "weights")
-PREFIXES = ("module.", "_orig_mod.")
+from saliency.models.adopted.weights import PICKLE_HINT, WRAPPERS, read_state_dict
+
+FORMATS = ("torchvision", "timm", "huggingface", "function", "onnx", "pt2", "pickle")
 ONNX_OPSET = 17  # onnx2torch converts up to here; newer files are converted down first
 ONNX_TOLERANCE = 1e-4  # max |onnxruntime - torch| of the outputs, relative to max(1, |out|)
 
@@ -30,40 +32,27 @@ def detect_format(weights: Path | None, arch: str | None, function: str | None) 
     if function:
         return "function"
     if weights is None:
-        raise ValueError("adopt needs --weights FILE (or --function module:function)")
+        where = ""
+        if arch and arch.startswith("timm:"):
+            where = (f"; timm downloads nothing here: save the weights once where there is a "
+                     f"network (torch.save(timm.create_model('{arch[5:]}', pretrained=True)"
+                     ".state_dict(), 'FILE.pth')) and pass --weights FILE.pth")  # fmt: skip
+        raise ValueError(f"adopt needs --weights FILE (or --function module:function){where}")
+    if weights.is_dir():
+        return "huggingface"
     suffix = weights.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
     if suffix == ".pt2":
         return "pt2"
+    if arch and arch.startswith("timm:"):
+        return "timm"
+    if suffix == ".safetensors" and not arch:
+        raise ValueError(
+            f"{weights} holds weights only: name the architecture with --arch (torchvision "
+            "or timm:NAME) or --function module:function"
+        )
     return "torchvision" if arch else "pickle"
-
-
-PICKLE_HINT = (
-    "holds pickled Python objects, and loading it runs code from the file; if you trust it, "
-    "pass --trust-pickle, or save a state dict (model.state_dict()) and name --arch or "
-    "--function"
-)
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a state-dict file, unwrapped and without DataParallel prefixes."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{path} {PICKLE_HINT}") from exc
-    for key in WRAPPERS:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not obj:
-        raise ValueError(f"{path} holds no state dict (a dict of tensors)")
-    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    for prefix in PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-    return state
 
 
 def _fit_error(path: Path, what: str, exc: Exception) -> ValueError:
@@ -265,11 +254,22 @@ def load_source(
     arch: str | None = None,
     function: str | None = None,
     trust_pickle: bool = False,
+    size: int | None = None,
 ) -> nn.Module:
-    """The external model in eval mode on the CPU, its parameters frozen."""
-    if weights is not None and not weights.is_file():
+    """The external model in eval mode on the CPU, its parameters frozen (``size``: the
+    input side in px, for a timm model; a Hugging Face folder is read by
+    :func:`saliency.models.adopted.hub.hub_folder`)."""
+    if weights is not None and not (weights.is_file() or fmt == "huggingface"):
         raise FileNotFoundError(f"--weights {weights} does not exist")
-    if fmt == "torchvision":
+    if fmt == "timm":
+        from saliency.models.adopted.hub import timm_model, timm_name
+
+        net = timm_model(timm_name(arch), read_state_dict(weights), weights, size)
+    elif fmt == "huggingface":
+        from saliency.models.adopted.hub import hub_folder
+
+        net = hub_folder(weights).net
+    elif fmt == "torchvision":
         net = torchvision_model(arch, read_state_dict(weights), weights)
     elif fmt == "function":
         net = load_function(function, weights)
@@ -290,7 +290,7 @@ def load_source(
         net = pickle_model(weights)
     else:
         raise ValueError(f"unknown model format {fmt!r}; valid: {', '.join(FORMATS)}")
-    if fmt != "pt2":  # an exported program has no train/eval switch of its own
+    if fmt not in ("pt2", "huggingface"):  # an exported program has no train/eval switch
         net.eval()
     for p in net.parameters():
         p.requires_grad_(False)

@@ -86,6 +86,8 @@ def common_meta(
         },
         "preprocessing": pre.to_dict(),
         "explained_output": ckpt.explained,
+        # a transformer: the layer, its patch grid and the class/register tokens dropped
+        "tokens": (ckpt.adoption or {}).get("tokens"),
         "manifest": str(manifest),
         "mask_manifest": str(Path(cfg.manifest).resolve()) if cfg.manifest else None,
         "saliency_version": __version__,
