@@ -31,9 +31,16 @@ def train_log(run: str | os.PathLike) -> Path:
 
 
 def eval_dir(run: str | os.PathLike, split: str | None = None) -> Path:
-    """``RUN/eval/`` or, with ``split``, ``RUN/eval/<split>/``."""
+    """``RUN/eval/`` or, with ``split``, ``RUN/eval/<split>/`` (a split of the run's images,
+    or a named evaluation set of another manifest, ``evaluate --name``)."""
     base = Path(run) / "eval"
     return base / split if split else base
+
+
+def images_record(run: str | os.PathLike) -> Path:
+    """``RUN/images.json``: the run's images when its checkpoint names none (an adopted model
+    without ``--manifest``), recorded by the first ``evaluate --manifest``."""
+    return Path(run) / "images.json"
 
 
 def saliency_dir(run: str | os.PathLike, split: str, method: str | None = None) -> Path:

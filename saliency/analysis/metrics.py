@@ -243,12 +243,16 @@ def chance_message(metrics: dict, split: str) -> str | None:
 def run_chance_warning(run: str | os.PathLike) -> str | None:
     """The chance warning of a run, for every command that reads its model or maps.
 
-    From ``RUN/eval/<split>/metrics.json`` (``test`` first); without an evaluation, from the
+    From ``RUN/eval/<split>/metrics.json`` (``test`` first; a named evaluation set, another
+    data set, says nothing about the run's own maps); without an evaluation, from the
     training log when validation accuracy never left chance. None when neither says so."""
     import json
 
+    from saliency.data.manifest import SPLITS
+
     run = Path(run)
-    found = sorted(eval_dir(run).glob("*/metrics.json"), key=lambda p: p.parent.name != "test")
+    own = [p for p in eval_dir(run).glob("*/metrics.json") if p.parent.name in (*SPLITS, "all")]
+    found = sorted(own, key=lambda p: p.parent.name != "test")
     for path in found:
         message = chance_message(json.loads(path.read_text()), path.parent.name)
         if message:

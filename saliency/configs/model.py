@@ -41,7 +41,11 @@ class AdoptConfig:
         None, help="input side in px (needed unless an exported model's sidecar gives it)"
     )
     weights: str | None = setting(None, help="the model file")
-    arch: str | None = setting(None, help="torchvision classifier name, e.g. resnet50")
+    arch: str | None = setting(
+        None,
+        help="torchvision classifier name (e.g. resnet50), or timm:NAME for a timm model "
+        "(e.g. timm:vit_small_patch16_224)",
+    )
     function: str | None = setting(None, help="module:function that returns the nn.Module")
     mean: tuple[float, float, float] | None = setting(
         None, help="R,G,B in 0-1 pixel units (default ImageNet)", parse=_floats, metavar="R,G,B"
@@ -60,6 +64,11 @@ class AdoptConfig:
         help="what the model returns (auto: a cut-off softmax means logits; rows that sum to "
         "one mean probabilities)",
         choices=OUTPUT_KINDS,
+    )
+    output_name: str | None = setting(
+        None,
+        help="which output of a model with several: an ONNX output's name, or a torch "
+        "model's tuple index or dict key (needed when there are several)",
     )
     output_slice: str | None = setting(
         None, help="START:STOP of the gender outputs (FairFace: 7:9)"
@@ -86,11 +95,23 @@ class EvaluateConfig:
         renamed=("split",),
     )
     manifest: Path | None = setting(
-        None, help="evaluate another manifest (default: the training one)"
+        None,
+        help="the images to evaluate (default: the run's own); the first one a run is given "
+        "becomes its images; another data set needs --name",
+    )
+    name: str | None = setting(
+        None,
+        help="evaluate --manifest as a named set: writes RUN/eval/NAME/ (its --split rows; "
+        "rows without a split count as test)",
     )
     batch_size: int = setting(128, help="images per forward pass")
     workers: int = setting(2, help="image decoding workers", context=True)
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, ...", context=True)
+
+    def folders(self) -> list[str]:
+        """The folders under ``RUN/eval/`` this evaluation writes: the named set, else one
+        per split."""
+        return [self.name] if self.name else list(self.splits)
 
 
 @dataclass

@@ -36,13 +36,19 @@ def applicable(run: str | os.PathLike, methods: list[str]) -> tuple[list[str], s
 
 
 def mean_face(
-    ckpt: Checkpoint, pre: Preprocessing, device: torch.device, workers: int = 2
+    ckpt: Checkpoint,
+    pre: Preprocessing,
+    device: torch.device,
+    workers: int = 2,
+    run: str | os.PathLike | None = None,
 ) -> torch.Tensor:
     """The training images' mean ``float32 [3, H, W]`` in [0, 1] on ``device`` (IG's mean
-    baseline), the images read under ``pre`` (the checkpoint's preprocessing)."""
+    baseline): the ``train`` rows of the run's images (``run``: the run folder, where an
+    adopted run's images may be recorded), read under ``pre`` (the checkpoint's
+    preprocessing)."""
     from saliency.models.evaluate import evaluation_rows
     from saliency.models.loader import ImageSource
 
-    train_rows, _ = evaluation_rows(ckpt, "train")
+    train_rows, _ = evaluation_rows(ckpt, "train", run=run)
     train = ImageSource(train_rows["path"], pre, cache_bytes=0, workers=workers)
     return train.mean().permute(2, 0, 1).float().to(device)

@@ -1,27 +1,27 @@
 """``Run``: one run folder (DESIGN.md, "Run directory"), read through typed methods.
 
 Stages read each other's files through a :class:`Run`, never by importing each other:
-the checkpoint, the adoption record, the recorded explain settings, the null model's
-shares and the delete-mode ablations. Paths come from :mod:`saliency.rundir`.
+the checkpoint, the run's images, its evaluations, the adoption record, the recorded explain
+settings, the null model's shares and the delete-mode ablations. Paths come from
+:mod:`saliency.rundir`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from saliency.data.regions import REGIONS
 from saliency.rundir import best_checkpoint, last_checkpoint, null_dir, require_run
-from saliency.runs import ablation, maps, model
+from saliency.runs import ablation, evals, maps, model
 
 if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-    from saliency.models.checkpoint import Checkpoint
+    from saliency.models.checkpoint import Checkpoint, DataRecord
 
 C = TypeVar("C", bound=maps.Recorded)
 E = TypeVar("E")
@@ -61,6 +61,20 @@ class Run:
             self._checkpoint = read_checkpoint(best_checkpoint(self.path))
         return self._checkpoint
 
+    def images(self) -> DataRecord:
+        """The run's images (its analysis set): the checkpoint's data record (training's or
+        adopt's manifest), else the first ``evaluate --manifest`` (``RUN/images.json``); its
+        ``manifest`` is None when the run names none."""
+        from saliency.models.evaluate import run_images
+
+        return run_images(self.checkpoint(), self.path)
+
+    def evaluations(self, named: bool | None = None) -> list[evals.Evaluation]:
+        """Finished evaluations (``RUN/eval/*/``): the run's own splits, then named sets of
+        other data sets; ``named`` True or False keeps only those."""
+        found = evals.evaluations(self.path)
+        return found if named is None else [e for e in found if e.named == named]
+
     @property
     def adopted(self) -> bool:
         """The model came from ``saliency adopt`` (it has no training recipe)."""
@@ -78,7 +92,7 @@ class Run:
     def mean_face(self, device: torch.device | str = "cpu", workers: int = 2) -> torch.Tensor:
         """The training images' mean ``float32 [3, H, W]`` in [0, 1] (IG's mean baseline)."""
         ckpt = self.checkpoint()
-        return model.mean_face(ckpt, ckpt.pre, device, workers)
+        return model.mean_face(ckpt, ckpt.pre, device, workers, self.path)
 
     # -- maps and what was measured on them ----------------------------------------------
     def recorded_configs(

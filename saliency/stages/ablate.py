@@ -70,7 +70,7 @@ def ablate_run(
     world = world or World()
     ckpt_path = best_checkpoint(Path(run))
     model, pre, classes, ckpt = load_model(ckpt_path, device)
-    rows, manifest = run_rows(ckpt, cfg.split, cfg.manifest)
+    rows, manifest = run_rows(ckpt, cfg.split, cfg.manifest, run)
     rows = rows[group_rows(rows, cfg.groups, classes)].reset_index(drop=True)
     if cfg.limit:
         rows = rows.head(cfg.limit)

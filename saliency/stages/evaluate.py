@@ -1,12 +1,19 @@
 """The evaluate stage: predictions and metrics per class, subgroup and cell.
 
-Reads ``RUN/checkpoints/best.pt`` and the manifest it was trained on (or another one);
-writes ``RUN/eval/<split>/`` (predictions.csv, metrics.json, group_accuracy.csv and the
-confusion, ROC, reliability and training-curve figures).
+Reads ``RUN/checkpoints/best.pt`` and the run's images; writes ``RUN/eval/<split>/``
+(predictions.csv, metrics.json, group_accuracy.csv and the confusion, ROC, reliability and
+training-curve figures). A run that names no images (an adopted model without
+``--manifest``) takes ``--manifest`` as its images, recorded in ``RUN/images.json``. Another
+data set (train on one, test on another) is a named set: ``--manifest OTHER --name NAME``
+writes the same files to ``RUN/eval/NAME/`` from the ``--split`` rows of OTHER (rows without
+a split count as test, so a foreign data set is all test); without ``--name`` it is refused,
+never written over ``RUN/eval/<split>/``.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +24,19 @@ import pandas as pd
 from saliency.analysis.metrics import chance_message, evaluation_metrics, group_table
 from saliency.atomic import atomic_write_json, atomic_write_text
 from saliency.configs.model import EvaluateConfig
-from saliency.data.manifest import relative_path
+from saliency.data.manifest import SPLITS, relative_path
 from saliency.distributed import World
 from saliency.models.checkpoint import file_sha256, load_model
-from saliency.models.evaluate import evaluation_rows
+from saliency.models.evaluate import evaluation_rows, record_images, run_images, same_manifest
 from saliency.models.predict import logits_stream, predictions_frame
 from saliency.parts import Gathered, gather, key_of
 from saliency.rundir import best_checkpoint, eval_dir, record, require_run, train_log
 from saliency.runtime import resolve_device
 from saliency.stages.contract import Result, StageContext
+
+# not a set's name: the split folders, and the analysis commands' outcome selections
+RESERVED = (*SPLITS, "all", "correct", "incorrect")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass
@@ -59,19 +70,79 @@ def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], r
         save_figure(inch_margins(fig, 0.8, 0.5, 0.15, 0.35, 0.9), out / "curves.png", tight=False)
 
 
+def check_name(name: str) -> str:
+    """``name`` if it can name an evaluation set (a folder under ``RUN/eval/``); else a
+    ValueError that says what a name may be."""
+    if name in RESERVED:
+        raise ValueError(
+            f"--name {name}: that names a split or selection; name the data set instead "
+            f"(e.g. morph), not one of {', '.join(RESERVED)}"
+        )
+    if not SAFE_NAME.fullmatch(name) or name.endswith("."):
+        raise ValueError(
+            f"--name {name!r}: use up to 64 letters, digits, '_', '-' or '.', starting with a "
+            "letter or digit (it names the folder RUN/eval/NAME/)"
+        )
+    return name
+
+
+def evaluation_sets(cfg: EvaluateConfig, run_dir: Path, images: str | None) -> dict[str, str]:
+    """Folder under ``RUN/eval/`` -> split of the rows it evaluates, for ``cfg`` on a run
+    whose images are the manifest ``images`` (None: it names none yet). A ValueError for a
+    bad ``--name``, or another manifest without one (it would replace ``eval/<split>/``)."""
+    if cfg.name is None:
+        if cfg.manifest is not None and images is not None:
+            if not same_manifest(cfg.manifest, images):
+                raise ValueError(
+                    f"{run_dir}'s images are {images}; to evaluate {cfg.manifest} as another "
+                    f"data set, pass --name NAME (it writes {eval_dir(run_dir)}/NAME/)"
+                )
+        return {s: s for s in cfg.splits}
+    check_name(cfg.name)
+    if cfg.manifest is None:
+        raise ValueError(f"--name {cfg.name} names another data set: pass its --manifest too")
+    if len(cfg.splits) != 1:
+        raise ValueError(
+            f"--name {cfg.name} writes one folder: give one --split (or --split all), not "
+            f"{', '.join(cfg.splits)}"
+        )
+    metrics = eval_dir(run_dir, cfg.name) / "metrics.json"
+    if metrics.is_file():
+        held = json.loads(metrics.read_text()).get("manifest")
+        if not same_manifest(cfg.manifest, held):
+            raise ValueError(
+                f"{metrics.parent} holds an evaluation of {held}: choose another --name, or "
+                "remove that folder"
+            )
+    return {cfg.name: cfg.splits[0]}
+
+
 def run(
     cfg: EvaluateConfig,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     world: World | None = None,
 ) -> dict[str, EvaluateResult]:
-    """Evaluate each of ``cfg.splits``; ``progress(name, total)`` makes a counter per split.
-    Under torchrun (``world``) the ranks share each split's images and rank 0 writes (the
-    others get an empty dict)."""
+    """Evaluate each of ``cfg.splits`` (or, with ``cfg.name``, the named set); returns the
+    results by folder name. ``progress(name, total)`` makes a counter per folder. Under
+    torchrun (``world``) the ranks share each folder's images and rank 0 writes (the others
+    get an empty dict). The first ``--manifest`` of a run that names no images becomes its
+    images (``RUN/images.json``, written by rank 0 once evaluated)."""
+    world = world or World()
+    if cfg.name is not None:
+        check_name(cfg.name)
+    run_dir = require_run(cfg.run)
+    ckpt_path = best_checkpoint(run_dir)
+    loaded = load_model(ckpt_path, resolve_device(cfg.device))
+    images = run_images(loaded[3], run_dir).manifest
+    sets = evaluation_sets(cfg, run_dir, images)
     out = {}
-    for s in cfg.splits:
-        res = evaluate_split(cfg, s, progress(f"evaluate {s}", 0) if progress else None, world)
+    for folder, split in sets.items():
+        step = progress(f"evaluate {folder}", 0) if progress else None
+        res = _evaluate(cfg, loaded, run_dir, ckpt_path, folder, split, step, world)
         if res is not None:
-            out[s] = res
+            out[folder] = res
+    if images is None and cfg.manifest is not None and cfg.name is None and out:
+        record_images(run_dir, cfg.manifest, "evaluate")
     return out
 
 
@@ -93,21 +164,15 @@ def _logits(
     return gather(folder, key, paths, world.rank, world.size, compute)
 
 
-def evaluate_split(
-    cfg: EvaluateConfig,
-    split: str,
-    progress: Callable[[int], None] | None = None,
-    world: World | None = None,
-) -> EvaluateResult | None:
-    """Classify ``split`` with the run's best checkpoint and write its evaluation (rank 0;
-    ``None`` on the other ranks under torchrun)."""
-    world = world or World()
-    run_dir = require_run(cfg.run)
-    device = resolve_device(cfg.device)
-    ckpt_path = best_checkpoint(run_dir)
-    model, pre, classes, ckpt = load_model(ckpt_path, device)
-    rows, manifest = evaluation_rows(ckpt, split, cfg.manifest)
-    out = eval_dir(run_dir, split)
+def _evaluate(
+    cfg: EvaluateConfig, loaded: tuple, run_dir: Path, ckpt_path: Path, folder: str,
+    split: str, progress: Callable[[int], None] | None, world: World,
+) -> EvaluateResult | None:  # fmt: skip
+    """Classify the ``split`` rows (of ``cfg.manifest`` or the run's images) with the loaded
+    model and write ``RUN/eval/<folder>/`` (rank 0; ``None`` on the other ranks)."""
+    model, pre, classes, ckpt = loaded
+    rows, manifest = evaluation_rows(ckpt, split, cfg.manifest, run_dir)
+    out = eval_dir(run_dir, folder)
     got = _logits(model, pre, rows, cfg, out, ckpt_path, progress, world)
     if got is None:
         return None
@@ -115,19 +180,20 @@ def evaluate_split(
     pred["path"] = [relative_path(p, manifest.parent) for p in pred["path"]]
     metrics = evaluation_metrics(pred, classes)
     metrics["checkpoint"] = {"epoch": ckpt.epoch, "arch": ckpt.arch}
-    metrics["manifest"] = str(manifest)
+    metrics["manifest"] = str(manifest.absolute())
+    if folder != split:
+        metrics["set"] = {"name": folder, "split": split}
     atomic_write_text(out / "predictions.csv", pred.to_csv(index=False))
     atomic_write_json(out / "metrics.json", metrics)
     table = group_table(pred, classes)
     atomic_write_text(out / "group_accuracy.csv", table.to_csv(index=False))
     _figures(out, pred, metrics, classes, run_dir)
-    record(
-        run_dir,
-        f"evaluate:{split}",
-        {"split": split, "manifest": str(manifest), "batch_size": cfg.batch_size},
-    )
+    config = {"split": split, "manifest": str(manifest.absolute()), "batch_size": cfg.batch_size}
+    if folder != split:
+        config = {"name": folder, **config, "sha256": file_sha256(manifest)}
+    record(run_dir, f"evaluate:{folder}", config)
     got.clear()
-    return EvaluateResult(out, pred, metrics, table, chance_message(metrics, split))
+    return EvaluateResult(out, pred, metrics, table, chance_message(metrics, folder))
 
 
 def table_lines(table: pd.DataFrame, metrics: dict) -> list[str]:
@@ -150,8 +216,11 @@ def table_lines(table: pd.DataFrame, metrics: dict) -> list[str]:
 
 
 def lines(res: EvaluateResult, split: str) -> list[str]:
-    """What the command prints for one split: the headline, the table, the chance warning."""
+    """What the command prints for one split (or named set): the headline, the table, the
+    chance warning."""
     m = res.metrics
+    if "set" in m:
+        split = f"{split} ({m['set']['split']} rows of {m['manifest']})"
     out = [
         f"{split}: {len(res.predictions)} images, loss {m['loss']:.4f}, ROC AUC "
         f"{m['roc_auc']['all'] or float('nan'):.3f}, ECE {m['calibration']['ece']:.3f} "
@@ -162,6 +231,6 @@ def lines(res: EvaluateResult, split: str) -> list[str]:
 
 
 def run_stage(cfg: EvaluateConfig, ctx: StageContext) -> Result:
-    """The stage contract: every split of ``cfg`` on the context's run."""
+    """The stage contract: every split of ``cfg`` (or its named set) on the context's run."""
     res = run(ctx.fill(cfg), ctx.progress, ctx.world())
     return Result(res, [line for s, r in res.items() for line in lines(r, s)])

@@ -9,6 +9,7 @@ that file back). The export is run on a batch of the run's images (onnxruntime f
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +49,17 @@ class _Logits(torch.nn.Module):
         return self.model(x)
 
 
-def check_batch(ckpt: Checkpoint, pre: Preprocessing) -> tuple[torch.Tensor, str]:
-    """Up to :data:`SAMPLE` of the run's test images (else any of its images, else noise),
-    normalized: ``[n, 3, S, S]``."""
+def check_batch(
+    ckpt: Checkpoint, pre: Preprocessing, run: str | os.PathLike | None = None
+) -> tuple[torch.Tensor, str]:
+    """Up to :data:`SAMPLE` of the run's test images (else any of its images, else noise;
+    ``run``: the run folder, where an adopted run's images may be recorded), normalized:
+    ``[n, 3, S, S]``; and what they are, in words."""
     from saliency.models.evaluate import evaluation_rows
 
     for split in ("test", "all"):
         try:
-            rows, _ = evaluation_rows(ckpt, split)
+            rows, _ = evaluation_rows(ckpt, split, run=run)
         except ValueError:
             continue
         x = sample_batch(rows["path"].head(SAMPLE).tolist(), pre)
@@ -94,7 +98,7 @@ def run(cfg: ExportConfig) -> ExportResult:
     model.requires_grad_(False)
     path = Path(cfg.out) if cfg.out else run_dir / "export" / f"model.{cfg.format}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    x, source = check_batch(ckpt, pre)
+    x, source = check_batch(ckpt, pre, run_dir)
     net = _Logits(model).eval()
     with torch.no_grad():
         ref = net(x)

@@ -54,7 +54,7 @@ def null_manifest(run: Path, seed: int) -> tuple[Path, dict]:
     from saliency.models.evaluate import evaluation_rows
 
     # splits resolved, absolute image paths
-    rows, manifest = evaluation_rows(Run(run).checkpoint(), "all")
+    rows, manifest = evaluation_rows(Run(run).checkpoint(), "all", run=run)
     out = null_dir(run)
     df = rows.copy()
     df["path"] = [relative_path(p, out) for p in df["path"]]

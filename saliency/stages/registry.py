@@ -49,7 +49,7 @@ def _data_folder(ctx: StageContext, cfg: DataConfig) -> list[Path]:
 
 
 def _evaluated(ctx: StageContext, cfg: EvaluateConfig) -> list[Path]:
-    return [rundir.eval_dir(ctx.run, s) / "metrics.json" for s in cfg.splits]
+    return [rundir.eval_dir(ctx.run, s) / "metrics.json" for s in cfg.folders()]
 
 
 def _explained(ctx: StageContext, cfg: ExplainConfig) -> list[Path]:

@@ -118,7 +118,7 @@ def explain_run(
     _refuse(model, chosen)
     for p in model.parameters():
         p.requires_grad_(False)
-    rows, manifest = run_rows(ckpt, cfg.split, cfg.manifest)
+    rows, manifest = run_rows(ckpt, cfg.split, cfg.manifest, run)
     if cfg.limit:
         rows = rows.head(cfg.limit)
     n, paths, settings = len(rows), rows["path"].tolist(), _settings(cfg, chosen)
@@ -135,7 +135,7 @@ def explain_run(
     result = ExplainResult(store.folder, n, start, geometry.grid)
     result.warnings += grid_warnings(chosen, geometry, ckpt)
     true = torch.tensor(rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy())
-    data = _run_data(todo, settings, ckpt, pre, device, workers)
+    data = _run_data(todo, settings, ckpt, pre, device, workers, run)
     source = ImageSource(rows["path"], pre, cache_bytes=0, workers=workers)
     prepared, notes = _prepare(model, todo, settings, cfg, source, device)
     result.warnings += notes
@@ -210,11 +210,11 @@ def _refuse(model, methods: list[Method]) -> None:
 
 def _run_data(
     methods: list[Method], settings: dict, ckpt: Checkpoint, pre, device: torch.device,
-    workers: int,
+    workers: int, run: Path,
 ) -> dict[str, torch.Tensor]:  # fmt: skip
     """The run data the methods need with their settings (the mean face)."""
     if any(MEAN_FACE in m.run_data(settings[m.name]) for m in methods):
-        return {MEAN_FACE: mean_face(ckpt, pre, device, workers)}
+        return {MEAN_FACE: mean_face(ckpt, pre, device, workers, run)}
     return {}
 
 

@@ -157,7 +157,7 @@ def validate_run(
     ecfg, _ = reader.recorded_configs(ExplainConfig, notes.append)[cfg.split]
     own = method_settings(*(getattr(ecfg, f.name) for f in fields(ecfg)))  # as explained
     wanted = {d for m in methods for d in REGISTRY[m].run_data(own.get(m, REGISTRY[m].defaults()))}
-    face = mean_face(ckpt, pre, device, cfg.workers) if MEAN_FACE in wanted else None
+    face = mean_face(ckpt, pre, device, cfg.workers, run) if MEAN_FACE in wanted else None
     fns = {m: passes.method_maps(m, pre, own, face, ecfg.upsample) for m in methods}
     unit = to_unit(images[:k]).to(device)
     step = progress("randomization", 0) if progress is not None else None
