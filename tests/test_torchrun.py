@@ -171,6 +171,7 @@ def test_study_under_torchrun_gives_the_one_process_files(studies):
         for p in files:
             _close(pd.read_csv(one / p), pd.read_csv(two / p), rtol=1e-4)
     assert not list(two.rglob(".parts"))  # every part merged and cleared
+    assert not (two / ".saliency.lock").exists()  # the study's hold, shared by both ranks, gone
 
 
 def _free_port() -> int:
@@ -209,13 +210,37 @@ def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(
     parts = list((run / "saliency/test/.parts").glob("*/*/done"))
     assert 3 <= len(parts) < N  # rank 1's before its death, and what rank 0 finished
     assert not (run / "saliency/test/cam/meta.json").exists()
+    # the lock a rank 0 killed while holding it leaves (its process gone): taken over, then
+    # shared by the new job's ranks (neither is blocked by it), and gone at the end
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = {"command": "explain", "host": socket.gethostname(), "pid": gone.pid,
+             "owner": "torchrun:killed@127.0.0.1:1", "started": "2030-01-02T03:04:05"}  # fmt: skip
+    (run / ".saliency.lock").write_text(json.dumps(stale))
     _two_nodes("explain", "--run", str(run), *EXPLAIN)
+    assert not (run / ".saliency.lock").exists()
     for method in ("cam", "gradcam", "ig"):
         a, b = (np.load(r / "saliency/test" / method / "maps.npy") for r in (one, run))
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6 * np.abs(a).max())
         _close(pd.read_csv(one / "saliency/test" / method / "index.csv"),
                pd.read_csv(run / "saliency/test" / method / "index.csv"))  # fmt: skip
     assert not (run / "saliency/test/.parts").exists()
+
+
+def test_a_run_another_command_holds_stops_every_rank_at_once(odd_reader_run, tmp_path):
+    # rank 0 reads the lock and tells the others: both ranks stop with the one line, none
+    # hangs waiting for the other, nothing is written (saliency.runlock)
+    run = tmp_path / "run"
+    shutil.copytree(odd_reader_run, run)
+    lock = {"command": "ablate", "host": socket.gethostname(), "pid": os.getpid(),
+            "owner": "another:job", "started": "2030-01-02T03:04:05+00:00"}  # fmt: skip
+    (run / ".saliency.lock").write_text(json.dumps(lock))
+    busy = torchrun("explain", "--run", str(run), *EXPLAIN, timeout=120)
+    assert busy.returncode != 0
+    line = f"error: {run} is being written by `saliency ablate` (host {lock['host']}, process "
+    assert busy.stderr.count(line) == 2, busy.stderr[-3000:]  # each rank's one line
+    assert json.loads((run / ".saliency.lock").read_text()) == lock
+    assert not (run / "saliency").exists()
 
 
 def test_without_the_double_dash_torchrun_takes_our_flag_for_its_own(odd_reader_run):

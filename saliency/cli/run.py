@@ -38,6 +38,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="run only these stages (data, align, ..., report)")  # fmt: skip
     p.add_argument("--device", help="cpu, cuda, mps or auto (default: the study's)")
     p.add_argument("--workers", type=int, help="worker processes (default: the study's)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another command is writing the study's run, wait for it "
+                   "(default: stop)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,14 +59,27 @@ def run(args: argparse.Namespace) -> int:
 
 def run_study(study, args: argparse.Namespace, closing: str = "") -> int:
     """Plan and run ``study`` with the command-line overrides in ``args``."""
+    from saliency.cli.stage_command import held
+    from saliency.study.layout import run_dir
+
+    if args.out is not None:
+        study.out = args.out
+    # one writer: the study's run folder is held for the whole study (its stages nest)
+    with held(run_dir(study), getattr(args, "command", None) or "run", args, create=True):
+        _run_stages(study, args)
+    print_summary(study)  # (after the hold: a study that made no run has no summary)
+    if closing:
+        print(closing)
+    return 0
+
+
+def _run_stages(study, args: argparse.Namespace) -> None:
     from saliency.cli.stage_command import Bars
     from saliency.cli.train import describe, print_epoch
     from saliency.distributed import broadcast, from_env, rank_device
     from saliency.study.runner import execute, plan
 
     world = from_env()
-    if args.out is not None:
-        study.out = args.out
     study.device = rank_device(args.device or study.device, world)
     study.workers = args.workers if args.workers is not None else study.workers
     decisions = broadcast(plan(study, args.only))  # rank 0's plan, on every rank
@@ -93,10 +109,6 @@ def run_study(study, args: argparse.Namespace, closing: str = "") -> int:
         print(f"{head}: done in {_clock(seconds)}", flush=True)
         times.append((d.stage, d.action, seconds))
     print_times(times, time.perf_counter() - total)
-    print_summary(study)
-    if closing:
-        print(closing)
-    return 0
 
 
 def _clock(seconds: float) -> str:

@@ -3,12 +3,17 @@
 
 Context flags (``--run``, ``--out``, ``--manifest``, ``--device``, ``--workers``,
 ``--overwrite``) come from the config's context fields where it has them, else from
-:data:`CONTEXT_FLAGS`.
+:data:`CONTEXT_FLAGS`. A command that writes a run holds it (:mod:`saliency.runlock`) while
+it runs (:func:`held_run`); ``--wait`` waits for another command writing it instead of
+stopping.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,11 @@ CONTEXT_FLAGS: dict[str, dict[str, Any]] = {
     "device": {"default": "auto", "help": "auto, cpu, cuda, cuda:1, ... (default: auto)"},
     "workers": {"type": int, "default": 2, "help": "worker processes (default: 2)"},
     "overwrite": {"action": "store_true", "help": "replace outputs made with other settings"},
-}
+    "wait": {"action": "store_true",
+             "help": "if another command is writing the run, wait for it (default: stop)"},
+}  # fmt: skip
+# stages whose --out is the run they make (held like a --run, created if missing)
+RUN_MAKERS = {"adopt"}
 # commands whose maps or numbers mean nothing for a model at chance: warned before they run
 CHANCE_WARNED = {"explain", "average", "share", "ablate", "agreement", "validate"}
 
@@ -46,6 +55,8 @@ def register_stage(sub: argparse._SubParsersAction, name: str) -> argparse.Argum
             spec = dict(CONTEXT_FLAGS[key])
             flag = f"--{key}"
             p.add_argument(flag, **spec)
+    if "run" in stage.context or name in RUN_MAKERS:
+        p.add_argument("--wait", **CONTEXT_FLAGS["wait"])
     if stage.config is not None:
         add_config_arguments(p, stage.config)
     p.set_defaults(func=lambda args: run_command(name, args))
@@ -99,10 +110,47 @@ def run_command(name: str, args: argparse.Namespace) -> int:
     bars = Bars()
     world = from_env()
     ctx = StageContext(progress=bars, rank=world.rank, world_size=world.size, **values)
-    try:
-        result = stage.run_in(cfg, ctx)
-    finally:
-        bars.close()
+    run, create = held_run(name, values, cfg)
+    with held(run, name, args, create):
+        try:
+            result = stage.run_in(cfg, ctx)
+        finally:
+            bars.close()
     for line in result.lines():
         print(line)
     return result.code
+
+
+def held_run(name: str, values: dict[str, Any], cfg: Any) -> tuple[Path | None, bool]:
+    """The run folder stage ``name`` writes (``None``: it writes none), and whether it makes
+    it: its ``--run``; the ``--out`` of a :data:`RUN_MAKERS` stage; none when its own
+    ``out`` setting sends its output outside the run (export --out F: it only reads the run)."""
+    from saliency.stages import registry
+
+    run = values.get("run")
+    if run is None:
+        return (values.get("out"), True) if name in RUN_MAKERS else (None, False)
+    out = getattr(cfg, "out", None)
+    if out and "out" not in registry.get(name).context:
+        target, folder = Path(out).resolve(), Path(run).resolve()
+        if folder != target and folder not in target.parents:
+            return None, False
+    return run, False
+
+
+@contextlib.contextmanager
+def held(
+    run: Path | None, command: str, args: argparse.Namespace, create: bool = False
+) -> Iterator[None]:
+    """Hold ``run`` for ``command`` (:func:`saliency.runlock.hold`, waiting when ``args``
+    says ``--wait``); a takeover of a dead process's lock is said on stderr. ``run`` None:
+    nothing to hold."""
+    if run is None:
+        yield
+        return
+    from saliency.runlock import hold
+
+    with hold(run, command, wait=bool(getattr(args, "wait", False)), create=create) as h:
+        if h.note:
+            print(f"saliency {command}: note: {h.note}", file=sys.stderr)
+        yield

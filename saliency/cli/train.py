@@ -13,6 +13,7 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     from saliency.cli.options import add_config_arguments
+    from saliency.cli.stage_command import CONTEXT_FLAGS
     from saliency.models.recipe import TrainConfig
 
     p = sub.add_parser(
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(p, TrainConfig, skip=("manifest",))
     p.add_argument("--manifest", default=argparse.SUPPRESS,
                    help="manifest CSV (required unless --resume)")  # fmt: skip
+    p.add_argument("--wait", **CONTEXT_FLAGS["wait"])
     p.set_defaults(func=run)
 
 
@@ -37,23 +39,24 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from saliency.cli.options import config_from_args
-    from saliency.cli.stage_command import Bars
+    from saliency.cli.stage_command import Bars, held
     from saliency.models.recipe import TrainConfig
     from saliency.stages import train
 
     if not args.resume and getattr(args, "manifest", None) is None:
         raise ValueError("--manifest is required (or --resume an existing run)")
     out = Path(args.out)
+    cfg = None if args.resume else config_from_args(TrainConfig, args)
     bars = Bars()
     try:
-        cfg = None if args.resume else config_from_args(TrainConfig, args)
-        epochs = getattr(args, "epochs", None) if args.resume else None
-        device = getattr(args, "device", "auto")
-        trainer = train.start(cfg, out, args.resume, epochs, device, bars("decode", 0))
-        for line in train.describe_lines(trainer):
-            print(line)
-        total = trainer.data_record["n_train"] * max(trainer.cfg.epochs - trainer.epoch, 0)
-        res = train.run(trainer, on_epoch=print_epoch, step=bars("train", total))
+        with held(out, "train", args, create=True):  # one writer per run (saliency.runlock)
+            epochs = getattr(args, "epochs", None) if args.resume else None
+            device = getattr(args, "device", "auto")
+            trainer = train.start(cfg, out, args.resume, epochs, device, bars("decode", 0))
+            for line in train.describe_lines(trainer):
+                print(line)
+            total = trainer.data_record["n_train"] * max(trainer.cfg.epochs - trainer.epoch, 0)
+            res = train.run(trainer, on_epoch=print_epoch, step=bars("train", total))
     finally:
         bars.close()
     for line in train.lines(res):
