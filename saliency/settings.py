@@ -32,14 +32,17 @@ def setting(
     parse: Callable[[str], Any] | None = None,
     metavar: str | None = None,
     context: bool = False,
+    minimum: int | float | None = None,
 ) -> Any:
     """A dataclass field with its command-line and TOML description.
 
     ``aliases``: extra flag spellings (``--region``; for a bool, ``--no-fold`` sets it
     false). ``renamed``: the field's earlier names in TOML and recorded configs.
-    ``parse``: text -> value for one command-line item (a dict field's ``KEY=VALUE``)."""
+    ``parse``: text -> value for one command-line item (a dict field's ``KEY=VALUE``).
+    ``minimum``: the smallest value a number may take (a batch size, a count of images)."""
     meta = {"help": help, "choices": choices, "aliases": tuple(aliases), "renamed": renamed,
-            "parse": parse, "metavar": metavar, "context": context}  # fmt: skip
+            "parse": parse, "metavar": metavar, "context": context,
+            "minimum": minimum}  # fmt: skip
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -62,6 +65,7 @@ class Option:
     context: bool
     item: type = str  # element type of a list or tuple
     required: bool = False  # no default
+    minimum: int | float | None = None
 
     @property
     def name(self) -> str:
@@ -116,7 +120,8 @@ def options(cls: type, prefix: tuple[str, ...] = ()) -> list[Option]:
         out.append(Option(prefix + (f.name,), kind, optional, default_of(f), m.get("help", ""),
                           m.get("choices"), m.get("aliases", ()), m.get("renamed", ()),
                           m.get("parse"), m.get("metavar"), m.get("context", False), item,
-                          f.default is MISSING and f.default_factory is MISSING))  # fmt: skip
+                          f.default is MISSING and f.default_factory is MISSING,
+                          m.get("minimum")))  # fmt: skip
     return out
 
 
@@ -231,4 +236,23 @@ def build(cls: type, data: dict, **context: Any) -> Any:
         elif isinstance(value, dict) and _kind(tp)[0] == "dict":
             value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
         kwargs[key] = value
-    return cls(**kwargs)
+    cfg = cls(**kwargs)
+    check_minimums(cfg)
+    return cfg
+
+
+def below_minimum(name: str, minimum: int | float | None, value: Any) -> str | None:
+    """What is wrong with ``value`` for a setting whose smallest value is ``minimum``."""
+    if minimum is None or not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return None if value >= minimum else f"{name} must be at least {minimum}, not {value}"
+
+
+def check_minimums(cfg: Any) -> None:
+    """A ValueError naming the first setting of ``cfg`` below its minimum."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            check_minimums(value)
+        elif why := below_minimum(f.name, f.metadata.get("minimum"), value):
+            raise ValueError(why)

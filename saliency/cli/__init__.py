@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _world(args):
             return int(args.func(args) or 0)
     except errors as exc:
-        print(f"saliency {args.command}: error: {exc}", file=sys.stderr)
+        print(f"saliency {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"saliency {args.command}: interrupted", file=sys.stderr)
@@ -95,6 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(crash.report(args.command, argv, exc), file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """A user error's message; one raised in a DataLoader worker comes back wrapped in the
+    worker's traceback, whose last line is the original ``Type: message``."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1].strip()
+    return last.split(": ", 1)[1] if ": " in last else last
 
 
 @contextlib.contextmanager

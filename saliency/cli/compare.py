@@ -11,7 +11,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("compare", help="one table across runs and architectures")
     c.add_argument("runs", nargs="+", type=Path, help="run folders, each evaluated on --split")
-    c.add_argument("--split", default="test", help="the evaluated data split (default: test)")
+    c.add_argument("--split", default="test",
+                   help="the evaluated split or named set (default: test)")  # fmt: skip
     c.add_argument("--out", type=Path, help="CSV to write (default: print only)")
     c.set_defaults(func=run_compare)
 
@@ -49,9 +50,13 @@ def run_compare(args: argparse.Namespace) -> int:
         model, pre, _, ckpt = load_model(best_checkpoint(run))
         metrics_path = eval_dir(run, args.split) / "metrics.json"
         if not metrics_path.is_file():
+            have = sorted(p.parent.name for p in eval_dir(run).glob("*/metrics.json"))
+            make = f"saliency evaluate --run {run} --split {args.split}"
+            if args.split not in ("train", "val", "test", "all"):  # a named set
+                make = f"saliency evaluate --run {run} --manifest M --name {args.split}"
             raise FileNotFoundError(
-                f"{metrics_path} missing; run `saliency evaluate --run {run}"
-                f" --split {args.split}` first"
+                f"{run} has no evaluation {args.split!r} (it has: {', '.join(have) or 'none'}); "
+                f"run `{make}` first"
             )
         metrics = json.loads(metrics_path.read_text())
         with torch.inference_mode():

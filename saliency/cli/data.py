@@ -80,5 +80,7 @@ def check_and_report(
 
 
 def run_check(args: argparse.Namespace) -> int:
+    if not args.manifest.is_file():
+        raise FileNotFoundError(f"{args.manifest} does not exist; name the manifest CSV to check")
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     return check_and_report(args.manifest, classes, args.decode, args.report)

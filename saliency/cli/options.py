@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from saliency.settings import Option, build, nested, options
+from saliency.settings import Option, below_minimum, build, nested, options
 
 
 def _text(value: Any) -> str:
@@ -74,6 +74,8 @@ def _convert(opt: Option, text: str) -> Any:
     if opt.choices is not None and value not in opt.choices:
         valid = ", ".join(map(str, opt.choices))
         raise BadValue(f"{opt.flag}: unknown value {text!r}; valid: {valid}")
+    if why := below_minimum(opt.flag, opt.minimum, value):
+        raise BadValue(why)
     return value
 
 

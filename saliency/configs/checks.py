@@ -23,9 +23,9 @@ class AblationConfig:
     mode: str = setting(
         "delete", help="delete fills the region; keep fills everything but it", choices=MODES
     )
-    batch_size: int = setting(32, help="images per pass")
+    batch_size: int = setting(32, help="images per pass", minimum=1)
     seed: int = setting(0, help="noise fill and bootstrap")
-    limit: int | None = setting(None, help="only the first N images of the split")
+    limit: int | None = setting(None, help="only the first N images of the split", minimum=1)
     groups: list[str] = setting(
         help="subgroup, cell (AA_F) or all; repeatable",
         factory=lambda: ["all"],
@@ -79,7 +79,7 @@ class AgreementConfig:
         aliases=("--fill",), renamed=("fill",),
     )  # fmt: skip
     groups: list[str] | None = groups_setting()
-    bootstrap: int = setting(2000, help="resamples per interval")
+    bootstrap: int = setting(2000, help="resamples per interval", minimum=1)
     seed: int = setting(0, help="bootstrap seed")
 
     def to_dict(self) -> dict:
@@ -96,16 +96,16 @@ class ValidateConfig:
     fill: str | None = setting(
         None, help="ablation and curve fill (default: the run's ablation fill, else blur)"
     )
-    randomization_images: int = setting(16, help="images of the randomization test")
+    randomization_images: int = setting(16, help="images of the randomization test", minimum=1)
     threshold: float = setting(
         0.5, help="randomization passes when each similarity's mean is below this"
     )
-    curve_images: int = setting(64, help="images of the deletion and insertion curves")
+    curve_images: int = setting(64, help="images of the deletion and insertion curves", minimum=1)
     curve_steps: int = setting(16, help="steps of each curve")
     floor: bool = setting(
         True, help="explain a re-initialized copy (a floor, reported beside the null)"
     )
-    bootstrap: int = setting(2000, help="resamples per interval")
+    bootstrap: int = setting(2000, help="resamples per interval", minimum=1)
     seed: int = setting(0, help="bootstrap and randomization seed")
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, ...", context=True)
     workers: int = setting(2, help="worker processes", context=True)

@@ -25,8 +25,8 @@ class ExplainConfig:
         aliases=("--method",),
     )
     target: str = setting("predicted", help="the class explained: predicted, true, or a name")
-    limit: int | None = setting(None, help="only the first N images of the split")
-    batch_size: int = setting(32, help="images per pass")
+    limit: int | None = setting(None, help="only the first N images of the split", minimum=1)
+    batch_size: int = setting(32, help="images per pass", minimum=1)
     chunk: int = setting(256, help="images per stored chunk (written, then resumable)")
     ig: IGConfig = setting(help="Integrated Gradients", factory=IGConfig)
     upsample: str = setting(
@@ -108,7 +108,7 @@ class AverageConfig:
         False, help="also contrast each evaluated cell with the rest of all predictions "
         "(the study templates turn it on)",
     )  # fmt: skip
-    permutations: int = setting(1000, help="permutations of each contrast's max-t test")
+    permutations: int = setting(1000, help="permutations of each contrast's max-t test", minimum=1)
     maps_split: str = setting("test", help="which explained data split")
     preview: bool = setting(True, help="a PNG preview beside each average (mean face | map)")
     workers: int = setting(2, help="worker processes (mean faces)", context=True)
@@ -138,7 +138,7 @@ class ShareConfig:
     groups: list[str] | None = groups_setting()
     label: str | None = setting(None, help="only this class", aliases=("--class",))
     maps_split: str = setting("test", help="which explained data split")
-    bootstrap: int = setting(2000, help="resamples per interval")
+    bootstrap: int = setting(2000, help="resamples per interval", minimum=1)
     seed: int = setting(0, help="bootstrap seed")
     workers: int = setting(2, help="worker processes", context=True)
     manifest: Path | None = setting(

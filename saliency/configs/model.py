@@ -104,7 +104,7 @@ class EvaluateConfig:
         help="evaluate --manifest as a named set: writes RUN/eval/NAME/ (its --split rows; "
         "rows without a split count as test)",
     )
-    batch_size: int = setting(128, help="images per forward pass")
+    batch_size: int = setting(128, help="images per forward pass", minimum=1)
     workers: int = setting(2, help="image decoding workers", context=True)
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, ...", context=True)
 
@@ -126,7 +126,7 @@ class NullConfig:
     run: Path = setting(help="the run folder", context=True)
     seed: int = setting(0, help="seed of the label permutation (training keeps the run's own seed)")
     epochs: int | None = setting(
-        None, help="epochs (default: the recipe's; fewer is recorded and reported)"
+        None, help="epochs (default: the recipe's; fewer is recorded and reported)", minimum=1
     )
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, ...", context=True)
     workers: int = setting(2, help="image decoding workers", context=True)

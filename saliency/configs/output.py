@@ -19,7 +19,7 @@ class FiguresConfig:
         FIGURE_FORMATS, help="file formats, repeatable or comma separated",
         choices=FIGURE_FORMATS, aliases=("--format",),
     )  # fmt: skip
-    dpi: int = setting(300, help="resolution of the PNGs")
+    dpi: int = setting(300, help="resolution of the PNGs", minimum=1)
     width: str = setting(
         "double",
         help="one-column (3.5 in) or two-column (7 in) paper width; the face and histogram "

@@ -60,9 +60,11 @@ class TrainConfig:
     # 1e-3 left nose- and hair-cued faces at chance (issue 16)
     lr: float = setting(3e-4, help="Adam's learning rate")
     weight_decay: float = setting(0.0, help="Adam's weight decay")
-    batch_size: int = setting(64, help="images per step")
+    batch_size: int = setting(64, help="images per step", minimum=1)
     # 20 left one of three hair-cued runs at chance (issue 16)
-    epochs: int = setting(30, help="total epochs; with --resume, raises the run's own total")
+    epochs: int = setting(
+        30, help="total epochs; with --resume, raises the run's own total", minimum=1
+    )
     plateau_factor: float = setting(0.2, help="learning-rate factor on a plateau")
     plateau_patience: int = setting(3, help="epochs without a better validation loss first")
     early_stopping: int = setting(

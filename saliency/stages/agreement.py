@@ -41,6 +41,10 @@ def _shared_methods(run: Path, split: str) -> list[str]:
 
 def run(cfg: AgreementConfig) -> AgreementResult:
     """Agreement tables for every method with shares and every fill with ablations."""
+    if cfg.methods:
+        from saliency.methods.registry import check_methods
+
+        check_methods(cfg.methods)  # a misspelt method: one line, before anything is read
     run = Run(cfg.run).require()
     run_dir = run.path
     result = AgreementResult(out=agreement_dir(run_dir))
