@@ -84,6 +84,31 @@ def synth_small(tmp_path_factory) -> Path:
     return shared(tmp_path_factory, "synth_small", lambda out: generate(cfg, out, workers=2))
 
 
+def faces_manifest(synth_small: Path, folder: Path, n: int) -> Path:
+    """A manifest of the first ``n`` of ``synth_small``'s faces in ``folder``, all in the test
+    split, paths and masks absolute (what adopted runs are given)."""
+    from saliency.data.manifest import read_manifest, write_manifest
+
+    m = read_manifest(synth_small / "manifest.csv")
+    df = m.df.head(n).copy()
+    df["path"] = [str(m.abspath(p)) for p in df["path"]]
+    df["mask"] = [str(m.abspath(p)) for p in df["mask"]]
+    df["split"] = "test"
+    return write_manifest(df, folder / "manifest.csv")
+
+
+def model_inputs(manifest: Path, pre):
+    """The manifest's images as the normalized inputs a model of preprocessing ``pre``
+    classifies ``[N, 3, S, S]``."""
+    import torch
+
+    from saliency.data.manifest import read_manifest
+    from saliency.models.preprocess import load_resized, model_input
+
+    paths = read_manifest(manifest).df["path"]
+    return model_input(torch.from_numpy(np.stack([load_resized(p, pre) for p in paths])), pre)
+
+
 @pytest.fixture
 def tiny_image():
     """Write a small random RGB image to a path; returns the writer."""

@@ -14,14 +14,15 @@ import pandas as pd
 import pytest
 import torch
 import torchvision
+from conftest import faces_manifest, model_inputs
 from torch import nn
 
 from saliency.cli import main
-from saliency.data.manifest import read_manifest, write_manifest
+from saliency.data.manifest import read_manifest
 from saliency.data.regions import REGION_CODES
 from saliency.methods.store import read_maps
 from saliency.models.checkpoint import load_model
-from saliency.models.preprocess import Preprocessing, load_resized, model_input
+from saliency.models.preprocess import Preprocessing, model_input
 from saliency.rundir import best_checkpoint
 
 SIZE = 64
@@ -31,19 +32,13 @@ PRE = Preprocessing(size=SIZE)  # ImageNet mean and std: adopt's default
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory, synth_small) -> Path:
     """16 of the synthetic faces, all in the test split, masks included (absolute paths)."""
-    m = read_manifest(synth_small / "manifest.csv")
-    df = m.df.head(16).copy()
-    df["path"] = [str(m.abspath(p)) for p in df["path"]]
-    df["mask"] = [str(m.abspath(p)) for p in df["mask"]]
-    df["split"] = "test"
-    return write_manifest(df, tmp_path_factory.mktemp("faces") / "manifest.csv")
+    return faces_manifest(synth_small, tmp_path_factory.mktemp("faces"), 16)
 
 
 @pytest.fixture(scope="module")
 def images(faces) -> torch.Tensor:
     """The faces as the normalized inputs the adopted runs classify ``[16, 3, 64, 64]``."""
-    paths = read_manifest(faces).df["path"]
-    return model_input(torch.from_numpy(np.stack([load_resized(p, PRE) for p in paths])), PRE)
+    return model_inputs(faces, PRE)
 
 
 def _adopt(out: Path, *args: str) -> int:

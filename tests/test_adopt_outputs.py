@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import faces_manifest, model_inputs
 from torch import nn
 
 from saliency.cli import main
-from saliency.data.manifest import read_manifest, write_manifest
 from saliency.models.adopted.record import build
 from saliency.models.checkpoint import load_model
-from saliency.models.preprocess import Preprocessing, load_resized, model_input
+from saliency.models.preprocess import Preprocessing
 from saliency.rundir import best_checkpoint
 
 SIZE = 32
@@ -45,18 +45,13 @@ class AgeGender(nn.Module):
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory, synth_small) -> Path:
-    m = read_manifest(synth_small / "manifest.csv")
-    df = m.df.head(8).copy()
-    df["path"] = [str(m.abspath(p)) for p in df["path"]]
-    df["mask"] = [str(m.abspath(p)) for p in df["mask"]]
-    df["split"] = "test"
-    return write_manifest(df, tmp_path_factory.mktemp("faces") / "manifest.csv")
+    """8 of the synthetic faces, all in the test split, masks included (absolute paths)."""
+    return faces_manifest(synth_small, tmp_path_factory.mktemp("faces"), 8)
 
 
 @pytest.fixture(scope="module")
 def images(faces) -> torch.Tensor:
-    paths = read_manifest(faces).df["path"]
-    return model_input(torch.from_numpy(np.stack([load_resized(p, PRE) for p in paths])), PRE)
+    return model_inputs(faces, PRE)
 
 
 @pytest.fixture(scope="module")

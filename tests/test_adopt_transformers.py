@@ -15,12 +15,12 @@ import safetensors.torch as safetensors_torch
 import timm
 import torch
 import transformers
+from conftest import faces_manifest, model_inputs
 
 from saliency.cli import main
-from saliency.data.manifest import read_manifest, write_manifest
 from saliency.methods.gradcam import grad_cam_grid
 from saliency.models.checkpoint import load_model
-from saliency.models.preprocess import Preprocessing, load_resized, model_input
+from saliency.models.preprocess import Preprocessing
 from saliency.rundir import best_checkpoint
 
 SIZE = 64
@@ -29,17 +29,8 @@ PRE = Preprocessing(size=SIZE)
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory, synth_small) -> Path:
-    m = read_manifest(synth_small / "manifest.csv")
-    df = m.df.head(8).copy()
-    df["path"] = [str(m.abspath(p)) for p in df["path"]]
-    df["mask"] = [str(m.abspath(p)) for p in df["mask"]]
-    df["split"] = "test"
-    return write_manifest(df, tmp_path_factory.mktemp("faces") / "manifest.csv")
-
-
-def _images(faces: Path, pre: Preprocessing) -> torch.Tensor:
-    paths = read_manifest(faces).df["path"]
-    return model_input(torch.from_numpy(np.stack([load_resized(p, pre) for p in paths])), pre)
+    """8 of the synthetic faces, all in the test split, masks included (absolute paths)."""
+    return faces_manifest(synth_small, tmp_path_factory.mktemp("faces"), 8)
 
 
 def _timm(name: str, tmp: Path, **kw) -> tuple[torch.nn.Module, Path]:
@@ -89,7 +80,7 @@ def test_a_timm_vit_adopts_evaluates_and_its_gradcam_is_the_token_grid_by_hand(
     model, _, _, ckpt = load_model(best_checkpoint(run))
     tokens = ckpt.adoption["tokens"]
     assert tokens["prefix"] == 1 and tokens["grid"] == [4, 4] and tokens["pool"] == "token"
-    x = _images(faces, PRE)
+    x = model_inputs(faces, PRE)
     with torch.no_grad():
         torch.testing.assert_close(model(x), net(x), rtol=1e-5, atol=1e-5)
     maps = {}
@@ -122,7 +113,7 @@ def test_an_average_pooled_vit_with_registers_is_read_at_its_last_block(faces):
 
     torch.manual_seed(1)
     net = timm.create_model("test_vit2", num_classes=2, img_size=SIZE, reg_tokens=3).eval()
-    x = _images(faces, PRE)
+    x = model_inputs(faces, PRE)
     layout = timm_layout(net)
     assert layout.target == f"blocks.{len(net.blocks) - 1}" and layout.pool == "avg"
     model, rec = build(net, x, 2, layout=layout)
@@ -139,7 +130,7 @@ def test_a_timm_cnn_from_safetensors_is_cam_ready(tmp_path, faces):
     _adopt_timm(run, "test_resnet", weights, faces)
     model, _, _, ckpt = load_model(best_checkpoint(run))
     assert ckpt.adoption["cam_ready"] and ckpt.adoption["tokens"] is None
-    x = _images(faces, PRE)
+    x = model_inputs(faces, PRE)
     with torch.no_grad():
         torch.testing.assert_close(model(x), net(x), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model.fc.weight, net.fc.weight, rtol=1e-4, atol=1e-5)
@@ -177,7 +168,7 @@ def test_a_hugging_face_folder_adopts_with_its_own_size_mean_std_and_labels(tmp_
     model, pre, classes, ckpt = load_model(best_checkpoint(run))
     assert classes == ["male", "female"]  # id2label's order
     assert pre == Preprocessing(size=SIZE, mean=tuple(mean), std=tuple(std))
-    x = _images(faces, pre)
+    x = model_inputs(faces, pre)
     with torch.no_grad():
         torch.testing.assert_close(model(x), hf(pixel_values=x).logits, rtol=1e-5, atol=1e-5)
     assert ckpt.adoption["tokens"]["grid"] == [4, 4]
@@ -199,6 +190,6 @@ def test_a_timm_model_saved_for_the_hub_adopts_with_its_pretrained_cfg(tmp_path,
     model, pre, _, ckpt = load_model(best_checkpoint(run))
     assert pre == Preprocessing(cfg["input_size"][-1], tuple(cfg["mean"]), tuple(cfg["std"]))
     assert ckpt.adoption["hub_kind"] == "timm" and ckpt.adoption["cam_ready"]
-    x = _images(faces, pre)
+    x = model_inputs(faces, pre)
     with torch.no_grad():
         torch.testing.assert_close(model(x), net(x), rtol=1e-5, atol=1e-5)
