@@ -134,8 +134,17 @@ def test_a_timm_cnn_from_safetensors_is_cam_ready(tmp_path, faces):
     with torch.no_grad():
         torch.testing.assert_close(model(x), net(x), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model.fc.weight, net.fc.weight, rtol=1e-4, atol=1e-5)
+    assert main(["evaluate", "--run", str(run), "--workers", "0"]) == 0
+    pred = pd.read_csv(run / "eval/test/predictions.csv")
+    with torch.no_grad():
+        probs = torch.softmax(net(x), 1).numpy()
+    np.testing.assert_allclose(pred[["prob_female", "prob_male"]], probs, atol=1e-5)
     assert main(["explain", "--run", str(run), "--methods", "cam,gradcam", "--limit", "4",
                  "--workers", "0"]) == 0  # fmt: skip
+    cam = np.load(run / "saliency/test/cam/maps.npy")
+    grad = np.load(run / "saliency/test/gradcam/maps.npy")
+    cells = int(np.prod(ckpt.adoption["grid"]))  # GAP -> FC: Grad-CAM is CAM / cells
+    np.testing.assert_allclose(grad * cells, cam, rtol=1e-3, atol=1e-4 * np.abs(cam).max())
 
 
 def test_a_missing_timm_weights_file_says_where_to_put_it(tmp_path, capsys):

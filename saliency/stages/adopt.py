@@ -74,7 +74,8 @@ def settle(cfg: AdoptConfig, hub=None) -> tuple[Preprocessing, list[str], list[s
         raise ValueError("adopt needs --size: the input side, in px, the model classifies")
     mean, std = cfg.mean or pre_d.get("mean"), cfg.std or pre_d.get("std")
     if hub and not (cfg.mean and cfg.std):
-        notes.append(f"preprocessing from {cfg.weights}: {pre_d}")
+        where = "preprocessor_config.json" if hub.kind == "transformers" else "config.json"
+        notes.append(f"size, mean and std from {Path(cfg.weights) / where}")
     elif info and not (cfg.mean and cfg.std):
         notes.append(f"preprocessing from {cfg.weights}{PREPROCESSING_SUFFIX}")
     if mean is None or std is None:
