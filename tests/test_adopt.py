@@ -187,7 +187,9 @@ def test_flatten_linear_head_refuses_cam_and_runs_gradcam_ig_and_ablate(
     np.testing.assert_allclose(per["prob_before"], probs, atol=1e-6)
     np.testing.assert_allclose(per["score_after"], after.numpy(), rtol=0, atol=1e-6)
     assert (np.abs(after.numpy() - before) > 1e-4).all()  # every score moves: 100x the tolerance
-    assert main(["figures", "--run", str(run)]) == 0 and main(["report", "--run", str(run)]) == 0
+    # (the report's PNGs only, at a screen's dpi: the figures' own promises are test_figures.py's)
+    figures = ["figures", "--run", str(run), "--format", "png", "--dpi", "60"]
+    assert main(figures) == 0 and main(["report", "--run", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "function flatnet:build" in page and "cam refused: the logits are not a linear" in page
 
@@ -330,6 +332,8 @@ def test_a_study_adopts_a_model_and_runs_every_stage_on_it(tmp_path, faces, imag
         [ablate]
         regions = ["eyes"]
         [figures]
+        formats = ["png"]  # the report's; PDFs and 300 dpi are test_figures.py's
+        dpi = 60
         [report]
     """)
     )

@@ -39,20 +39,22 @@ def study(brows_reader_run, tmp_path_factory):
     shutil.copytree(brows_reader_run, run, ignore=shutil.ignore_patterns(
         "saliency", "ablation", "share", "averages", "agreement", "figures", "eval"))  # fmt: skip
     r, quiet = str(run), ["--workers", "0"]
+    # the averages' preview PNGs are no figure's input (the figures read the .npz files)
+    avg = ["--no-preview", *quiet]
     assert main(["evaluate", "--run", r, *quiet]) == 0
     assert main(["explain", "--run", r, "--methods", "cam,gradcam,ig", "--ig-steps", "8",
                  "--ig-baseline", "blur", *quiet]) == 0  # fmt: skip
     for split in ("correct", "incorrect"):
-        assert main(["average", "--run", r, "--split", split, *quiet]) == 0
+        assert main(["average", "--run", r, "--split", split, *avg]) == 0
     # the reader errs only on the 4 flipped women of B_F: all and B_F both hold incorrect
     # and correct predictions, so every selection asked for is written and the exit is 0
     assert main(["average", "--run", r, "--split", "incorrect", "--contrast", "correct",
                  "--group", "all", "--group", "B_F", "--permutations", "50",
-                 *quiet]) == 0  # fmt: skip
+                 *avg]) == 0  # fmt: skip
     cells = [a for c in ("A_F", "A_M", "B_F", "B_M") for a in ("--group", c)]
     assert main(["average", "--run", r, *cells, "--split", "all", "--contrast", "rest",
-                 "--permutations", "50", *quiet]) == 0  # fmt: skip
-    assert main(["average", "--run", r, "--group", "all", "--split", "all", *quiet]) == 0
+                 "--permutations", "50", *avg]) == 0  # fmt: skip
+    assert main(["average", "--run", r, "--group", "all", "--split", "all", *avg]) == 0
     assert main(["share", "--run", r, "--bootstrap", "100", *quiet]) == 0
     assert main(["ablate", "--run", r, *quiet]) == 0
     assert main(["agreement", "--run", r, "--bootstrap", "100"]) == 0

@@ -143,11 +143,12 @@ def test_figures_without_inputs_are_skipped_naming_the_command(partial, tmp_path
 
 # the commands the reasons name, in pipeline order, and the figures each one adds; the
 # others must stay skipped until their own command has run
+# (averages without their preview PNGs: the figures read the .npz files)
 MAKERS = [
-    (["average", "--split", "correct"], {"average_grid"}),
-    (["average", "--split", "incorrect", "--contrast", "correct", "--permutations", "20"],
-     {"difference_incorrect_minus_correct"}),
-    (["average", "--split", "all"], {"difference_cell_minus_all"}),
+    (["average", "--split", "correct", "--no-preview"], {"average_grid"}),
+    (["average", "--split", "incorrect", "--contrast", "correct", "--permutations", "20",
+      "--no-preview"], {"difference_incorrect_minus_correct"}),
+    (["average", "--split", "all", "--no-preview"], {"difference_cell_minus_all"}),
     (["ablate", "--region", "all"], {"ablation_effects", "score_distributions"}),
     (["share", "--bootstrap", "50"], {"share_enrichment"}),
     (["validate", "--randomization-images", "4", "--curve-images", "8", "--curve-steps", "4",
@@ -193,10 +194,11 @@ def test_panels_under_min_n_are_greyed(partial, brows_world, tmp_path):
     from saliency.stages.figures import maps as figure_maps
 
     run = _private(partial, tmp_path)
-    for split in ("correct", "incorrect"):
-        assert main(["average", "--run", str(run), "--split", split, *QUIET]) == 0
+    for split in ("correct", "incorrect"):  # (the figure reads the .npz, not the previews)
+        assert main(["average", "--run", str(run), "--split", split, "--no-preview",
+                     *QUIET]) == 0  # fmt: skip
     argv = ["average", "--run", str(run), "--split", "incorrect", "--contrast", "correct",
-            "--permutations", "20", *QUIET]  # fmt: skip
+            "--permutations", "20", "--no-preview", *QUIET]  # fmt: skip
     assert main(argv) == 0
     assert main(["figures", "--run", str(run), "--format", "png", "--dpi", "40",
                  "--min-n", "10"]) == 0  # fmt: skip

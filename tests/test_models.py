@@ -266,7 +266,7 @@ def _resume_cfg(manifest: Path, out: Path) -> TrainConfig:
         manifest=str(manifest),
         out=str(out),
         size=32,
-        epochs=3,
+        epochs=2,
         batch_size=32,
         early_stopping=10,
         workers=0,
@@ -276,14 +276,14 @@ def _resume_cfg(manifest: Path, out: Path) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def three_epochs(synth_tiny, tmp_path_factory) -> dict:
-    """The reference for both resume tests: 3 epochs in one go; its ``last.pt``."""
+def two_epochs(synth_tiny, tmp_path_factory) -> dict:
+    """The reference for both resume tests: 2 epochs in one go; its ``last.pt``."""
     out = tmp_path_factory.mktemp("resume") / "a"
     Trainer(_resume_cfg(synth_tiny / "manifest.csv", out)).fit()
     return torch.load(out / "checkpoints" / "last.pt", weights_only=True)
 
 
-def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, three_epochs, tmp_path):
+def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, two_epochs, tmp_path):
     class Killed(Exception):
         pass
 
@@ -297,7 +297,7 @@ def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, three_epochs, tm
     resumed = Trainer(cfg, resume=True)
     assert resumed.epoch == 1
     resumed.fit()
-    a = three_epochs
+    a = two_epochs
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
@@ -306,20 +306,20 @@ def test_resume_after_a_kill_gives_the_same_weights(synth_tiny, three_epochs, tm
     ]
 
 
-def test_resume_with_more_epochs_continues_the_same_run(synth_tiny, three_epochs, tmp_path, capsys):
-    """Through the command line, with the reference's settings: 2 epochs, a resume that has
-    nothing to do, then a resume to 3 epochs gives the reference's weights."""
+def test_resume_with_more_epochs_continues_the_same_run(synth_tiny, two_epochs, tmp_path, capsys):
+    """Through the command line, with the reference's settings: 1 epoch, a resume that has
+    nothing to do, then a resume to 2 epochs gives the reference's weights."""
     common = ["--manifest", str(synth_tiny / "manifest.csv"), "--size", "32", "--batch-size",
               "32", "--early-stopping", "10", "--workers", "0", "--seed", str(RESUME_SEED),
               "--device", "cpu"]  # fmt: skip
-    assert main(["train", "--out", str(tmp_path / "b"), "--epochs", "2", *common]) == 0
+    assert main(["train", "--out", str(tmp_path / "b"), "--epochs", "1", *common]) == 0
     out_b = ["--out", str(tmp_path / "b"), "--device", "cpu", "--workers", "0"]
     assert main(["train", "--resume", *out_b]) == 0
-    assert "nothing to do" in capsys.readouterr().out  # the stored total (2) is reached
-    assert main(["train", "--resume", "--epochs", "3", *out_b]) == 0
-    a = three_epochs
+    assert "nothing to do" in capsys.readouterr().out  # the stored total (1) is reached
+    assert main(["train", "--resume", "--epochs", "2", *out_b]) == 0
+    a = two_epochs
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
-    assert b["train_config"]["epochs"] == 3 and len(b["resume"]["log"]) == 3
+    assert b["train_config"]["epochs"] == 2 and len(b["resume"]["log"]) == 2
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
 

@@ -94,7 +94,7 @@ def test_average_norm_is_the_mean_of_the_documented_normalization(reader_two_spl
     sum and none give four different means."""
     run, df = reader_two_splits
     argv = ["average", "--run", str(run), "--method", "cam", "--split", "all"]
-    assert main([*argv, "--group", "all", "--norm", norm, "--workers", "0"]) == 0
+    assert main([*argv, "--group", "all", "--norm", norm, "--no-preview", "--workers", "0"]) == 0
     out = np.load(run / "averages" / "cam_all_all.npz")
     maps, _ = expected_cam(df, "test")
     norm_maps = hand_norm(maps, norm)
@@ -113,7 +113,8 @@ def test_average_maps_split_reads_the_other_splits_maps(reader_two_splits):
     mean map and mean face are those of the val faces, not of the test faces."""
     run, df = reader_two_splits
     argv = ["average", "--run", str(run), "--method", "cam", "--split", "all", "--group", "all"]
-    assert main([*argv, "--maps-split", "val", "--norm", "max", "--workers", "0"]) == 0
+    assert main([*argv, "--maps-split", "val", "--norm", "max", "--no-preview",
+                 "--workers", "0"]) == 0  # fmt: skip
     out = np.load(run / "averages" / "cam_val_all_all.npz")
     maps, unit = expected_cam(df, "val")
     test_maps, test_unit = expected_cam(df, "test")

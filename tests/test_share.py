@@ -172,9 +172,12 @@ def test_agreement_recovers_a_region_only_with_a_null_and_both_answers_agreeing(
 
 @pytest.fixture
 def own_run(tiny_run, tmp_path):
-    """A private copy of the session's tiny run (other tests write into theirs)."""
+    """A private copy of the session's tiny run (other tests write into theirs), without
+    ``last.pt`` (the optimizer's state: these commands read ``best.pt``)."""
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("saliency", "ablation", "share"))
+    shutil.copytree(
+        tiny_run, run, ignore=shutil.ignore_patterns("saliency", "ablation", "share", "last.pt")
+    )
     return run
 
 

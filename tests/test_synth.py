@@ -34,13 +34,23 @@ def pixel_features(image: np.ndarray) -> np.ndarray:
     return np.concatenate([image / 255.0, np.stack([dx, dy], -1) / 32], -1, dtype=np.float32)
 
 
+def filled(region: np.ndarray) -> np.ndarray:
+    """``region`` with its holes filled: ``scipy.ndimage.binary_fill_holes`` (the background
+    4-connected to the border stays out), by one OpenCV flood fill from a 1 px frame (the
+    same mask, in a seventh of the time; the probe fills 3600 masks per cue)."""
+    frame = np.zeros((region.shape[0] + 2, region.shape[1] + 2), np.uint8)
+    frame[1:-1, 1:-1] = region
+    cv2.floodFill(frame, None, (0, 0), 2, flags=4)
+    return frame[1:-1, 1:-1] != 2
+
+
 def region_pixels(features: np.ndarray, labels: np.ndarray, code: int) -> np.ndarray:
     """One region's pixel features: its mask eroded by 1 px (so differences stay inside the
     region); other regions inside its outline (the skin's holes where the brows are, say)
     take pixels drawn from the region's own, so the holes' shape (a neighbouring region's
     outline) does not show; everything else is 0. Returns float ``[H, W, 5]``."""
     region = labels == code
-    outline = cv2.erode(ndimage.binary_fill_holes(region).astype(np.uint8), KERNEL) > 0
+    outline = cv2.erode(filled(region).astype(np.uint8), KERNEL) > 0
     inner = cv2.erode(region.astype(np.uint8), KERNEL) > 0
     out = np.zeros(features.shape, np.float32)
     if inner.any():
@@ -110,6 +120,15 @@ def test_landmarks_agree_with_masks(synth_small):
             inside[group] += [bool(near[y, x]) for x, y in pts[list(idx)]]
     for group, hits in inside.items():
         assert np.mean(hits) >= 0.95, (group, np.mean(hits))
+
+
+def test_the_probes_hole_fill_is_scipys(synth_small):
+    m = read_manifest(synth_small / "manifest.csv")
+    for rel in m.df["mask"][:20]:
+        labels = read_label_map(m.abspath(rel))
+        for code in range(1, 7):
+            region = labels == code
+            np.testing.assert_array_equal(filled(region), ndimage.binary_fill_holes(region))
 
 
 def test_masks_are_exclusive_maps_with_every_region(synth_small):

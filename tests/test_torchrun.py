@@ -243,12 +243,19 @@ def test_a_run_another_command_holds_stops_every_rank_at_once(odd_reader_run, tm
     assert not (run / "saliency").exists()
 
 
-def test_without_the_double_dash_torchrun_takes_our_flag_for_its_own(odd_reader_run):
+def test_without_the_double_dash_torchrun_takes_our_flag_for_its_own(odd_reader_run, capsys):
     # torchrun's parser reads --run as an abbreviation of its --run-path (pytorch #120601)
-    # and exits before any process starts; the README shows the form with `--`
-    bad = torchrun("explain", "--run", str(odd_reader_run), target=("-m", "saliency"))
-    assert bad.returncode == 2
-    assert "ambiguous option: --run could match --run-path" in bad.stderr
+    # and exits before any process starts; the README shows the form with `--`. The parser
+    # is the first thing `torchrun` (torch.distributed.run.main) runs, so it is called here
+    # in the test's process: a process of its own would only add torch's import
+    from torch.distributed.run import parse_args
+
+    argv = ["--standalone", "--nproc_per_node=2", "-m", "saliency", "explain", "--run",
+            str(odd_reader_run)]  # fmt: skip
+    with pytest.raises(SystemExit) as bad:
+        parse_args(argv)
+    assert bad.value.code == 2
+    assert "ambiguous option: --run could match --run-path" in capsys.readouterr().err
 
 
 def test_launch_cuts_torchruns_options_from_the_command():

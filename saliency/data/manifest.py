@@ -112,7 +112,9 @@ def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
             f"manifest has {len(present)} of the 136 landmark columns (missing e.g. {absent[:4]}); "
             "give all of x0,y0,...,x67,y67 or none"
         )
-    for col in present:
+    # columns already float (_read_csv's fast path, a frame of floats) are what to_numeric
+    # would return; converting only the others saves 136 column assignments a manifest
+    for col in [c for c in present if not pd.api.types.is_float_dtype(df[c])]:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     rest = [c for c in df.columns if c not in CORE_COLUMNS and c not in LANDMARK_COLUMNS]
     return df[list(CORE_COLUMNS) + rest + present].reset_index(drop=True)

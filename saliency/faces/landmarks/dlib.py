@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,17 @@ def auto_upsample(height: int, width: int, fraction: float = 1 / 3, cap: int = 2
     return k
 
 
+@lru_cache(maxsize=4)
+def _models(predictor: str, mtime_ns: int, size: int):
+    """dlib's HOG detector and the 68-point predictor read from ``predictor``: once per
+    process and version of the file. Reading the 100 MB predictor and building the detector
+    took 0.8 s per backend, and ``align`` makes two (one to fail early on a missing file);
+    detection only reads them."""
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(predictor)
+
+
 class DlibBackend:
     """HOG detector + 68 points. ``upsample``: pyramid doublings before detection (None:
     :func:`auto_upsample` per image)."""
@@ -73,9 +85,11 @@ class DlibBackend:
             raise ImportError(
                 "the dlib backend needs dlib: `pip install dlib-bin face-recognition-models`"
             ) from exc
+        del dlib  # (imported above only to say what is missing)
         self.predictor_path = find_predictor(predictor)
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(self.predictor_path))
+        stat = self.predictor_path.stat()
+        self.detector, self.predictor = _models(str(self.predictor_path), stat.st_mtime_ns,
+                                                stat.st_size)  # fmt: skip
         self.upsample = upsample
 
     def faces(self, image: np.ndarray, row: pd.Series | None = None) -> list[Face]:
