@@ -71,6 +71,7 @@ SPECIAL = {  # fields whose values must make sense to the config's own checks
     ("synth", "split_fractions"): ("0.5,0.25,0.25", [0.5, 0.25, 0.25]),
     ("adopt", "mean"): ("0.5,0.5,0.5", (0.5, 0.5, 0.5)),
     ("adopt", "std"): ("0.2,0.2,0.2", (0.2, 0.2, 0.2)),
+    ("train", "freeze"): ("head+1", "head+1"),
 }
 ANY_STAGE = {"ig_n_steps": ("16", 16)}  # auto or a number: every stage with IG's settings
 CASES = [

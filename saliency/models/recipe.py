@@ -12,6 +12,22 @@ from saliency.models.names import ARCHS
 from saliency.settings import setting
 
 LOSSES = ("bce", "ce")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("plateau", "step", "cosine")
+
+
+def freeze_blocks(text: str) -> int | None:
+    """``none`` -> None (train everything); ``head`` -> 0; ``head+K`` -> K (the head and the
+    backbone's last K blocks train)."""
+    if text == "none":
+        return None
+    if text == "head":
+        return 0
+    head, _, k = text.partition("+")
+    if head != "head" or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"--freeze {text}: write none, head, or head+K (e.g. head+1)")
+    return int(k)
+
 
 
 @dataclass(frozen=True)
@@ -57,9 +73,30 @@ class TrainConfig:
     pretrained: str | None = setting(
         None, help="'imagenet' (from the local torch hub cache) or a weights file"
     )
+    freeze: str = setting(
+        "none",
+        help="none: train every layer; head: only the fully connected layer; head+K: it and "
+        "the backbone's last K blocks (a ResNet's stages: head+1 adds layer4); frozen blocks "
+        "keep their batch-norm statistics",
+        metavar="none|head|head+K",
+    )
+    optimizer: str = setting(
+        "adam", help="adam, adamw, or sgd (with --momentum and --nesterov)", choices=OPTIMIZERS
+    )
     # 1e-3 left nose- and hair-cued faces at chance (issue 16)
-    lr: float = setting(3e-4, help="Adam's learning rate")
-    weight_decay: float = setting(0.0, help="Adam's weight decay")
+    lr: float = setting(3e-4, help="the optimizer's learning rate")
+    weight_decay: float = setting(0.0, help="the optimizer's weight decay")
+    momentum: float = setting(0.9, help="SGD's momentum")
+    nesterov: bool = setting(False, help="SGD with Nesterov momentum")
+    scheduler: str = setting(
+        "plateau",
+        help="plateau: x plateau_factor after plateau_patience epochs without a better "
+        "validation loss (once the model has left chance); step: x gamma every step_size "
+        "epochs; cosine: cosine decay to 0 over the epochs",
+        choices=SCHEDULERS,
+    )
+    step_size: int = setting(15, help="the step schedule's epochs per step", minimum=1)
+    gamma: float = setting(0.1, help="the step schedule's factor")
     batch_size: int = setting(64, help="images per step", minimum=1)
     # 20 left one of three hair-cued runs at chance (issue 16)
     epochs: int = setting(
@@ -88,6 +125,9 @@ class TrainConfig:
     cache_bytes: int = setting(
         4 << 30, help="decoded-image cache in bytes (4294967296 is 4 GiB; 0: off)"
     )
+
+    def __post_init__(self) -> None:
+        freeze_blocks(self.freeze)  # a ValueError that says what to write
 
     def to_dict(self) -> dict:
         d = asdict(self)

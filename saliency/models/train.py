@@ -1,10 +1,15 @@
-"""Train a CAM-ready net: Adam, ReduceLROnPlateau on validation loss, early stopping.
+"""Train a CAM-ready net: the recipe's optimizer, schedule and frozen blocks
+(models.optim; Adam and ReduceLROnPlateau on validation loss by default), early stopping.
 
 Early stopping and the plateau schedule wait for learning: while the validation accuracy's
 Wilson interval still reaches the majority class's share (the model is at chance, as a
 subtle cue's model can be for several epochs), epochs count neither toward the patience nor
 toward a learning-rate cut. Once a model has left chance it has learned for good, and both
-run as usual. A model that never leaves chance trains all its epochs and says so.
+run as usual. A model that never leaves chance trains all its epochs and says so. The null
+model (shuffled labels: it should never leave chance) does not wait
+(``wait_for_learning=False``): it stops on validation loss alone. The step and cosine
+schedules step after every epoch whatever the model has learned. ``stop_reason`` says why
+training stopped.
 
 The epoch's order (a permutation, or class-balanced draws) comes from one seeded
 ``torch.Generator`` whose state goes into ``last.pt`` with the optimizer, scheduler and
@@ -33,7 +38,7 @@ import torch
 from saliency.atomic import atomic_write_text
 from saliency.binomial import at_chance
 from saliency.distributed import World, barrier, broadcast, span
-from saliency.models import ddp, outputs
+from saliency.models import ddp, optim, outputs
 from saliency.models.augment import SampleDraws, augment
 from saliency.models.checkpoint import (
     Checkpoint,
@@ -70,6 +75,7 @@ class Trainer:
         resume: bool = False,
         progress: Callable[[int], None] | None = None,
         world: World | None = None,
+        wait_for_learning: bool = True,
     ):
         self.cfg = cfg
         self.out = Path(cfg.out)
@@ -93,14 +99,11 @@ class Trainer:
         if self.cuda:
             self.model.to(memory_format=torch.channels_last)
         self.model = ddp.prepare_model(self.model, cfg.sync_bn)
-        # foreach: one kernel per step for all tensors (torch's CPU default is a Python loop
-        # over them, twice as slow here); the same arithmetic, bit for bit
-        self.opt = torch.optim.Adam(
-            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
-        )
-        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
-        )
+        self.frozen = optim.freeze(self.model, cfg.freeze)
+        self.opt = optim.optimizer(self.model, cfg)
+        self.sched = optim.scheduler(self.opt, cfg)
+        self.wait_for_learning = wait_for_learning
+        self.stop_reason = ""  # why fit() stopped (empty while epochs remain)
         self.amp_dtype = (
             torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16
         )
@@ -235,6 +238,7 @@ class Trainer:
         """One epoch; its loss and accuracy over every rank's images. ``step`` counts the
         global batches' images."""
         self.net.train()
+        optim.hold_frozen(self.frozen)
         torch.manual_seed(ddp.epoch_seed(self.cfg.seed, self.epoch, self.world.rank))
         sums = [0.0, 0.0, 0.0]  # loss sum, correct, images
         order = self._order()
@@ -301,13 +305,16 @@ class Trainer:
             n_val = int(self.val_rows.size)
             chance = at_chance(round(val_acc * n_val), n_val, self.val_chance)
             self.learned = self.learned or not chance
-            if self.learned:
+            counts = self.learned or not self.wait_for_learning
+            if self.cfg.scheduler != "plateau":
+                self.sched.step()
+            elif counts:
                 self.sched.step(val_loss)
             self.epoch += 1
             improved = val_loss < self.best
             if improved:
                 self.best, self.bad_epochs = val_loss, 0
-            elif self.learned:
+            elif counts:
                 self.bad_epochs += 1
             row = {
                 "epoch": self.epoch,
@@ -328,3 +335,8 @@ class Trainer:
             stopped = self.bad_epochs >= self.cfg.early_stopping
             if on_epoch is not None:
                 on_epoch(EpochEvent(self.epoch, row, improved))
+        if self.bad_epochs >= self.cfg.early_stopping:
+            self.stop_reason = (f"early stopping after epoch {self.epoch}: {self.bad_epochs} "
+                                "epochs without a better validation loss")  # fmt: skip
+        else:
+            self.stop_reason = f"all {self.epoch} epochs"

@@ -47,6 +47,7 @@ class NullResult:
     explained: dict[str, list[str]] = field(default_factory=dict)  # split -> methods
     epochs: int = 0
     recipe_epochs: int = 0
+    stopped: str = ""  # why its training stopped
 
 
 def null_manifest(run: Path, seed: int) -> tuple[Path, dict]:
@@ -114,7 +115,9 @@ def train_null(
     if resume:  # the stored recipe decides, except a changed epoch count
         stored = config_from_checkpoint(out, device=cfg.device, workers=cfg.workers)
         recipe = replace(stored, epochs=recipe.epochs)
-    trainer = Trainer(recipe, resume=resume, world=world)
+    # shuffled labels leave nothing to learn: stop on validation loss alone, not after
+    # every epoch of the recipe as a model still at chance would (models.train)
+    trainer = Trainer(recipe, resume=resume, world=world, wait_for_learning=False)
     if world.main:
         record(out, "train", recipe.to_dict())
     trainer.fit(on_epoch=on_epoch, step=step)
@@ -179,10 +182,11 @@ def run(
     if not world.main:
         return None
     info = json.loads((null_dir(cfg.run) / "null.json").read_text())
-    record(cfg.run, "null", cfg.to_dict())
+    record(cfg.run, "null", cfg.to_dict() | {"stopped": trainer.stop_reason})
     recipe_epochs = config_from_checkpoint(cfg.run).epochs
     return NullResult(null_dir(cfg.run), info["changed"], trainer.log, trainer.learned, acc,
-                      explained, trainer.cfg.epochs, recipe_epochs)  # fmt: skip
+                      explained, trainer.cfg.epochs, recipe_epochs,
+                      trainer.stop_reason)  # fmt: skip
 
 
 def lines(res: NullResult, seconds: float) -> list[str]:
@@ -190,7 +194,7 @@ def lines(res: NullResult, seconds: float) -> list[str]:
     a = res.test_accuracy
     out = [
         f"null model: {res.changed:.0%} of train/val labels changed by the shuffle; "
-        f"{len(res.train_log)} epochs; test accuracy {a['value']:.1%} "
+        f"{len(res.train_log)} epochs ({res.stopped}); test accuracy {a['value']:.1%} "
         f"[{a['ci'][0]:.1%}, {a['ci'][1]:.1%}] on true labels"
     ]
     if res.epochs != res.recipe_epochs:
