@@ -2,16 +2,21 @@
 
 OpenCV's BGR order exists only here, at the file boundary. Grayscale, palette and RGBA
 files are converted to RGB (alpha is composited over black); EXIF orientation is honoured.
+A path ``<file>.rec#<offset>`` that is not itself a file names an image inside an MXNet
+RecordIO file (:mod:`saliency.data.recordio`); it is read and decoded in memory.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from saliency.data.recordio import RecordError, read_image_bytes, split_record_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -24,15 +29,27 @@ def is_image_name(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def _record_bytes(path: Path) -> io.BytesIO | None:
+    """The encoded image of a record path as a file object; None for an ordinary path."""
+    if path.is_file() or split_record_path(path) is None:
+        return None
+    try:
+        return io.BytesIO(read_image_bytes(path))
+    except RecordError as exc:
+        raise ImageReadError(f"{exc}: {path}") from exc
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB ``uint8 [H, W, 3]``, upright per its EXIF orientation."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"file not found: {path}")
-    if path.stat().st_size == 0:
-        raise ImageReadError(f"empty file: {path}")
+    source = _record_bytes(path)
+    if source is None:
+        if not path.is_file():
+            raise ImageReadError(f"file not found: {path}")
+        if path.stat().st_size == 0:
+            raise ImageReadError(f"empty file: {path}")
     try:
-        with Image.open(path) as im:
+        with Image.open(path if source is None else source) as im:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
@@ -47,12 +64,15 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(width, height)`` of an image as displayed (EXIF rotation applied), from its header."""
     path = Path(path)
-    if not path.is_file():
+    source = _record_bytes(path)
+    if source is None and not path.is_file():
         raise ImageReadError(f"file not found: {path}")
     try:
-        with Image.open(path) as im:
+        with Image.open(path if source is None else source) as im:
             im.verify()
-        with Image.open(path) as im:
+        if source is not None:
+            source.seek(0)
+        with Image.open(path if source is None else source) as im:
             w, h = im.size
             orientation = im.getexif().get(0x0112, 1)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

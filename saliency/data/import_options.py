@@ -48,6 +48,9 @@ class ImportOptions:
         metavar="FROM=TO",
     )  # fmt: skip
     images: Path | None = setting(None, help="folder that image paths are relative to")
+    identities: Path | None = setting(
+        None, help="ms1mv2: CSV of identity id to gender (columns identity, label[, group])"
+    )
     val_fraction: float = setting(
         0.0, help="move this seeded fraction of each train cell to val (stratified)"
     )

@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
-FORMAT_NAMES: tuple[str, ...] = ("imagefolder", "csv", "celeba", "utkface", "fairface", "morph")
+FORMAT_NAMES: tuple[str, ...] = ("imagefolder", "csv", "celeba", "utkface", "fairface", "morph",
+                                 "ms1mv2")  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from saliency.data.importers import celeba, fairface, imagefolder, tables, utkface
+from saliency.data.importers import celeba, fairface, imagefolder, ms1mv2, tables, utkface
 from saliency.data.importers.common import ImportOptions, ImportResult, Skips, finalize
 from saliency.data.names import FORMAT_NAMES
 
@@ -25,6 +25,7 @@ FORMATS: dict[str, Loader] = {
     "utkface": utkface.load,
     "fairface": fairface.load,
     "morph": tables.load_morph,
+    "ms1mv2": ms1mv2.load,
 }
 assert tuple(FORMATS) == FORMAT_NAMES  # the CLI offers the names module's list
 

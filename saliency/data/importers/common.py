@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 
 from saliency.data.import_options import ImportOptions, parse_map
 from saliency.data.manifest import SPLITS, normalize_frame, relative_path
+from saliency.data.recordio import record_file, record_path, split_record_path
 
 __all__ = ["ImportOptions", "parse_map"]
 
@@ -56,9 +58,19 @@ def apply_map(
     return df
 
 
+@lru_cache(maxsize=64)
+def _is_file(path: str) -> bool:
+    return Path(path).is_file()
+
+
+def _image_exists(path: str) -> bool:
+    rec = record_file(path)  # millions of rows in one .rec: one stat for all
+    return Path(path).is_file() if rec is None else _is_file(str(rec))
+
+
 def drop_missing_files(df: pd.DataFrame, skips: Skips) -> pd.DataFrame:
-    """Skip rows whose image file does not exist (``df['path']`` absolute)."""
-    exists = np.array([Path(p).is_file() for p in df["path"]], dtype=bool)
+    """Skip rows whose image file (or, for a ``.rec#offset`` path, ``.rec`` file) is missing."""
+    exists = np.array([_image_exists(p) for p in df["path"]], dtype=bool)
     for p in df.loc[~exists, "path"]:
         skips.add(p, "image file not found")
     return df[exists]
@@ -87,6 +99,22 @@ def carve_validation(df: pd.DataFrame, fraction: float, seed: int) -> pd.DataFra
     return df
 
 
+def _relative_paths(paths: pd.Series, folder: Path) -> list[str]:
+    """:func:`relative_path` of each path; a ``.rec`` file's millions of records cost one."""
+    recs: dict[str, str] = {}
+    out = []
+    for p in paths:
+        parts = split_record_path(p)
+        if parts is None:
+            out.append(relative_path(p, folder))
+            continue
+        rec = str(parts[0])
+        if rec not in recs:
+            recs[rec] = relative_path(rec, folder)
+        out.append(record_path(recs[rec], parts[1]))
+    return out
+
+
 def finalize(
     df: pd.DataFrame, out: str | os.PathLike, opts: ImportOptions, skips: Skips
 ) -> ImportResult:
@@ -105,5 +133,5 @@ def finalize(
     df = normalize_frame(df)
     df = carve_validation(df, opts.val_fraction, opts.seed)
     folder = Path(out).resolve().parent
-    df["path"] = [relative_path(p, folder) for p in df["path"]]
+    df["path"] = _relative_paths(df["path"], folder)
     return ImportResult(df.reset_index(drop=True), skips.frame())
