@@ -29,7 +29,6 @@ def freeze_blocks(text: str) -> int | None:
     return int(k)
 
 
-
 @dataclass(frozen=True)
 class Augmentation:
     hflip: float = setting(0.5, help="flip probability", aliases=("--hflip",))
