@@ -65,13 +65,18 @@ def test_names_the_help_offers_are_the_ones_the_code_implements():
     from saliency.methods.gradcam import COMBINE
     from saliency.methods.names import GRADCAM_FAMILY
     from saliency.models.backbones import torchvision_arch
-    from saliency.models.names import ARCHS
+    from saliency.models.names import ARCHS, TIMM_ARCHS
     from saliency.perturb.fill import fill_source
     from saliency.perturb.names import FILLS
 
     assert tuple(FORMATS) == FORMAT_NAMES
     assert tuple(COMBINE) == GRADCAM_FAMILY
-    for arch in ARCHS:  # each name the help offers builds from torchvision, with weights
+    for arch in ARCHS:  # each name the help offers builds from torchvision (with weights)
+        if arch in TIMM_ARCHS:  # or from timm
+            import timm
+
+            assert timm.is_model(arch)
+            continue
         build, weights = torchvision_arch(arch)
         assert callable(build) and weights.url.endswith(".pth")
     image = np.full((8, 8, 3), 100, np.uint8)

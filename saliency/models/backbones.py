@@ -105,6 +105,21 @@ def vgg_gap_features() -> tuple[nn.Module, int]:
     return nn.Sequential(OrderedDict([("body", body), ("cam_conv", extra)])), 1024
 
 
+IRV2_BLOCKS = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a",
+               "maxpool_5a", "mixed_5b", "repeat", "mixed_6a", "repeat_1", "mixed_7a",
+               "repeat_2", "block8", "conv2d_7b")  # fmt: skip
+
+
+def inception_resnet_v2_features() -> tuple[nn.Module, int]:
+    """timm's InceptionResNetV2 up to its last conv (conv2d_7b, 1536 channels, output stride
+    32: a 5x4 grid at 218x178 px, 8x8 at 299 px), the blocks under timm's own names so
+    timm's state dicts load by name; GAP -> FC is CamNet's."""
+    import timm
+
+    net = timm.create_model("inception_resnet_v2", pretrained=False, num_classes=0)
+    return nn.Sequential(OrderedDict((n, getattr(net, n)) for n in IRV2_BLOCKS)), net.num_features
+
+
 def build_features(arch: str, output_stride: int = 16, se: bool = False) -> tuple[nn.Module, int]:
     if arch in RESNET_ARCHS:
         return resnet_features(arch, output_stride, se)
@@ -114,4 +129,6 @@ def build_features(arch: str, output_stride: int = 16, se: bool = False) -> tupl
         return inception_features()
     if arch == "vgg16":
         return vgg_gap_features()
+    if arch == "inception_resnet_v2":  # its own stride, 32, as inception_v3's
+        return inception_resnet_v2_features()
     raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")

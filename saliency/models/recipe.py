@@ -62,7 +62,12 @@ class Augmentation:
 class TrainConfig:
     manifest: str = setting(help="manifest CSV (required unless --resume)", context=True)
     out: str = setting(help="the run folder", context=True)
-    arch: str = setting("resnet18", help="architecture", choices=ARCHS)
+    arch: str = setting(
+        "resnet18",
+        help="architecture (inception_resnet_v2 is timm's, at output stride 32: a 5x4 grid "
+        "at 218x178 px, 8x8 at 299 px, so CAM-type verdicts need the larger input)",
+        choices=ARCHS,
+    )
     size: int = setting(128, help="input side in px")
     loss: str = setting("bce", help="bce: one logit; ce: one logit per class", choices=LOSSES)
     output_stride: int = setting(16, help="the last block's stride (16 doubles the CAM grid)",

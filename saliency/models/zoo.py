@@ -10,7 +10,7 @@ import torch
 
 from saliency.models.backbones import build_features, torchvision_arch
 from saliency.models.camnet import CamNet
-from saliency.models.names import ARCHS, INCEPTION_MIN_SIZE
+from saliency.models.names import ARCHS, INCEPTION_MIN_SIZE, TIMM_ARCHS
 from saliency.models.preprocess import Preprocessing
 from saliency.models.reader import ARCH as READER
 from saliency.models.reader import TemplateReader
@@ -59,11 +59,19 @@ def default_preprocessing(spec: ModelSpec, size: int) -> Preprocessing:
         raise ValueError(f"inception_v3 needs --size of at least {INCEPTION_MIN_SIZE} px")
     if spec.arch == "inception_v3" and spec.pretrained == "imagenet":
         return Preprocessing(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    if spec.arch == "inception_resnet_v2" and spec.pretrained:  # timm's weights: [-1, 1]
+        return Preprocessing(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     return Preprocessing(size=size)
 
 
 def hub_weights_path(arch: str) -> tuple[Path, str]:
     """Where torch hub keeps ``arch``'s ImageNet weights, and their download address."""
+    if arch in TIMM_ARCHS:
+        raise FileNotFoundError(
+            f"{arch}'s ImageNet weights come from timm, and saliency never downloads them: "
+            f"where there is a network, save torch.save(timm.create_model('{arch}', "
+            "pretrained=True).state_dict(), 'irv2.pth') and pass --pretrained irv2.pth"
+        )
     _, weights = torchvision_arch(arch)
     url = weights.url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1], url
@@ -73,7 +81,7 @@ def _map_backbone_keys(arch: str, state: dict, se: bool) -> dict:
     """torchvision key names -> ours (features.*), dropping classifier heads."""
     out = {}
     for key, value in state.items():
-        if key.startswith(("fc.", "AuxLogits.", "classifier.")):
+        if key.startswith(("fc.", "AuxLogits.", "classifier.", "classif.")):
             continue
         if arch == "vgg16":
             if not key.startswith("features."):
