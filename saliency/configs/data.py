@@ -10,7 +10,8 @@ from saliency.data.names import FORMAT_NAMES
 from saliency.data.synth.config import SynthConfig
 from saliency.settings import setting
 
-SOURCES = ("synth", "import", "manifest")
+SOURCES = ("synth", "import", "manifest", "splits")
+SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass
@@ -30,6 +31,11 @@ class DataConfig:
     imports: ImportOptions = setting(
         help="the importer's options (source import)", factory=ImportOptions, renamed=("import",)
     )
+    splits: dict[str, dict] | None = setting(
+        None,
+        help="source splits: one data set per split, each a table with its format, path and "
+        'importer options, e.g. [data.splits.test] format = "morph", path = "..."',
+    )
     workers: int | None = setting(None, help="worker processes (default: CPUs)", context=True)
 
     def manifest_path(self, out: str | Path) -> Path:
@@ -40,8 +46,39 @@ class DataConfig:
         if self.source not in SOURCES:
             raise ValueError(f"data.source must be one of {', '.join(SOURCES)}, not "
                              f"{self.source!r}")  # fmt: skip
+        if self.source == "splits":
+            split_sources(self.splits)
+            return
         if self.source != "synth" and not self.path:
             raise ValueError(f"data.source = {self.source!r} needs data.path (your copy of the "
                              "data)")  # fmt: skip
         if self.source == "import" and not self.format:
             raise ValueError("data.source = 'import' needs data.format (celeba, utkface, ...)")
+
+
+def split_sources(tables: dict[str, dict] | None) -> dict[str, tuple[str, str, ImportOptions]]:
+    """``data.splits``: split -> (format, path, importer options), checked: train and val
+    are needed, test is optional (the reference protocol: train on one data set, validate
+    on a second, test on a third)."""
+    from saliency.settings import build
+
+    tables = tables or {}
+    unknown = [k for k in tables if k not in SPLIT_NAMES]
+    if unknown:
+        raise ValueError(f"data.splits.{unknown[0]}: a split is one of {', '.join(SPLIT_NAMES)}")
+    missing = [k for k in ("train", "val") if k not in tables]
+    if missing:
+        raise ValueError(f"data.source = 'splits' needs a [data.splits.{missing[0]}] table")
+    out = {}
+    for split, table in tables.items():
+        table = dict(table)
+        fmt, path = table.pop("format", None), table.pop("path", None)
+        if fmt not in FORMAT_NAMES or not path:
+            raise ValueError(f"data.splits.{split} needs format (one of "
+                             f"{', '.join(FORMAT_NAMES)}) and path")  # fmt: skip
+        try:
+            opts = build(ImportOptions, table)
+        except ValueError as exc:
+            raise ValueError(f"data.splits.{split}: {exc}") from None
+        out[split] = (fmt, str(path), opts)
+    return out

@@ -120,7 +120,7 @@ def run_stage(cfg: DataConfig, ctx: StageContext) -> Result:
     out = Path(ctx.out)
     text: list[str] = []
     made = None
-    if cfg.source != "synth" and not Path(cfg.path).exists():
+    if cfg.source not in ("synth", "splits") and not Path(cfg.path).exists():
         raise FileNotFoundError(
             f"data.path {cfg.path} does not exist: point it at your copy of the data, "
             "or pass --data PATH"
@@ -131,6 +131,9 @@ def run_stage(cfg: DataConfig, ctx: StageContext) -> Result:
     elif cfg.source == "import":
         made = _import(cfg, out)
         text = [f"imported {len(made.df)} rows ({len(made.skipped)} skipped, with reasons)"]
+    elif cfg.source == "splits":
+        made = _import_splits(cfg, out)
+        text = [f"{split}: imported {n} rows from {where}" for split, (n, where) in made.items()]
     manifest = cfg.manifest_path(out)
     checked = check(manifest) if cfg.check else None
     if checked is not None:
@@ -152,3 +155,29 @@ def _import(cfg: DataConfig, out: Path):
     if len(res.skipped):
         atomic_write_text(out / "manifest_skipped.csv", res.skipped.to_csv(index=False))
     return res
+
+
+def _import_splits(cfg: DataConfig, out: Path) -> dict[str, tuple[int, str]]:
+    """One data set per split (``data.splits``) into one manifest: each imported with its
+    own importer, every row given that split whatever its source said; the skipped rows of
+    all in ``manifest_skipped.csv`` with their split. Returns split -> (rows, source)."""
+    from saliency.configs.data import split_sources
+    from saliency.data.importers import import_dataset
+    from saliency.data.manifest import write_manifest
+
+    frames, skipped, counts = [], [], {}
+    for split, (fmt, path, opts) in split_sources(cfg.splits).items():
+        if not Path(path).exists():
+            raise FileNotFoundError(f"data.splits.{split}.path {path} does not exist")
+        res = import_dataset(fmt, path, out / "manifest.csv", opts)
+        if res.df.empty:
+            raise ValueError(f"data.splits.{split}: no usable rows in {path}")
+        frames.append(res.df.assign(split=split))
+        skipped.append(res.skipped.assign(split=split))
+        counts[split] = (len(res.df), f"{path} ({fmt})")
+    df = pd.concat(frames, ignore_index=True)
+    write_manifest(df, out / "manifest.csv")
+    skipped = pd.concat(skipped, ignore_index=True)
+    if len(skipped):
+        atomic_write_text(out / "manifest_skipped.csv", skipped.to_csv(index=False))
+    return counts

@@ -8,8 +8,9 @@ config is a table of its own (``[explain.ig]``, flags ``--ig-*``). The context a
 itself (the run folder, the manifest, the device and the workers) comes from ``[study]``.
 Unknown tables and keys are errors that name the valid ones; a key under a name it had
 before is read with a one-line warning. ``[profiles.P]`` holds tables that ``--profile P``
-lays over the others (``saliency demo --quick`` uses ``quick``). ``data.path`` and
-``adopt.weights`` are relative to the TOML file's folder, ``study.out`` to the current folder
+lays over the others (``saliency demo --quick`` uses ``quick``). ``data.path``, the paths of
+each ``data.splits`` table and ``adopt.weights`` are relative to the TOML file's folder,
+``study.out`` to the current folder
 (as every command's ``--out``). ``saliency run --template`` prints every key with its default.
 """
 
@@ -175,6 +176,10 @@ def parse(
     base = source.parent if source is not None else Path.cwd()
     if stages["data"]["path"]:
         stages["data"]["path"] = str(base / Path(stages["data"]["path"]).expanduser())
+    for table in (stages["data"].get("splits") or {}).values():  # each split's data set too
+        for key in ("path", "images", "identities"):
+            if isinstance(table, dict) and table.get(key):
+                table[key] = str(base / Path(table[key]).expanduser())
     if stages.get("adopt", {}).get("weights"):  # like data.path: relative to the TOML file
         stages["adopt"]["weights"] = str(base / Path(stages["adopt"]["weights"]).expanduser())
     for s, values in stages.items():
