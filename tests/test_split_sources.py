@@ -73,3 +73,11 @@ def test_a_three_source_study_imports_trains_and_evaluates(sources, capsys):
 def test_a_bad_split_table_is_one_line(splits, message):
     with pytest.raises(ValueError, match=message):
         DataConfig(out="o", source="splits", splits=splits)
+
+
+def test_data_does_not_apply_to_a_splits_study(capsys):
+    from pathlib import Path
+
+    ref = Path(__file__).resolve().parent.parent / "analyses" / "ref_morph_resnet50.toml"
+    assert main(["run", str(ref), "--data", "/somewhere"]) == 2
+    assert "does not apply to data.source = 'splits'" in capsys.readouterr().err

@@ -174,6 +174,11 @@ def parse(
     warnings: list[str] = []
     stages = {s: settle(s, raw[s], warnings.append) for s in names if s in raw}
     base = source.parent if source is not None else Path.cwd()
+    if stages["data"]["source"] == "splits" and stages["data"]["path"]:
+        raise ValueError(
+            "data.path (--data) does not apply to data.source = 'splits': point the path of "
+            "each [data.splits.*] table at its data set"
+        )
     if stages["data"]["path"]:
         stages["data"]["path"] = str(base / Path(stages["data"]["path"]).expanduser())
     for table in (stages["data"].get("splits") or {}).values():  # each split's data set too
