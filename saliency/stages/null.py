@@ -189,12 +189,17 @@ def run(
                       trainer.stop_reason)  # fmt: skip
 
 
+def _why(stopped: str) -> str:
+    """`` (early stopping after epoch 3: ...)``; nothing when it ran all its epochs."""
+    return f" ({stopped})" if stopped and not stopped.startswith("all ") else ""
+
+
 def lines(res: NullResult, seconds: float) -> list[str]:
     """What the command prints: the shuffle, the training, the null's accuracy, warnings."""
     a = res.test_accuracy
     out = [
         f"null model: {res.changed:.0%} of train/val labels changed by the shuffle; "
-        f"{len(res.train_log)} epochs ({res.stopped}); test accuracy {a['value']:.1%} "
+        f"{len(res.train_log)} epochs{_why(res.stopped)}; test accuracy {a['value']:.1%} "
         f"[{a['ci'][0]:.1%}, {a['ci'][1]:.1%}] on true labels"
     ]
     if res.epochs != res.recipe_epochs:
