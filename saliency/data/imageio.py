@@ -31,7 +31,8 @@ def is_image_name(path: str | os.PathLike) -> bool:
 
 def _record_bytes(path: Path) -> io.BytesIO | None:
     """The encoded image of a record path as a file object; None for an ordinary path."""
-    if path.is_file() or split_record_path(path) is None:
+    # the pattern first: an ordinary path costs no extra stat (this runs once per image)
+    if split_record_path(path) is None or path.is_file():
         return None
     try:
         return io.BytesIO(read_image_bytes(path))
