@@ -56,6 +56,7 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     from saliency.analysis.tables import to_latex, to_markdown
     from saliency.atomic import atomic_write_text
+    from saliency.data.manifest import SPLITS
     from saliency.models.checkpoint import load_model
     from saliency.models.evaluate import count_parameters
     from saliency.rundir import best_checkpoint, eval_dir, require_run, train_log
@@ -73,7 +74,7 @@ def run_compare(args: argparse.Namespace) -> int:
         if not metrics_path.is_file():
             have = sorted(p.parent.name for p in eval_dir(run).glob("*/metrics.json"))
             make = f"saliency evaluate --run {run} --split {args.split}"
-            if args.split not in ("train", "val", "test", "all"):  # a named set
+            if args.split not in (*SPLITS, "all"):  # a named set
                 make = f"saliency evaluate --run {run} --manifest M --name {args.split}"
             raise FileNotFoundError(
                 f"{run} has no evaluation {args.split!r} (it has: {', '.join(have) or 'none'}); "
