@@ -17,24 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from torch import nn
+from hand_models import AgeGender
 
 from saliency.cli import ORDER, main
 
 DERIVED = ("saliency", "ablation", "share", "averages", "agreement", "figures", "eval", "null",
            "validation", "report.html", "config.json", "images.json")  # fmt: skip
-
-
-class _ThreeHeads(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.age, self.gender = nn.Linear(4, 1), nn.Linear(4, 2)
-
-    def forward(self, x):
-        f = self.conv(x).relu().mean((2, 3))
-        z = self.gender(f)
-        return self.age(f), z, z.softmax(1)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +59,7 @@ def world(tmp_path_factory, brows_reader_run, brows_world) -> dict[str, Path]:
     paths["multi_onnx"] = root / "multi.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_ThreeHeads().eval(), (torch.zeros(2, 3, 64, 64),),
+        torch.onnx.export(AgeGender().eval(), (torch.zeros(2, 3, 64, 64),),
                           str(paths["multi_onnx"]), dynamo=False, input_names=["input"],
                           output_names=["age", "gender_logits", "gender_prob"],
                           dynamic_axes={"input": {0: "batch"}})  # fmt: skip
