@@ -53,7 +53,7 @@ class Option:
     """One setting of a config, flattened: ``path`` is ``("ig", "n_steps")`` for a nested one."""
 
     path: tuple[str, ...]
-    kind: str  # bool, int, float, str, path, list, tuple, dict
+    kind: str  # bool, int, float, str, path, list, tuple, dict, size (imsize.InputSize)
     optional: bool  # None is a valid value
     default: Any
     help: str
@@ -88,6 +88,8 @@ def _kind(tp: Any) -> tuple[str, bool, type]:
     """(kind, optional, item type) of an annotation."""
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     optional = type(None) in typing.get_args(tp)
+    if len(args) == 2 and int in args and tuple[int, int] in args:  # imsize.InputSize
+        return "size", optional, int
     if optional and len(args) == 1:
         tp = args[0]
     origin = typing.get_origin(tp)

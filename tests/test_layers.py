@@ -10,7 +10,7 @@ import saliency
 
 ROOT = Path(saliency.__file__).parent
 GROUND = {"__init__", "runtime", "rundir", "binomial", "atomic", "settings", "distributed", "parts",
-          "runlock"}  # fmt: skip
+          "runlock", "imsize"}  # fmt: skip
 RANK = {
     "ground": 0, "data": 1, "faces": 2, "models": 3, "perturb": 4, "methods": 4,
     "analysis": 5, "configs": 6, "viz": 7, "runs": 8, "stages": 9, "study": 10, "cli": 11,

@@ -47,6 +47,8 @@ def _other(opt: settings.Option):
         return None, not d
     if opt.kind == "int":
         return "7", 7
+    if opt.kind == "size":  # height x width; TOML and config.json: [218, 178]
+        return "218x178", (218, 178)
     if opt.kind == "float":
         return "0.25", 0.25
     if opt.kind == "path":

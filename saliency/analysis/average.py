@@ -71,7 +71,7 @@ def partition_moments(
 def partition_faces(
     paths: Sequence[str], ids: np.ndarray, pre: Preprocessing, workers: int = 2
 ) -> dict[int, tuple[np.ndarray, int]]:
-    """Sum of images ``[S, S, 3]`` (0-255 scale) and count per partition, in one pass."""
+    """Sum of images ``[h, w, 3]`` (0-255 scale) and count per partition, in one pass."""
     source = ImageSource(paths, pre, cache_bytes=0, workers=workers)
     out: dict[int, tuple[np.ndarray, int]] = {}
     for images, rows in source.batches(np.arange(len(source)), 256):
@@ -86,7 +86,7 @@ def partition_faces(
 def merge_partitions(
     pids: Sequence[int], moments: dict[int, Moments], faces: dict[int, tuple[np.ndarray, int]]
 ) -> tuple[Moments, np.ndarray]:
-    """Moments and mean face ``[S, S, 3]`` in [0, 1] of a union of partitions."""
+    """Moments and mean face ``[h, w, 3]`` in [0, 1] of a union of partitions."""
     total = None
     face_sum, face_n = 0.0, 0
     for pid in pids:

@@ -26,12 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
 
-def inference_ms(model, size: int, batch: int = 32, repeats: int = 3) -> float:
-    """Median milliseconds per image of a forward pass on random input (CPU or the model's)."""
+def inference_ms(model, hw: tuple[int, int], batch: int = 32, repeats: int = 3) -> float:
+    """Median milliseconds per image of a forward pass on random ``[batch, 3, *hw]`` input
+    (on the model's device)."""
     import torch
 
     device = next(model.parameters()).device
-    x = torch.randn(batch, 3, size, size, device=device)
+    x = torch.randn(batch, 3, *hw, device=device)
     times = []
     with torch.inference_mode():
         model(x)
@@ -82,7 +83,7 @@ def run_compare(args: argparse.Namespace) -> int:
             )
         metrics = json.loads(metrics_path.read_text())
         with torch.inference_mode():
-            grid = model.forward_features(torch.zeros(1, 3, pre.size, pre.size)).shape[2:]
+            grid = model.forward_features(torch.zeros(1, 3, *pre.hw)).shape[2:]
         log = pd.read_csv(train_log(run)) if train_log(run).is_file() else None
         row = {
             "run": str(run),
@@ -91,13 +92,13 @@ def run_compare(args: argparse.Namespace) -> int:
             "arch": ckpt.arch,
             "output_stride": ckpt.output_stride,
             "parameters": count_parameters(model),
-            "size": pre.size,
+            "size": pre.text.removesuffix(" px"),
             "grid": f"{grid[0]}x{grid[1]}",
             "epoch": ckpt.epoch,
             **best_epoch_numbers(log, ckpt.epoch if log is not None else None, train_log(run)),
             "accuracy": metrics["accuracy"]["all"]["value"],
             "loss": metrics["loss"],
-            "ms_per_image": round(inference_ms(model, pre.size), 3),
+            "ms_per_image": round(inference_ms(model, pre.hw), 3),
         }
         for name, v in metrics["accuracy"].items():
             if v["kind"] == "cell":

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from saliency.imsize import InputSize, parse_size
 from saliency.models.recipe import Augmentation, TrainConfig
 from saliency.settings import setting
 
@@ -37,8 +38,12 @@ class AdoptConfig:
         "model's sidecar gives them)",
         factory=list,
     )
-    size: int | None = setting(
-        None, help="input side in px (needed unless an exported model's sidecar gives it)"
+    size: InputSize | None = setting(
+        None,
+        help="input size in px, one side or HEIGHTxWIDTH (needed unless an exported model's "
+        "sidecar gives it)",
+        parse=parse_size,
+        metavar="S|HxW",
     )
     weights: str | None = setting(None, help="the model file")
     arch: str | None = setting(

@@ -1,7 +1,8 @@
 """Integrated Gradients baselines, built in the model's input space (after normalization).
 
 - ``black``: pixel value 0 put through the checkpoint's normalization
-- ``blur``: the image blurred by a Gaussian (sigma in px, default size / 16)
+- ``blur``: the image blurred by a Gaussian (sigma in px, default S / 16, ``S = sqrt(H * W)`` as
+  for the region fills)
 - ``mean``: the training split's mean face (``[3, H, W]`` in [0, 1], given)
 - ``noise``: seeded uniform noise in [0, 1], normalized
 """
@@ -27,7 +28,7 @@ def make_baseline(
     if kind == "black":
         return normalize(torch.zeros_like(unit[:1]), pre)
     if kind == "blur":
-        sigma = blur_sigma or unit.shape[-1] / 16
+        sigma = blur_sigma or (unit.shape[-2] * unit.shape[-1]) ** 0.5 / 16  # S = sqrt(HW)
         k = int(2 * round(3 * sigma) + 1)
         from torchvision.transforms.functional import gaussian_blur  # 1.4 s: when used
 

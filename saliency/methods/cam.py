@@ -33,7 +33,7 @@ def cam(
 ) -> torch.Tensor:
     """CAM at input resolution ``[N, H, W]``, signed, in logit units; cells placed by
     ``geometry`` (default: the model's measured receptive-field geometry)."""
-    geometry = geometry or grid_geometry(model, x.shape[-1])
+    geometry = geometry or grid_geometry(model, tuple(x.shape[-2:]))
     return upsample(cam_grid(model, x, target), tuple(x.shape[-2:]), geometry)
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from saliency.imsize import InputSize, hw
 from saliency.methods.names import RULES
 
 PROBE_MAX = 4096  # largest probe image side (px); the probe runs one channel, so it is cheap
@@ -160,28 +161,30 @@ def _probe_at(features, side: int, device) -> tuple[tuple, tuple] | None:
     return (cy[0] - i * sy, cx[0] - j * sx), (sy, sx)
 
 
-def grid_geometry(model, size: int, rule: str = "receptive-field") -> GridGeometry:
-    """Geometry of ``model.forward_features`` for ``size`` px square inputs.
+def grid_geometry(model, size: InputSize, rule: str = "receptive-field") -> GridGeometry:
+    """Geometry of ``model.forward_features`` for inputs of ``size`` (one side, or
+    ``(height, width)`` in px). The probe measures stride and offset on square inputs: a
+    convolution's placement does not depend on the input's shape, only the grid does.
 
     ``rule`` is ``receptive-field`` (measured by the probe; falls back to the resize rule
     with a note when the model cannot be probed) or ``half-pixel`` (the resize rule)."""
     if rule not in RULES:
         raise ValueError(f"unknown upsampling rule {rule!r}; valid: {', '.join(RULES)}")
     device = next(model.parameters()).device
+    shape = hw(size)
     with torch.no_grad():
-        grid = tuple(
-            model.forward_features(torch.zeros(1, 3, size, size, device=device)).shape[-2:]
-        )
+        grid = tuple(model.forward_features(torch.zeros(1, 3, *shape, device=device)).shape[-2:])
     if rule == "half-pixel":
-        return GridGeometry.half_pixel((size, size), grid)
+        return GridGeometry.half_pixel(shape, grid)
     if getattr(model, "patch_grid", False):  # a transformer's patches tile the image exactly
-        return GridGeometry.half_pixel((size, size), grid)
-    if grid == (size, size):
+        return GridGeometry.half_pixel(shape, grid)
+    if grid == shape:
         # one cell per pixel: the resize rule is the identity (stride 1, offset 0), which is
         # also every centred stride-1 net's receptive-field placement; recorded as the rule
         # applied, not as measured (an even-kernel net could sit half a pixel off)
-        return GridGeometry.half_pixel((size, size), grid)
-    side, why = 2 * size, f"the receptive field is wider than the largest probe ({PROBE_MAX} px)"
+        return GridGeometry.half_pixel(shape, grid)
+    side = 2 * max(shape)
+    why = f"the receptive field is wider than the largest probe ({PROBE_MAX} px)"
     try:
         while side <= PROBE_MAX:
             found = _probe_at(model.forward_features, side, device)
@@ -191,4 +194,4 @@ def grid_geometry(model, size: int, rule: str = "receptive-field") -> GridGeomet
             side *= 2
     except (NotImplementedError, ValueError, RuntimeError) as err:
         why = str(err).splitlines()[0]
-    return GridGeometry.half_pixel((size, size), grid, f"receptive-field probe failed: {why}")
+    return GridGeometry.half_pixel(shape, grid, f"receptive-field probe failed: {why}")

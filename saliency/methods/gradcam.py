@@ -102,7 +102,7 @@ def grad_cam(
 ) -> torch.Tensor:
     """Raw map of ``variant`` at input resolution ``[N, H, W]``; cells placed by
     ``geometry`` (default: the model's measured receptive-field geometry)."""
-    geometry = geometry or grid_geometry(model, x.shape[-1])
+    geometry = geometry or grid_geometry(model, tuple(x.shape[-2:]))
     return upsample(grad_cam_grid(model, x, target, variant), tuple(x.shape[-2:]), geometry)
 
 

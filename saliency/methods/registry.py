@@ -141,7 +141,7 @@ def explain_batch(
     x = normalize(unit, pre)
     size = tuple(x.shape[-2:])
     if geometry is None and any(m.grid for m in chosen):
-        geometry = grid_geometry(model, size[-1])
+        geometry = grid_geometry(model, size)
     with torch.no_grad():
         feats = model.forward_features(x)
         logits = model.head(feats)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from saliency.atomic import atomic_write_json, atomic_write_text
+from saliency.imsize import InputSize, hw
 from saliency.rundir import saliency_dir
 
 PROGRESS = ".progress.json"  # {"key", "done", "n"}: rows 0..done-1 are stored under key
@@ -60,7 +61,7 @@ def explained_methods(run: str | Path, split: str, asked: list[str] | None) -> l
 class MapStore:
     """Writes one split's maps for several methods at once, streamed and resumable.
 
-    Per method, under ``folder/<method>/``: ``maps.npy`` (float32 ``[n, size, size]``,
+    Per method, under ``folder/<method>/``: ``maps.npy`` (float32 ``[n, h, w]``,
     memory-mapped, raw), ``.scalars.npy`` (float32 ``[n, n_outputs + 1 + len(columns)]``:
     each row's logits, its target class index, then the method's own ``index.csv`` columns),
     ``.progress.json`` and, from :meth:`finish`, ``index.csv`` and ``meta.json``. Rows are
@@ -70,8 +71,10 @@ class MapStore:
     per batch, then :meth:`finish`.
     """
 
-    def __init__(self, folder: str | Path, n: int, size: int, n_outputs: int, chunk: int = 256):
-        self.folder, self.n, self.size, self.n_outputs = Path(folder), n, size, n_outputs
+    def __init__(
+        self, folder: str | Path, n: int, size: InputSize, n_outputs: int, chunk: int = 256
+    ):
+        self.folder, self.n, self.hw, self.n_outputs = Path(folder), n, hw(size), n_outputs
         self.chunk = chunk  # rows between checkpoints
         self._open: dict[str, dict] = {}  # method -> key, done, columns, maps, scalars
         self._unflushed = 0
@@ -129,7 +132,7 @@ class MapStore:
             "types": types,
             "maps": np.lib.format.open_memmap(
                 self.folder / method / "maps.npy", mode=mode, dtype=np.float32,
-                shape=(self.n, self.size, self.size),
+                shape=(self.n, *self.hw),
             ),
             "scalars": np.lib.format.open_memmap(
                 self.folder / method / SCALARS, mode=mode, dtype=np.float32,
@@ -156,7 +159,7 @@ class MapStore:
         extras: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Store one batch for every open method: ``rows [B]`` (row numbers, increasing),
-        ``maps[method] [B, size, size]``, ``logits [B, n_outputs]``, ``target [B]`` (class
+        ``maps[method] [B, h, w]``, ``logits [B, n_outputs]``, ``target [B]`` (class
         indices) and ``extras[column] [B]`` for the methods' own columns. Checkpoints after
         every ``chunk`` rows."""
         k = self.n_outputs

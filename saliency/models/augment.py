@@ -91,7 +91,11 @@ def augment(x: torch.Tensor, aug: Augmentation, gen: Draws) -> torch.Tensor:
         tx = ty = torch.zeros_like(cos)
         if aug.shift > 0:  # drawn after the angle, so runs without shift keep their draws
             tx, ty = uniform(-2 * aug.shift, 2 * aug.shift), uniform(-2 * aug.shift, 2 * aug.shift)
-        mat = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+        # affine_grid's coordinates are -1..1 along each axis: for an H x W image a rotation
+        # in pixels is [[cos, -sin H/W], [sin W/H, cos]] there (H/W = 1: square, unchanged)
+        aspect = x.shape[-2] / x.shape[-1]
+        rows = [torch.stack([cos, -sin * aspect, tx], 1), torch.stack([sin / aspect, cos, ty], 1)]
+        mat = torch.stack(rows, 1)
         grid = F.affine_grid(mat.to(x.dtype), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if aug.contrast > 0:

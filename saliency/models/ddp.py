@@ -111,7 +111,7 @@ def local_batches(
     source: ImageSource, order: np.ndarray, batch_size: int, world: World
 ) -> Iterator[Batch]:
     """This rank's slice of each global batch of ``order`` (source indices ``[n]``):
-    ``(images uint8 [b, S, S, 3], source indices int64 [b], positions in order [b], global
+    ``(images uint8 [b, h, w, 3], source indices int64 [b], positions in order [b], global
     batch size)``; ``b`` may be 0 for a short last batch. Consecutive slices of one size
     are read in one pass of the source."""
     n = len(order)
@@ -127,9 +127,8 @@ def local_batches(
         while run < len(plan) and len(plan[run][0]) == b:
             run += 1
         if b == 0:
-            side = source.pre.size
             for pos, g in plan[k:run]:
-                empty = torch.empty((0, side, side, 3), dtype=torch.uint8)
+                empty = torch.empty((0, *source.pre.hw, 3), dtype=torch.uint8)
                 yield empty, torch.empty(0, dtype=torch.int64), pos, g
         else:
             pos_all = np.concatenate([p for p, _ in plan[k:run]])

@@ -22,7 +22,7 @@ from saliency.models.preprocess import Preprocessing, model_input
 SAMPLE = 8  # images in the batch that finds the last block and checks conversions
 PREPROCESSING_SUFFIX = ".preprocessing.json"  # written beside an export (saliency export)
 SIDECAR_FORMAT = "saliency-preprocessing/1"
-INPUT = "float32 [N, 3, S, S]: RGB in [0, 1], minus mean, over std, per channel"
+INPUT = "float32 [N, 3, h, w]: RGB in [0, 1], minus mean, over std, per channel"
 
 
 def sidecar_path(model_file: str | os.PathLike) -> Path:
@@ -66,7 +66,7 @@ def beside(weights: str | os.PathLike | None) -> dict | None:
 
 
 def sample_batch(paths: list, pre: Preprocessing) -> torch.Tensor:
-    """Normalized inputs ``float32 [n, 3, S, S]``: the first :data:`SAMPLE` of ``paths``,
+    """Normalized inputs ``float32 [n, 3, h, w]``: the first :data:`SAMPLE` of ``paths``,
     else (no paths) :data:`SAMPLE` seeded noise images."""
     if paths:
         from saliency.models.loader import ImageSource
@@ -75,5 +75,5 @@ def sample_batch(paths: list, pre: Preprocessing) -> torch.Tensor:
         images, _ = next(ImageSource(paths, pre, workers=0).batches(np.arange(len(paths)), SAMPLE))
         return model_input(images, pre)
     gen = torch.Generator().manual_seed(0)
-    unit = torch.rand((SAMPLE, pre.size, pre.size, 3), generator=gen)
+    unit = torch.rand((SAMPLE, *pre.hw, 3), generator=gen)
     return model_input((unit * 255).to(torch.uint8), pre)

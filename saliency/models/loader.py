@@ -1,6 +1,6 @@
 """Batches of resized ``uint8`` images in a given order, from memory or streamed from disk.
 
-Both sources yield ``(images uint8 [B, S, S, 3], rows int64 [B])`` where ``rows`` index the
+Both sources yield ``(images uint8 [B, h, w, 3], rows int64 [B])`` where ``rows`` index the
 list of paths. Decoding runs in threads (preload) or DataLoader workers (stream); anything
 random (shuffling, augmentation) is decided by the caller, so results do not depend on the
 number of workers.
@@ -47,7 +47,7 @@ class ImageSource:
         self.paths = [Path(p) for p in paths]
         self.pre = pre
         self.workers = workers
-        need = len(self.paths) * pre.size * pre.size * 3
+        need = len(self.paths) * pre.hw[0] * pre.hw[1] * 3
         self.memory: np.ndarray | None = None
         if need <= cache_bytes:
             self.memory = self._preload(progress)
@@ -56,7 +56,7 @@ class ImageSource:
         return len(self.paths)
 
     def _preload(self, progress: Callable[[int], None] | None) -> np.ndarray:
-        out = np.empty((len(self.paths), self.pre.size, self.pre.size, 3), np.uint8)
+        out = np.empty((len(self.paths), *self.pre.hw, 3), np.uint8)
 
         def one(i: int) -> None:
             out[i] = load_resized(self.paths[i], self.pre)
@@ -87,8 +87,8 @@ class ImageSource:
             yield images, rows
 
     def mean(self, batch_size: int = 256) -> torch.Tensor:
-        """Mean image ``float64 [S, S, 3]`` in [0, 1] over all rows (streamed)."""
-        total = torch.zeros(self.pre.size, self.pre.size, 3, dtype=torch.float64)
+        """Mean image ``float64 [h, w, 3]`` in [0, 1] over all rows (streamed)."""
+        total = torch.zeros(*self.pre.hw, 3, dtype=torch.float64)
         for images, _ in self.batches(np.arange(len(self)), batch_size):
             total += images.to(torch.float64).sum(dim=0)
         return total / (255.0 * max(1, len(self)))

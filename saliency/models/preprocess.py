@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from saliency.data.imageio import read_rgb
+from saliency.imsize import InputSize, as_size, hw, plain_size, size_text
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,15 +27,16 @@ COLORS = ("RGB", "BGR")  # the channel order the model takes
 class Preprocessing:
     """How a stored (aligned) image becomes the model's input.
 
-    size: input side in px; the whole image is resized to ``size x size`` (no crop: aligned
-        faces are already cropped, and region masks must map onto the input exactly).
+    size: the input in px, one side (square) or ``(height, width)``; the whole image is
+        stretched to it (no crop: aligned faces are already cropped, and region masks must
+        map onto the input exactly). :attr:`hw` is always ``(height, width)``.
     mean, std: per-channel normalization of values in [0, 1], in the model's channel order.
     interpolation: ``area`` (cv2.INTER_AREA when shrinking, linear when enlarging).
     color: the channel order the model takes, ``RGB`` or ``BGR`` (OpenCV and Caffe ports):
         images are read and kept RGB everywhere; :func:`normalize` reorders the channels.
     """
 
-    size: int
+    size: InputSize
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     resize: str = "stretch"
@@ -42,18 +44,30 @@ class Preprocessing:
     color: str = "RGB"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "size", as_size(self.size))
         if self.color not in COLORS:
             raise ValueError(f"unknown channel order {self.color!r}; valid: {', '.join(COLORS)}")
 
+    @property
+    def hw(self) -> tuple[int, int]:
+        """The input's ``(height, width)`` in px."""
+        return hw(self.size)
+
+    @property
+    def text(self) -> str:
+        """The size as people write it: ``128 px`` or ``218x178 px`` (height x width)."""
+        return f"{size_text(self.size)} px"
+
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["size"] = plain_size(self.size)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
         return cls(
-            size=int(d["size"]),
+            size=as_size(d["size"]),
             mean=tuple(float(v) for v in d["mean"]),
             std=tuple(float(v) for v in d["std"]),
             resize=d.get("resize", "stretch"),
@@ -62,29 +76,30 @@ class Preprocessing:
         )
 
 
-def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
-    """RGB ``uint8 [H, W, 3]`` -> ``uint8 [size, size, 3]`` by the contract's rule."""
-    h, w = image.shape[:2]
-    if (h, w) == (size, size):
+def resize_rgb(image: np.ndarray, size: InputSize) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` -> ``uint8 [h, w, 3]`` (``(h, w) = hw(size)``) by the
+    contract's rule: area averaging when the image shrinks along either axis, else linear."""
+    out = hw(size)
+    if image.shape[:2] == out:
         return image
-    shrink = size < max(h, w)
+    shrink = out[0] < image.shape[0] or out[1] < image.shape[1]
     return cv2.resize(
-        image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        image, out[::-1], interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     )
 
 
-def resize_labels(labels: np.ndarray, size: int) -> np.ndarray:
+def resize_labels(labels: np.ndarray, size: InputSize) -> np.ndarray:
     """A label map ``uint8 [H, W]`` (region codes) in the stored image's coordinates ->
-    ``uint8 [size, size]`` on the model's input grid, by the same stretch as
-    :func:`resize_rgb`; nearest neighbour at pixel centres, so no code is invented."""
-    h, w = labels.shape[:2]
-    if (h, w) == (size, size):
+    ``uint8 [h, w]`` on the model's input grid, by the same stretch as :func:`resize_rgb`;
+    nearest neighbour at pixel centres, so no code is invented."""
+    out = hw(size)
+    if labels.shape[:2] == out:
         return labels
-    return cv2.resize(labels, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
+    return cv2.resize(labels, out[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def load_resized(path: str | os.PathLike, pre: Preprocessing) -> np.ndarray:
-    """Read an image file and resize it: ``uint8 [size, size, 3]`` RGB."""
+    """Read an image file and resize it: ``uint8 [h, w, 3]`` RGB at ``pre.hw``."""
     return resize_rgb(read_rgb(path), pre.size)
 
 
@@ -121,5 +136,5 @@ def _channel_stats(
 
 
 def model_input(batch: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
-    """``uint8`` images (already resized) -> normalized float input ``[N, 3, S, S]``."""
+    """``uint8`` images (already resized) -> normalized float input ``[N, 3, h, w]``."""
     return normalize(to_unit(batch), pre)

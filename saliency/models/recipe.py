@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from saliency.imsize import InputSize, as_size, parse_size
 from saliency.models.names import ARCHS
 from saliency.settings import setting
 
@@ -68,7 +69,10 @@ class TrainConfig:
         "at 218x178 px, 8x8 at 299 px, so CAM-type verdicts need the larger input)",
         choices=ARCHS,
     )
-    size: int = setting(128, help="input side in px")
+    size: InputSize = setting(
+        128, help="input size in px: one side, or HEIGHTxWIDTH (218x178: CelebA's native "
+        "crop; TOML [218, 178])", parse=parse_size, metavar="S|HxW"
+    )
     loss: str = setting("bce", help="bce: one logit; ce: one logit per class", choices=LOSSES)
     output_stride: int = setting(16, help="the last block's stride (16 doubles the CAM grid)",
                                  choices=(16, 32))  # fmt: skip
@@ -131,6 +135,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        self.size = as_size(self.size)
         freeze_blocks(self.freeze)  # a ValueError that says what to write
 
     def to_dict(self) -> dict:

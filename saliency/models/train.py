@@ -202,7 +202,7 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _inputs(self, images: torch.Tensor, draws: SampleDraws | None = None) -> torch.Tensor:
-        """uint8 ``[N, S, S, 3]`` -> the model's input ``[N, 3, S, S]``, augmented with
+        """uint8 ``[N, h, w, 3]`` -> the model's input ``[N, 3, h, w]``, augmented with
         ``draws`` (training) or not (validation)."""
         x = to_unit(images.to(self.device, non_blocking=True))
         if draws is not None:
@@ -217,7 +217,7 @@ class Trainer:
         self, images: torch.Tensor, idx: torch.Tensor, pos: np.ndarray, n_global: int
     ) -> tuple[float, int]:
         """Forward and backward of this rank's slice of a global batch of ``n_global``
-        images: ``images`` uint8 ``[b, S, S, 3]``, ``idx`` their source indices ``[b]``,
+        images: ``images`` uint8 ``[b, h, w, 3]``, ``idx`` their source indices ``[b]``,
         ``pos`` their positions in this epoch's order ``[b]`` (``b`` may be 0). The gradient,
         once DDP has averaged it over the ranks, is that of the global batch's mean loss.
         Returns this slice's summed loss and its number of correct predictions."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from saliency.imsize import InputSize, hw
 from saliency.models.backbones import build_features, torchvision_arch
 from saliency.models.camnet import CamNet
 from saliency.models.names import ARCHS, INCEPTION_MIN_SIZE, TIMM_ARCHS
@@ -49,13 +50,13 @@ def build_model(spec: ModelSpec) -> CamNet:
     return CamNet(features, channels, spec.n_outputs, spec.dropout)
 
 
-def default_preprocessing(spec: ModelSpec, size: int) -> Preprocessing:
+def default_preprocessing(spec: ModelSpec, size: InputSize) -> Preprocessing:
     """ImageNet mean/std, except Inception's ImageNet weights, which expect [-1, 1] inputs.
 
     (torchvision's ``transform_input`` does that conversion inside the net; we record it in
     the preprocessing instead, so that every stage normalizes the same way.)
     """
-    if spec.arch == "inception_v3" and size < INCEPTION_MIN_SIZE:
+    if spec.arch == "inception_v3" and min(hw(size)) < INCEPTION_MIN_SIZE:
         raise ValueError(f"inception_v3 needs --size of at least {INCEPTION_MIN_SIZE} px")
     if spec.arch == "inception_v3" and spec.pretrained == "imagenet":
         return Preprocessing(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from saliency.data.imageio import ImageReadError, read_label_map, read_rgb
 from saliency.data.regions import REGION_CODES
+from saliency.imsize import InputSize, hw
 from saliency.models.preprocess import resize_rgb
 from saliency.perturb.fill import FEATURES, blend, fill_mask, fill_source
 from saliency.perturb.fill_torch import ablated_batch
@@ -72,12 +73,12 @@ def ablated(
 
 
 class Variants(Dataset):
-    """Row ``i`` -> ``(i, item, why)``: ``item`` is ``("stack", uint8 [R + 1, S, S, 3],
-    areas int64 [R])`` when the worker filled and resized (original first), ``("raw",
-    image uint8 [S, S, 3], labels uint8 [S, S], noise uint8 [S, S, 3] or None)`` when the
-    device will, or None with the reason the row cannot be used."""
+    """Row ``i`` -> ``(i, item, why)``: ``item`` is ``("stack", uint8 [R + 1, h, w, 3],
+    areas int64 [R])`` when the worker filled and resized to the input's ``(h, w)``
+    (original first), ``("raw", image uint8 [h, w, 3], labels uint8 [h, w], noise uint8
+    [h, w, 3] or None)`` when the device will, or None with the reason the row cannot be used."""
 
-    def __init__(self, paths, masks, cfg, size: int, place: str = "workers"):
+    def __init__(self, paths, masks, cfg, size: InputSize, place: str = "workers"):
         self.paths, self.masks, self.cfg, self.size = list(paths), list(masks), cfg, size
         self.place = place
 
@@ -96,7 +97,7 @@ class Variants(Dataset):
         except (ImageReadError, ValueError) as exc:
             return i, None, str(exc)
         seed = cfg.seed + i
-        if self.place == "device" and image.shape[:2] == (self.size, self.size):
+        if self.place == "device" and image.shape[:2] == hw(self.size):
             noise = None
             if cfg.fill == "noise":
                 noise = torch.from_numpy(fill_source(image, "noise", seed))
@@ -111,9 +112,9 @@ class LoaderBatch:
     """One loader batch, stacked in the worker so the pinning thread can pin it whole (a
     pageable copy to a GPU waits for all queued work; a pinned one does not).
 
-    ``raw_*``: rows the device fills (images ``uint8 [b, S, S, 3]``, labels ``uint8 [b, S,
+    ``raw_*``: rows the device fills (images ``uint8 [b, h, w, 3]``, labels ``uint8 [b, h,
     S]``, noise like images or None); ``done_*``: rows the worker filled (stack ``uint8
-    [d * (R + 1), S, S, 3]``, areas ``int64 [d, R]``); ``skipped``: ``(row, reason)``."""
+    [d * (R + 1), h, w, 3]``, areas ``int64 [d, R]``); ``skipped``: ``(row, reason)``."""
 
     skipped: list[tuple[int, str]]
     raw_idx: list[int]
@@ -156,7 +157,7 @@ def batch_inputs(
     batch: LoaderBatch, cfg, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A loader batch's usable rows -> row indices ``int64 [B]`` (CPU), model-size images
-    ``uint8 [B * (R + 1), S, S, 3]`` on ``device`` (per image: original, then each region),
+    ``uint8 [B * (R + 1), h, w, 3]`` on ``device`` (per image: original, then each region),
     and region areas ``int64 [B, R]`` (px, at the stored size) on ``device``. Nothing here
     waits for the device: copies are asynchronous from pinned memory."""
     idx, stacks, areas = [], [], []

@@ -20,6 +20,7 @@ import torch
 from saliency.atomic import atomic_write_json
 from saliency.configs.model import AdoptConfig
 from saliency.data.manifest import read_manifest
+from saliency.imsize import as_size, hw, plain_size
 from saliency.models.adopted.channels import LIMIT, ChannelCheck, channel_check
 from saliency.models.adopted.hub import hub_folder, timm_name
 from saliency.models.adopted.net import parse_slice
@@ -71,7 +72,8 @@ def settle(cfg: AdoptConfig, hub=None) -> tuple[Preprocessing, list[str], list[s
     if not classes:
         raise ValueError("adopt needs --classes, in the model's output order (e.g. female,male)")
     if not size:
-        raise ValueError("adopt needs --size: the input side, in px, the model classifies")
+        raise ValueError("adopt needs --size: the input size, in px, the model classifies "
+                         "(one side, or HEIGHTxWIDTH)")
     mean, std = cfg.mean or pre_d.get("mean"), cfg.std or pre_d.get("std")
     if hub and not (cfg.mean and cfg.std):
         where = "preprocessor_config.json" if hub.kind == "transformers" else "config.json"
@@ -87,7 +89,7 @@ def settle(cfg: AdoptConfig, hub=None) -> tuple[Preprocessing, list[str], list[s
     if color not in COLORS:
         raise ValueError(f"--color must be rgb or bgr, not {cfg.color or pre_d.get('color')!r}")
     pre = Preprocessing(
-        size=int(size),
+        size=as_size(size),
         mean=tuple(float(v) for v in (mean or IMAGENET_MEAN)),
         std=tuple(float(v) for v in (std or IMAGENET_STD)),
         color=color,
@@ -148,7 +150,7 @@ def run(cfg: AdoptConfig) -> AdoptResult:
     fmt = detect_format(weights, cfg.arch, cfg.function)
     hub = hub_folder(weights) if fmt == "huggingface" else None
     pre, classes, notes = settle(cfg, hub)
-    if hub is not None and hub.kind == "transformers" and pre.size != int(hub.size):
+    if hub is not None and hub.kind == "transformers" and pre.hw != hw(int(hub.size)):
         raise ValueError(f"{weights} is built for {hub.size} px inputs: pass --size {hub.size}")
     if fmt == "onnx" and weights.is_file():
         onnx_input_check(weights, pre.size)
@@ -165,10 +167,10 @@ def run(cfg: AdoptConfig) -> AdoptResult:
                            cfg.target_layer, cfg.output_name, names, layout)  # fmt: skip
     except RuntimeError as exc:  # shapes: the model wants another size, and so on
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ValueError(f"the model fails on {pre.size} px inputs ({why}); check --size") from exc
+        raise ValueError(f"the model fails on {pre.text} inputs ({why}); check --size") from exc
     out = Path(cfg.out)
     rec |= {"format": fmt, "arch": cfg.arch, "function": cfg.function, "source": str(weights or ""),
-            "size": pre.size}  # fmt: skip
+            "size": plain_size(pre.size)}  # fmt: skip
     if fmt == "onnx":
         diff = onnx_check(weights, net, model, x, rec["output_index"])
         rec["onnxruntime_max_abs_difference"] = diff
@@ -209,7 +211,7 @@ def lines(res: AdoptResult) -> list[str]:
     out.append(f"classes: {', '.join(res.classes)} ({rec['n_outputs']} logit(s){sliced})")
     out.append(f"explained: {rec['explained']} ({rec['output_how']})")
     pre = res.pre
-    out.append(f"preprocessing: {pre.size} px, {pre.color}, mean {list(pre.mean)}, std "
+    out.append(f"preprocessing: {pre.text}, {pre.color}, mean {list(pre.mean)}, std "
                f"{list(pre.std)}")  # fmt: skip
     if "channel_check" in rec:
         ch = rec["channel_check"]

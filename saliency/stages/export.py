@@ -1,6 +1,6 @@
 """``export``: a run's model as ONNX or a ``torch.export`` program, checked against PyTorch.
 
-The exported graph takes the normalized input ``float32 [N, 3, S, S]`` (any N) and returns
+The exported graph takes the normalized input ``float32 [N, 3, h, w]`` (any N) and returns
 the run's logits ``[N, K]`` (one logit: the log-odds of ``classes[1]``). The preprocessing
 and the class order go beside it as ``FILE.preprocessing.json`` (``saliency adopt`` reads
 that file back). The export is run on a batch of the run's images (onnxruntime for ONNX,
@@ -54,7 +54,7 @@ def check_batch(
 ) -> tuple[torch.Tensor, str]:
     """Up to :data:`SAMPLE` of the run's test images (else any of its images, else noise;
     ``run``: the run folder, where an adopted run's images may be recorded), normalized:
-    ``[n, 3, S, S]``; and what they are, in words."""
+    ``[n, 3, h, w]``; and what they are, in words."""
     from saliency.models.evaluate import evaluation_rows
 
     for split in ("test", "all"):

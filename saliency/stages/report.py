@@ -166,7 +166,7 @@ def _model(run: Path) -> str:
     ckpt = Run(run).checkpoint()
     pre, rec = ckpt.pre, ckpt.adoption
     rows = [("classes (output order)", ", ".join(ckpt.classes)),
-            ("input", f"{pre.size} px, {pre.color}, mean {list(pre.mean)}, std "
+            ("input", f"{pre.text}, {pre.color}, mean {list(pre.mean)}, std "
                       f"{list(pre.std)}")]  # fmt: skip
     if rec is None:
         rows += [("architecture", f"{ckpt.arch} (output stride {ckpt.output_stride})"),

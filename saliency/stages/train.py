@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from saliency.distributed import World, from_env, rank_device
+from saliency.imsize import size_text
 from saliency.models.recipe import TrainConfig
 from saliency.models.train import EpochEvent, Trainer, config_from_checkpoint
 from saliency.rundir import last_checkpoint, record
@@ -77,7 +78,7 @@ def describe_lines(trainer: Trainer) -> list[str]:
     out = [
         f"{cfg.arch} (output stride {cfg.output_stride}, {trainer.spec.n_outputs} logit(s)) on "
         f"{trainer.device}{ranks}: {d['n_train']} train / {d['n_val']} val images at "
-        f"{cfg.size} px, classes {trainer.classes}"
+        f"{size_text(cfg.size)} px, classes {trainer.classes}"
         + (" (seeded split)" if d["seeded_split"] else "")
     ]
     if trainer.epoch:

@@ -24,6 +24,7 @@ from typing import Any
 import tomllib
 
 from saliency import settings
+from saliency.imsize import as_size
 
 REQUIRED = ("data",)  # and a model: [train], or [adopt] for one trained elsewhere
 STUDY_KEYS = {"name": "study", "out": "runs/study", "device": "auto", "workers": 2}
@@ -73,9 +74,26 @@ def merge(where: str, defaults: dict, given: dict) -> dict:
         if isinstance(default, dict) and isinstance(value, dict) and _is_table(where, key):
             out[key] = merge(f"{where}.{key}", default, value)
             continue
-        settings.check_type(f"{where}.{key}", default, value)
+        if _kind(where, key) == "size":  # 128 or [218, 178]
+            as_size(value, f"{where}.{key}")
+        else:
+            settings.check_type(f"{where}.{key}", default, value)
         out[key] = value
     return out
+
+
+def _kind(where: str, key: str) -> str | None:
+    """The setting kind of ``where.key`` (``size``, ``int``, ...), None when not a setting."""
+    from saliency.stages.registry import all_stages
+
+    parts = where.split(".")
+    stage = all_stages().get(parts[0])
+    cls = stage.config if stage is not None else None
+    for part in parts[1:]:
+        cls = settings.nested(cls).get(part) if cls is not None else None
+    if cls is None:
+        return None
+    return next((o.kind for o in settings.options(cls) if o.path == (key,)), None)
 
 
 def _is_table(where: str, key: str) -> bool:

@@ -54,7 +54,7 @@ def _mask_paths(index: pd.DataFrame, meta: dict, masks: str | Path | None) -> li
     return [m.abspath(mask_of[w]) if mask_of[w] else Path() for w in wanted]
 
 
-def _read(path: Path, size: int) -> tuple[np.ndarray | None, str]:
+def _read(path: Path, size: tuple[int, int]) -> tuple[np.ndarray | None, str]:
     if path == Path():
         return None, "no region mask"
     try:
@@ -88,7 +88,7 @@ def share_table(
     mask_paths = _mask_paths(index, meta, masks)
     truth = planted_regions(manifest)
     truth_codes = torch.tensor([REGION_CODES[r] for r in truth or []])
-    size = maps.shape[-1]
+    size = tuple(maps.shape[-2:])
     n_reg = len(REGIONS)
 
     def compute(todo: np.ndarray, sink) -> None:

@@ -54,7 +54,7 @@ def other_order(color: str) -> str:
 def channel_check(
     model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, pre: Preprocessing
 ) -> ChannelCheck:
-    """Accuracy of ``model`` on ``images`` (``uint8 [n, S, S, 3]``, resized, RGB) with class
+    """Accuracy of ``model`` on ``images`` (``uint8 [n, h, w, 3]``, resized, RGB) with class
     indices ``labels [n]``, under ``pre`` and under ``pre`` with the other channel order."""
     unit = to_unit(images)
     flipped = dataclasses.replace(pre, color=other_order(pre.color))

@@ -55,7 +55,7 @@ def as_graph(
     model: nn.Module, leaf: str | None = None, example: torch.Tensor | None = None
 ) -> fx.GraphModule:
     """``model`` as a GraphModule; ``leaf`` (a module path) stays one node. A model that
-    torch.fx cannot trace is exported with ``torch.export`` on ``example`` (``[N, 3, S, S]``;
+    torch.fx cannot trace is exported with ``torch.export`` on ``example`` (``[N, 3, h, w]``;
     any batch size) when one is given: its nodes keep their module paths."""
     if isinstance(model, fx.GraphModule):
         return model

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from saliency.imsize import InputSize, size_text
+
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 TIMM_PREFIX = "timm:"
 
@@ -34,7 +36,7 @@ def timm_name(arch: str | None) -> str | None:
     return None
 
 
-def _create(name: str, n_out: int | None, size: int | None, device: str | None = None):
+def _create(name: str, n_out: int | None, size: InputSize | None, device: str | None = None):
     import timm
 
     if not timm.is_model(name):
@@ -50,12 +52,15 @@ def _create(name: str, n_out: int | None, size: int | None, device: str | None =
             return timm.create_model(name, pretrained=False, **kw)
 
 
-def timm_shell(name: str, n_out: int, size: int) -> nn.Module:
-    """timm model ``name`` with ``n_out`` outputs for ``size`` px inputs, untrained."""
+def timm_shell(name: str, n_out: int, size: InputSize) -> nn.Module:
+    """timm model ``name`` with ``n_out`` outputs for ``size`` inputs (one side, or
+    ``(height, width)`` in px), untrained."""
     return _create(name, n_out, size).eval().requires_grad_(False)
 
 
-def timm_model(name: str, state: dict[str, torch.Tensor], path: Path, size: int) -> nn.Module:
+def timm_model(
+    name: str, state: dict[str, torch.Tensor], path: Path, size: InputSize
+) -> nn.Module:
     """timm model ``name`` for ``size`` px inputs with ``state`` (read from ``path``) loaded;
     its number of outputs is that of the weights' classifier."""
     probe = _create(name, None, size, "meta")
@@ -77,7 +82,7 @@ def timm_model(name: str, state: dict[str, torch.Tensor], path: Path, size: int)
         lines = [s.strip() for s in str(exc).splitlines() if s.strip()]
         detail = (lines[1] if len(lines) > 1 else lines[0])[:200]
         raise ValueError(
-            f"{path}: the weights do not fit timm:{name} at {size} px: {detail}"
+            f"{path}: the weights do not fit timm:{name} at {size_text(size)} px: {detail}"
         ) from exc
     return net
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from saliency.imsize import as_size, hw
 from saliency.models.adopted.graph import cut_model
 from saliency.models.adopted.net import (
     AdoptedNet,
@@ -55,7 +56,7 @@ def build(
     names: list[str] | None = None,
     layout: TokenLayout | None = None,
 ) -> tuple[AdoptedNet, dict]:
-    """Cut ``net`` (at ``target`` or its last block, found by running ``x [N, 3, S, S]``,
+    """Cut ``net`` (at ``target`` or its last block, found by running ``x [N, 3, h, w]``,
     normalized), keep output ``output_name`` of a model with several (``names``: an ONNX
     file's output names), settle the output kind, check CAM-readiness; returns the model
     and the record for the checkpoint. A transformer (``layout``) is cut where its class
@@ -143,7 +144,7 @@ def rebuild(
     elif fmt == "timm" or (fmt == "huggingface" and rec.get("hub_kind") == "timm"):
         from saliency.models.adopted.hub import timm_shell
 
-        net = timm_shell(rec["timm_name"], rec["raw_outputs"], rec["size"])
+        net = timm_shell(rec["timm_name"], rec["raw_outputs"], as_size(rec["size"]))
     elif fmt == "huggingface":
         from saliency.models.adopted.hub import transformers_net
 
@@ -157,7 +158,7 @@ def rebuild(
     target = tokens["target"] if tokens else rec["target_layer"]
     node = None if tokens else rec["node"]
     # a model torch.fx cannot trace was exported at adopt time: again, on the same size
-    example = torch.zeros(2, 3, rec["size"], rec["size"]) if rec.get("size") else None
+    example = torch.zeros(2, 3, *hw(rec["size"])) if rec.get("size") else None
     cut = cut_model(net, example, target, node, rec.get("output_index"), carry=bool(tokens))
     fc = None
     if rec["cam_ready"]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from saliency.imsize import InputSize, hw, size_text
 from saliency.models.adopted.weights import PICKLE_HINT, WRAPPERS, read_state_dict
 
 FORMATS = ("torchvision", "timm", "huggingface", "function", "onnx", "pt2", "pickle")
@@ -173,9 +174,9 @@ def onnx_model(path: Path) -> nn.Module:
             raise ValueError(f"{path}: onnx2torch cannot convert it ({first})") from exc
 
 
-def onnx_input_check(path: Path, size: int) -> None:
+def onnx_input_check(path: Path, size: InputSize) -> None:
     """A clear error when the ONNX input fixes a batch of one or another image size
-    (``size``: the input side in px that adopt will feed)."""
+    (``size``: the input adopt will feed, one side or ``(height, width)`` in px)."""
     graph = read_onnx(path, external=False).graph
     inits = {t.name for t in graph.initializer}
     first = next(i for i in graph.input if i.name not in inits)
@@ -189,8 +190,9 @@ def onnx_input_check(path: Path, size: int) -> None:
             f"{path} fixes the batch size to {dims[0]}; export it again with a dynamic batch "
             "dimension (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}}))"
         )
-    if dims[2:] != [None, None] and dims[2:] != [size, size]:
-        raise ValueError(f"{path} takes {dims[2]}x{dims[3]} px inputs: pass --size {dims[2]}")
+    if dims[2:] != [None, None] and dims[2:] != list(hw(size)):
+        fixed = size_text(tuple(dims[2:])) if None not in dims[2:] else f"{dims[2]}x{dims[3]}"
+        raise ValueError(f"{path} takes {dims[2]}x{dims[3]} px inputs: pass --size {fixed}")
 
 
 def onnx_output_names(path: Path) -> list[str]:
@@ -200,7 +202,7 @@ def onnx_output_names(path: Path) -> list[str]:
 
 def onnx_difference(path: Path, net: nn.Module, x: torch.Tensor, index: int | None = None) -> float:
     """Max |onnxruntime - converted module| of raw output ``index`` (the first for ``None``)
-    on ``x`` ``[N, 3, S, S]`` (normalized), in output units."""
+    on ``x`` ``[N, 3, h, w]`` (normalized), in output units."""
     import onnxruntime as ort
 
     from saliency.models.adopted.outputs import pick
@@ -254,7 +256,7 @@ def load_source(
     arch: str | None = None,
     function: str | None = None,
     trust_pickle: bool = False,
-    size: int | None = None,
+    size: InputSize | None = None,
 ) -> nn.Module:
     """The external model in eval mode on the CPU, its parameters frozen (``size``: the
     input side in px, for a timm model; a Hugging Face folder is read by

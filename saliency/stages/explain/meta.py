@@ -73,7 +73,7 @@ def common_meta(
     preprocessing, explained output, manifests and version."""
     return {
         "normalization": "none (raw maps)",
-        "shape": [n, pre.size, pre.size],
+        "shape": [n, *pre.hw],
         "grid": list(geometry.grid),
         "split": cfg.split,
         "target_policy": cfg.target if fixed is None else f"as in {cfg.target_file}",

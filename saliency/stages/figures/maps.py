@@ -23,9 +23,22 @@ def _load(path: Path) -> dict | None:
         return {k: z[k] for k in z.files}
 
 
-def _grid_size(rows: int, cols: int, width: float, extra: float = 0.9) -> tuple[float, float]:
+def _grid_size(
+    rows: int, cols: int, width: float, extra: float = 0.9, aspect: float = 1.0
+) -> tuple[float, float]:
+    """Figure (width, height) in inches for ``rows x cols`` panels of ``aspect`` (height /
+    width of the maps: 218 / 178 for CelebA's native crop) plus ``extra`` for titles."""
     side = width / max(cols, 1)
-    return width, side * rows + extra
+    return width, side * aspect * rows + extra
+
+
+def _aspect(loaded) -> float:
+    """Height / width of the first map among ``loaded`` (dicts from :func:`_load`)."""
+    for d in loaded:
+        if d is not None:
+            h, w = d["mean_face"].shape[:2]
+            return h / w
+    return 1.0
 
 
 def _label_row(ax, text: str) -> None:
@@ -45,7 +58,7 @@ def average_grid(
     }  # fmt: skip
     if all(v is None for v in data.values()):
         return "no averages per outcome: run `saliency average --run RUN` (every outcome)"
-    fig = paper_figure(*_grid_size(len(rows), 2 * len(methods), width))
+    fig = paper_figure(*_grid_size(len(rows), 2 * len(methods), width, 0.9, _aspect(data.values())))
     axes = fig.subplots(len(rows), 2 * len(methods), squeeze=False)
     total, units = 0, {}
     for j, m in enumerate(methods):
@@ -122,7 +135,7 @@ def incorrect_minus_correct(
     if all(v is None for v in found.values()):
         return ("no incorrect-vs-correct contrasts: run `saliency average --run RUN "
                 "--contrast-incorrect`")  # fmt: skip
-    fig = paper_figure(*_grid_size(len(methods), len(cols), width, 0.6))
+    fig = paper_figure(*_grid_size(len(methods), len(cols), width, 0.6, _aspect(found.values())))
     axes = fig.subplots(len(methods), len(cols), squeeze=False)
     n = 0
     for i, m in enumerate(methods):
@@ -155,7 +168,7 @@ def cell_minus_all(
     base = {m: _load(averages_dir(run) / f"{m}_all_all.npz") for m in methods}
     if all(v is None for v in base.values()):
         return "no averages of split all: run `saliency average`"
-    fig = paper_figure(*_grid_size(len(methods), len(cells), width, 0.6))
+    fig = paper_figure(*_grid_size(len(methods), len(cells), width, 0.6, _aspect(base.values())))
     axes = fig.subplots(len(methods), len(cells), squeeze=False)
     for i, m in enumerate(methods):
         panels = []

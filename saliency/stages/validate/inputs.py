@@ -69,7 +69,7 @@ def ablations(run: Path, fill: str, cfg: ValidateConfig, world: World) -> pd.Dat
 
 
 def subset(run: Path, split: str, method: str, n: int, pre):
-    """The first ``n`` explained images ``uint8 [n, S, S, 3]`` and their targets ``[n]``."""
+    """The first ``n`` explained images ``uint8 [n, h, w, 3]`` and their targets ``[n]``."""
     _, index, meta = read_maps(saliency_dir(run, split, method))
     n = min(n, len(index))
     paths = absolute_paths(index.head(n), meta)
