@@ -72,8 +72,10 @@ def settle(cfg: AdoptConfig, hub=None) -> tuple[Preprocessing, list[str], list[s
     if not classes:
         raise ValueError("adopt needs --classes, in the model's output order (e.g. female,male)")
     if not size:
-        raise ValueError("adopt needs --size: the input size, in px, the model classifies "
-                         "(one side, or HEIGHTxWIDTH)")
+        raise ValueError(
+            "adopt needs --size: the input size, in px, the model classifies "
+            "(one side, or HEIGHTxWIDTH)"
+        )
     mean, std = cfg.mean or pre_d.get("mean"), cfg.std or pre_d.get("std")
     if hub and not (cfg.mean and cfg.std):
         where = "preprocessor_config.json" if hub.kind == "transformers" else "config.json"

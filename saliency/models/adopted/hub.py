@@ -58,9 +58,7 @@ def timm_shell(name: str, n_out: int, size: InputSize) -> nn.Module:
     return _create(name, n_out, size).eval().requires_grad_(False)
 
 
-def timm_model(
-    name: str, state: dict[str, torch.Tensor], path: Path, size: InputSize
-) -> nn.Module:
+def timm_model(name: str, state: dict[str, torch.Tensor], path: Path, size: InputSize) -> nn.Module:
     """timm model ``name`` for ``size`` px inputs with ``state`` (read from ``path``) loaded;
     its number of outputs is that of the weights' classifier."""
     probe = _create(name, None, size, "meta")
