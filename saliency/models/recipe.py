@@ -70,8 +70,11 @@ class TrainConfig:
         choices=ARCHS,
     )
     size: InputSize = setting(
-        128, help="input size in px: one side, or HEIGHTxWIDTH (218x178: CelebA's native "
-        "crop; TOML [218, 178])", parse=parse_size, metavar="S|HxW"
+        128,
+        help="input size in px: one side, or HEIGHTxWIDTH (218x178: CelebA's native "
+        "crop; TOML [218, 178])",
+        parse=parse_size,
+        metavar="S|HxW",
     )
     loss: str = setting("bce", help="bce: one logit; ce: one logit per class", choices=LOSSES)
     output_stride: int = setting(16, help="the last block's stride (16 doubles the CAM grid)",
