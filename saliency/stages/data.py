@@ -21,6 +21,7 @@ from saliency.configs.data import DataConfig
 from saliency.data.check import CheckResult, check_manifest, summarize
 from saliency.data.synth.config import SynthConfig
 from saliency.data.synth.generate import MANIFEST, generate
+from saliency.imsize import size_text
 from saliency.stages.contract import Result, StageContext
 
 
@@ -57,7 +58,7 @@ def synth_lines(res: SynthResult, cfg: SynthConfig) -> list[str]:
     df, seconds = res.frame, max(res.seconds, 1e-9)
     cues = ", ".join(f"{k}={v:g}" for k, v in cfg.cues.items()) or "none"
     out = [
-        f"wrote {len(df)} faces ({cfg.size} px, cues: {cues}) to {res.manifest} "
+        f"wrote {len(df)} faces ({size_text(cfg.size)} px, cues: {cues}) to {res.manifest} "
         f"in {seconds:.1f} s ({len(df) / seconds:.0f} img/s)",
         df.groupby(["group", "label"]).size().rename("n").to_string(),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from saliency.data.regions import REGIONS, check_region
+from saliency.imsize import InputSize, as_size, hw, parse_size
 from saliency.settings import setting
 
 CLASSES: tuple[str, str] = ("female", "male")
@@ -73,11 +74,19 @@ def parse_group_tone(text: str) -> tuple[str, tuple[float, float]]:
 class SynthConfig:
     """Everything that determines a synthetic data set (with ``seed``, it is reproducible).
 
-    Geometry is given for a canonical 128 px face and scaled to ``size``.
+    Geometry is given for a canonical 128 px face and scaled to ``size``; a non-square
+    ``size`` (``218x178``, height first) is the square of its longer side with the middle
+    cut out, as CelebA's crops are taller than wide.
     """
 
     n: int = setting(2000, help="number of images")
-    size: int = setting(128, help="image side in px")
+    size: InputSize = setting(
+        128,
+        help="image size in px: one side, or HEIGHTxWIDTH (the face drawn at the longer side, "
+        "the middle kept)",
+        parse=parse_size,
+        metavar="S|HxW",
+    )
     seed: int = setting(0, help="seed of everything drawn")
     cues: dict[str, float] = setting(
         help="plant class information in a region: eyes, brows, nose, mouth, skin, hair; "
@@ -112,7 +121,8 @@ class SynthConfig:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise ValueError("--n must be at least 1")
-        if self.size < 32:
+        self.size = as_size(self.size)
+        if min(hw(self.size)) < 32:
             raise ValueError("--size must be at least 32 px")
         for name in self.cues:
             check_region(name)

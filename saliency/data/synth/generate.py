@@ -30,6 +30,7 @@ from saliency.data.regions import CODE_NAMES
 from saliency.data.synth.config import CUE_PARAMETERS, SynthConfig
 from saliency.data.synth.face import sample_face
 from saliency.data.synth.render import render_face
+from saliency.imsize import InputSize, hw
 
 MANIFEST = "manifest.csv"
 SYNTH_JSON = "synth.json"
@@ -79,7 +80,7 @@ def render_slot(cfg: SynthConfig, slot: Slot) -> tuple[np.ndarray, np.ndarray, d
     rng = np.random.default_rng([cfg.seed, slot.index])
     cue_class = cue_class_of(cfg, slot, rng)
     face = sample_face(cfg, rng, slot.label, slot.group, cue_class)
-    image, labels, landmarks = render_face(face, cfg.size, rng)
+    image, labels, landmarks = _middle(*render_face(face, max(hw(cfg.size)), rng), cfg.size)
     row = {
         "path": f"images/{slot.index:06d}.{cfg.image_format}",
         "label": slot.label,
@@ -99,6 +100,19 @@ def render_slot(cfg: SynthConfig, slot: Slot) -> tuple[np.ndarray, np.ndarray, d
         "landmarks": landmarks,
     }
     return image, labels, row
+
+
+def _middle(
+    image: np.ndarray, labels: np.ndarray, landmarks: np.ndarray, size: InputSize
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The middle ``hw(size)`` of a square rendering (whole when square): image, labels and
+    landmarks ``[68, 2]`` (x, y) moved by the same offset."""
+    h, w = hw(size)
+    top, left = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    if (top, left) == (0, 0):
+        return image, labels, landmarks
+    moved = (landmarks - np.array([left, top], landmarks.dtype)).astype(landmarks.dtype)
+    return image[top : top + h, left : left + w], labels[top : top + h, left : left + w], moved
 
 
 def _render_chunk(args: tuple[SynthConfig, list[Slot], str]) -> list[dict]:
