@@ -226,6 +226,31 @@ def test_csv_with_column_maps_and_validation_carving(tmp_path, tiny_image):
     assert res.df.groupby("label")["split"].apply(lambda s: (s == "val").sum()).tolist() == [2, 2]
 
 
+def test_per_cell_keeps_a_seeded_sample_of_each_cell_after_the_carve_out(tmp_path, tiny_image):
+    for i in range(30):
+        tiny_image(tmp_path / "imgs" / f"{i}.png", seed=i)
+    source = {"file": [f"{i}.png" for i in range(30)], "sex": [i % 2 for i in range(30)],
+              "part": ["tr"] * 24 + ["te"] * 6}  # fmt: skip
+    pd.DataFrame(source).to_csv(tmp_path / "t.csv", index=False)
+
+    def run(seed):
+        opts = ImportOptions(path_col="file", label_col="sex", split_col="part",
+                             label_map={"0": "male", "1": "female"},
+                             split_map={"tr": "train", "te": "test"}, images=tmp_path / "imgs",
+                             val_fraction=0.25, seed=seed, per_cell=4)  # fmt: skip
+        return import_dataset("csv", tmp_path / "t.csv", tmp_path / "m.csv", opts).df
+
+    df = run(1)
+    sizes = df.groupby(["split", "label"]).size().to_dict()
+    # per label: 12 train images, 3 carved to val (kept whole, 3 <= 4), 9 left -> 4; test 3
+    assert sizes == {("test", "female"): 3, ("test", "male"): 3, ("train", "female"): 4,
+                     ("train", "male"): 4, ("val", "female"): 3, ("val", "male"): 3}  # fmt: skip
+    numbers = df["path"].str.extract(r"(\d+)\.png")[0].astype(int).tolist()
+    assert numbers == sorted(numbers)  # the source's order is kept
+    assert df["path"].tolist() == run(1)["path"].tolist()  # seeded
+    assert df["path"].tolist() != run(2)["path"].tolist()
+
+
 def test_unknown_column_is_a_clear_error(tmp_path):
     pd.DataFrame({"file": ["a"], "sex": [0]}).to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(ValueError, match="no column 'path'.*--path-col"):

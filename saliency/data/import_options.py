@@ -54,4 +54,10 @@ class ImportOptions:
     val_fraction: float = setting(
         0.0, help="move this seeded fraction of each train cell to val (stratified)"
     )
-    seed: int = setting(0, help="seed of the validation carve-out")
+    seed: int = setting(0, help="seed of the validation carve-out and of --per-cell")
+    per_cell: int | None = setting(
+        None,
+        help="keep a seeded sample of at most this many images of each split's (group, "
+        "label) cell, after the validation carve-out: a quick look at a large set",
+        minimum=1,
+    )

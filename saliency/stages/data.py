@@ -164,6 +164,7 @@ def _import_splits(cfg: DataConfig, out: Path) -> dict[str, tuple[int, str]]:
     all in ``manifest_skipped.csv`` with their split. Returns split -> (rows, source)."""
     from saliency.configs.data import split_sources
     from saliency.data.importers import import_dataset
+    from saliency.data.importers.common import sample_cells
     from saliency.data.manifest import write_manifest
 
     frames, skipped, counts = [], [], {}
@@ -173,7 +174,7 @@ def _import_splits(cfg: DataConfig, out: Path) -> dict[str, tuple[int, str]]:
         res = import_dataset(fmt, path, out / "manifest.csv", opts)
         if res.df.empty:
             raise ValueError(f"data.splits.{split}: no usable rows in {path}")
-        frames.append(res.df.assign(split=split))
+        frames.append(sample_cells(res.df.assign(split=split), opts.per_cell, opts.seed))
         skipped.append(res.skipped.assign(split=split))
         counts[split] = (len(res.df), f"{path} ({fmt})")
     df = pd.concat(frames, ignore_index=True)

@@ -99,6 +99,20 @@ def carve_validation(df: pd.DataFrame, fraction: float, seed: int) -> pd.DataFra
     return df
 
 
+def sample_cells(df: pd.DataFrame, per_cell: int | None, seed: int) -> pd.DataFrame:
+    """At most ``per_cell`` rows of each (split, group, label) cell, a seeded sample in the
+    rows' order (all rows when ``per_cell`` is None or the cell is smaller)."""
+    if per_cell is None:
+        return df
+    rng = np.random.default_rng([seed, 1])  # apart from the carve-out's draws
+    keys = [c for c in ("split", "group", "label") if c in df.columns]
+    keep = []
+    for _, cell in df.groupby(keys, sort=True, dropna=False):
+        idx = cell.index.to_numpy()
+        keep.append(idx if len(idx) <= per_cell else rng.choice(idx, per_cell, replace=False))
+    return df[df.index.isin(np.concatenate(keep))] if keep else df
+
+
 def _relative_paths(paths: pd.Series, folder: Path) -> list[str]:
     """:func:`relative_path` of each path; a ``.rec`` file's millions of records cost one."""
     recs: dict[str, str] = {}
@@ -132,6 +146,7 @@ def finalize(
         df = df[~bad.to_numpy()]
     df = normalize_frame(df)
     df = carve_validation(df, opts.val_fraction, opts.seed)
+    df = sample_cells(df, opts.per_cell, opts.seed)
     folder = Path(out).resolve().parent
     df["path"] = _relative_paths(df["path"], folder)
     return ImportResult(df.reset_index(drop=True), skips.frame())
