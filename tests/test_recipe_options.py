@@ -18,14 +18,15 @@ from saliency.models.train import Trainer
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory, synth_tiny) -> Path:
-    """48 of ``synth_tiny``'s faces: every fourth in val (12), the rest in train."""
+    """56 of ``synth_tiny``'s faces: of the first 48 every fourth in val (12), the rest in
+    train; the last 8 in test (for the null stage's evaluation)."""
     from saliency.data.manifest import read_manifest, write_manifest
 
     m = read_manifest(synth_tiny / "manifest.csv")
-    df = m.df.head(48).copy()
+    df = m.df.head(56).copy()
     df["path"] = [str(m.abspath(p)) for p in df["path"]]
     df["mask"] = [str(m.abspath(p)) for p in df["mask"]]
-    df["split"] = ["val" if i % 4 == 0 else "train" for i in range(len(df))]
+    df["split"] = ["test" if i >= 48 else "val" if i % 4 == 0 else "train" for i in range(56)]
     assert df[df["split"] == "val"]["label"].nunique() == 2
     return write_manifest(df, tmp_path_factory.mktemp("small") / "manifest.csv")
 
@@ -121,10 +122,17 @@ def test_a_model_at_chance_stops_on_validation_loss_only_when_told_not_to_wait(s
     at_chance = all(row["val_at_chance"] for row in waits.log)
     assert at_chance, "the untrained model left chance: pick another seed"
     assert len(waits.log) == 4 and waits.stop_reason == "all 4 epochs"
-    null = Trainer(_cfg(small, tmp_path / "null", **kw), wait_for_learning=False)
-    null.fit()
-    assert len(null.log) == 2  # epoch 1 is the best; epoch 2 is the patience
-    assert null.stop_reason.startswith("early stopping after epoch 2")
+    # the null stage trains the run's recipe on shuffled labels and stops by the null's rule
+    import json
+
+    from saliency.cli import main
+
+    run = tmp_path / "waits"
+    assert main(["null", "--run", str(run), "--workers", "0", "--device", "cpu"]) == 0
+    null_log = (run / "null" / "train_log.csv").read_text().strip().splitlines()
+    assert len(null_log) == 1 + 2  # header; epoch 1 is the best, epoch 2 the patience
+    stopped = json.loads((run / "config.json").read_text())["commands"]["null"]["config"]["stopped"]
+    assert stopped.startswith("early stopping after epoch 2"), stopped
 
 
 def test_a_bad_freeze_is_one_line():
