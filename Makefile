@@ -10,7 +10,7 @@ QUIET := { grep -v 'is ignored' || true; }
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo figures test lint clean docs
+.PHONY: setup demo figures test test-slow lint clean docs
 README_FIGURES := average_grid difference_incorrect_minus_correct ablation_effects \
 	share_enrichment score_distributions evaluation validation
 
@@ -39,9 +39,16 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 # two pytest-xdist workers of one torch thread each; a file runs whole in one
-# worker, the longest first (tests/conftest.py)
+# worker, the longest first (tests/conftest.py). Bytecode is cached even where the
+# environment says not to (PYTHONDONTWRITEBYTECODE): every worker and every process a test
+# starts would otherwise compile the package and rewrite the tests' asserts again.
+PYTEST = PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q
 test: lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
+
+# the trained-model claims that take minutes (tests marked slow); CI runs them after `test`
+test-slow: setup
+	$(PYTEST) -m slow
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -164,3 +164,34 @@ def test_a_218x178_run_trains_explains_averages_ablates_and_exports(trained, tmp
     adopted = tmp_path / "adopted"
     assert main(["adopt", "--weights", str(out), "--out", str(adopted)]) == 0
     assert json.loads((adopted / "model" / "adopted.json").read_text())["size"] == [H, W]
+
+
+def test_augmented_rotation_is_a_rotation_in_pixels_on_a_non_square_image():
+    """A square's second moments are isotropic at every angle: after a true rotation its
+    covariance stays (s^2 / 12) I and its area s^2. Rotating in the sampling grid's -1..1
+    coordinates instead (the same matrix for a 60 x 120 image) shears it."""
+    import torch
+
+    from saliency.models.augment import augment
+    from saliency.models.recipe import Augmentation
+
+    h, w, side = 60, 120, 24
+    ys, xs = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2,
+                            indexing="ij")  # fmt: skip
+    square = ((ys.abs() < side / 2) & (xs.abs() < side / 2)).double()  # side x side px
+    aug = Augmentation(hflip=0, rotation_deg=40, brightness=0, contrast=0)
+    out = augment(square.expand(8, 3, h, w).clone(), aug, torch.Generator().manual_seed(0))
+    angles = []
+    for m in out[:, 0]:
+        mass = m.sum()
+        cy, cx = (m * ys).sum() / mass, (m * xs).sum() / mass
+        vy, vx = (m * (ys - cy) ** 2).sum() / mass, (m * (xs - cx) ** 2).sum() / mass
+        cov = (m * (ys - cy) * (xs - cx)).sum() / mass
+        assert float(mass) == pytest.approx(side**2, rel=0.01)
+        assert float(vy) == pytest.approx(side**2 / 12, rel=0.03)
+        assert float(vx) == pytest.approx(side**2 / 12, rel=0.03)
+        assert abs(float(cov)) < 0.03 * side**2 / 12
+        # the corner farthest right gives the angle: the shape did turn
+        corner = torch.nonzero(m > 0.5)[:, 1].max() - (w - 1) / 2
+        angles.append(float(corner))
+    assert max(angles) > side / 2 + 3  # some images turned by well over 10 degrees

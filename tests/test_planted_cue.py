@@ -27,6 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from saliency.cli import main
 from saliency.data.synth.config import SynthConfig
@@ -90,6 +91,7 @@ def planted_brows_evidence(tmp: Path, seed: int = SEED, **recipe) -> dict:
     }
 
 
+@pytest.mark.slow  # ~105 s: `make test-slow` (CI runs it after `make test`)
 def test_a_trained_model_finds_the_planted_brows_by_ablation_and_ig(tmp_path):
     ev = planted_brows_evidence(tmp_path, SEED)
     assert ev["accuracy_low"] > 0.65, ev
