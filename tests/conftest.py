@@ -163,6 +163,24 @@ def brows_world_labels(size: int = BROWS_SIZE) -> np.ndarray:
     return lab
 
 
+def brows_face(lab: np.ndarray, dark: bool, rng: np.random.Generator) -> np.ndarray:
+    """One face ``uint8 [H, W, 3]`` on the region layout ``lab``: a noise background, flat
+    skin, eyes, nose and mouth, hair of a random shade, and brows dark (male: 30) or light
+    (female: 225, lighter than the skin), each with a little noise."""
+    from saliency.data.regions import REGION_CODES as C
+
+    img = rng.integers(0, 256, (*lab.shape, 3)).astype(np.float64)  # background noise
+    for region, level in {"skin": 175, "eyes": 50, "nose": 150, "mouth": 110}.items():
+        m = lab == C[region]
+        img[m] = level + rng.normal(0, 12, (m.sum(), 3))
+    hair = lab == C["hair"]
+    img[hair] = rng.uniform(30, 220) + rng.normal(0, 10, (hair.sum(), 3))
+    brows = lab == C["brows"]
+    level = (30 if dark else 225) + rng.uniform(-15, 15)
+    img[brows] = level + rng.normal(0, 4, (brows.sum(), 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 @pytest.fixture(scope="session")
 def brows_world(tmp_path_factory) -> Path:
     """48 faces on one layout whose class shows only in the brows' darkness: male brows dark,
@@ -171,7 +189,6 @@ def brows_world(tmp_path_factory) -> Path:
     import pandas as pd
 
     from saliency.data.manifest import write_manifest
-    from saliency.data.regions import REGION_CODES as C
 
     out = tmp_path_factory.mktemp("brows_world")
     lab = brows_world_labels()
@@ -179,23 +196,12 @@ def brows_world(tmp_path_factory) -> Path:
     (out / "images").mkdir()
     rng = np.random.default_rng(21)
     rows = []
-    colors = {"skin": 175, "eyes": 50, "nose": 150, "mouth": 110}
     for i in range(48):
         label = ("female", "male")[i % 2]
         group = "AB"[(i // 2) % 2]
-        img = rng.integers(0, 256, (*lab.shape, 3)).astype(np.float64)  # background noise
-        for region, level in colors.items():
-            m = lab == C[region]
-            img[m] = level + rng.normal(0, 12, (m.sum(), 3))
-        hair = lab == C["hair"]
-        img[hair] = rng.uniform(30, 220) + rng.normal(0, 10, (hair.sum(), 3))
         flipped = group == "B" and label == "female" and (i // 4) % 3 == 0
-        dark = label == "male" or flipped
-        brows = lab == C["brows"]
-        level = (30 if dark else 225) + rng.uniform(-15, 15)
-        img[brows] = level + rng.normal(0, 4, (brows.sum(), 3))
         path = f"images/{i:03d}.png"
-        write_rgb(out / path, np.clip(img, 0, 255).astype(np.uint8))
+        write_rgb(out / path, brows_face(lab, label == "male" or flipped, rng))
         rows.append({"path": path, "label": label, "group": group, "split": "test",
                      "mask": "mask.png", "flipped": flipped})  # fmt: skip
     write_manifest(pd.DataFrame(rows), out / "manifest.csv")

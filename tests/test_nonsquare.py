@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import brows_world_labels
+from conftest import brows_face, brows_world_labels
 
 from saliency.cli import main
 from saliency.data.imageio import read_rgb, write_rgb
@@ -49,16 +49,8 @@ def world(tmp_path_factory):
     rows = []
     for i in range(24):
         label = ("female", "male")[i % 2]
-        img = rng.integers(0, 256, (H, W, 3)).astype(np.float64)
-        for region, level in {"skin": 175, "eyes": 50, "nose": 150, "mouth": 110}.items():
-            m = lab == REGION_CODES[region]
-            img[m] = level + rng.normal(0, 12, (m.sum(), 3))
-        hair = lab == REGION_CODES["hair"]
-        img[hair] = rng.uniform(30, 220) + rng.normal(0, 10, (hair.sum(), 3))
-        level = (30 if label == "male" else 225) + rng.uniform(-15, 15)
-        img[BROWS] = level + rng.normal(0, 4, (BROWS.sum(), 3))
         path = f"images/{i:03d}.png"
-        write_rgb(out / path, np.clip(img, 0, 255).astype(np.uint8))
+        write_rgb(out / path, brows_face(lab, label == "male", rng))
         rows.append({"path": path, "label": label, "group": "AB"[(i // 2) % 2],
                      "split": "test", "mask": "mask.png"})  # fmt: skip
     write_manifest(pd.DataFrame(rows), out / "manifest.csv")
