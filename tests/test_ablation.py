@@ -80,13 +80,15 @@ def test_ablation_through_the_run_changes_scores_and_summarizes(tiny_run):
     assert set(per["region"]) == {"eyes", "brows", "hair"}
     assert (per["score_after"] != per["score_before"]).mean() > 0.5  # filling changes inputs
     summary = summarize(per, classes, n_boot=200)
-    assert not summary[["n", "accuracy_change", "prob_change", "p_holm"]].isna().any().any()
+    cols = ["n", "accuracy_change", "prob_change", "mcnemar_p_holm", "p_fw", "prob_change_low"]
+    assert not summary[cols].isna().any().any()
     all_rows = summary[summary["selection"] == "all"].set_index("region")
     sub = per[per["region"] == "eyes"]
     assert all_rows.loc["eyes", "prob_change"] == pytest.approx(
         (sub["prob_after"] - sub["prob_before"]).mean()
     )
-    assert (summary["p_holm"] >= summary["mcnemar_p"] - 1e-12).all()
+    assert (summary["mcnemar_p_holm"] >= summary["mcnemar_p"] - 1e-12).all()
+    assert (summary["family"] == 3).all() and (summary["adjustment"] == "max-t").all()
     # the ranking orders regions by the mean drop of the true class's probability
     drop = (per["prob_before"] - per["prob_after"]).groupby(per["region"]).mean()
     drop = drop.sort_values(ascending=False)
@@ -95,6 +97,8 @@ def test_ablation_through_the_run_changes_scores_and_summarizes(tiny_run):
     np.testing.assert_allclose(ranked["effect"], drop.to_numpy(), rtol=1e-5, atol=1e-9)
     for r in ranked.itertuples():  # "excludes zero" is the interval's, on either side
         assert r.excludes_zero == (not r.prob_change_low <= 0 <= r.prob_change_high)
+        # and the adjusted p-value comes from the same test (the draws' granularity apart)
+        assert r.excludes_zero == (r.p_fw < 0.05) or abs(r.p_fw - 0.05) < 0.02
 
 
 def test_zero_area_regions_and_empty_groups_give_no_nan_rows():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from saliency.analysis.familywise import max_t
 from saliency.analysis.recovered import (
     ablation_leader,
     lift,
@@ -58,7 +59,8 @@ def agreement_table(
             dr = joined[[f"drop_{r}" for r in regions]].to_numpy(float)
             ev = evidence(sh, ar, dr, n_boot=n_boot, seed=seed)
             by_share = share_leader(regions, ev["enrichment"][0], ev["enrichment"][1])
-            by_ablation = ablation_leader(regions, ev["drop"][0], ev["drop"][1])
+            fw = max_t(dr, n_boot=n_boot, seed=seed)  # the leader needs the whole family
+            by_ablation = ablation_leader(regions, fw.estimate, fw.low)
             by_lift, n_null = None, 0
             if null is not None:
                 i, j = paired_rows(list(joined["image"]), list(null["image"]))

@@ -1,7 +1,7 @@
 """The tables of ``saliency validate``, from per-image data (no models, no files).
 
 - :func:`drop_evidence`: each region's mean drop of the true class's probability on
-  deletion, with its 95% bootstrap interval (criterion 1 of "recovered").
+  deletion, with simultaneous 95% intervals over the regions (criterion 1 of "recovered").
 - :func:`lift_rows`: lambda per region over a reference model (the null, or the
   re-initialized floor), with intervals and the margin over the runner-up.
 - :func:`method_verdict`: one method's verdict under the definition of
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from saliency.analysis.familywise import max_t
 from saliency.analysis.recovered import (
     ablation_leader,
     enrichment_verdict,
@@ -37,9 +38,10 @@ def drop_evidence(
     drops: pd.DataFrame, regions: Sequence[str], n_boot: int = 2000, seed: int = 0
 ) -> np.ndarray:
     """``[3, R]`` (estimate, low, high) of the mean drop per region from per-image drops
-    (columns ``drop_<region>``, NaN where the region had no area)."""
+    (columns ``drop_<region>``, NaN where the region had no area); the intervals are
+    simultaneous over the regions (bootstrap max-t, :mod:`saliency.analysis.familywise`)."""
     values = drops[[f"drop_{r}" for r in regions]].to_numpy(float)
-    return np.stack(bootstrap(values, n_boot=n_boot, seed=seed))
+    return max_t(values, n_boot=n_boot, seed=seed).stacked()
 
 
 def shares_of(per: pd.DataFrame, regions: Sequence[str]) -> np.ndarray:

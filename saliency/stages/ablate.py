@@ -251,6 +251,7 @@ def run(
 
 def ranking_lines(group: str, table: pd.DataFrame) -> list[str]:
     """One selection's ablation ranking (``ranking`` of the ablation summary), as text."""
+    from saliency.analysis.familywise import describe
     from saliency.analysis.recovered import ablation_leader
 
     if not len(table):
@@ -261,11 +262,12 @@ def ranking_lines(group: str, table: pd.DataFrame) -> list[str]:
             table["effect"], table["prob_change_low"], table["prob_change_high"], strict=True
         )
     ]
-    columns = ["region", "n", "effect", "excludes_zero", "accuracy_change", "flip_rate", "p_holm"]
+    columns = ["region", "n", "effect", "excludes_zero", "p_fw", "accuracy_change", "flip_rate"]
     shown = table.assign(effect=effect)[columns]
     lead = ablation_leader(list(table["region"]), table["effect"], -table["prob_change_high"])
     return [
-        f"{group}: regions by drop of the true class's probability (95% bootstrap interval)",
+        f"{group}: regions by drop of the true class's probability ("
+        f"{describe(int(table['family'].max()))})",
         shown.to_string(index=False, float_format=lambda v: f"{v:.3g}"),
         f"  ablation criterion met by: {lead or 'no region'}",
     ]

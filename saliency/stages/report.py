@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from saliency.analysis.familywise import describe
 from saliency.analysis.metrics import run_chance_warning
 from saliency.atomic import atomic_write_text
 from saliency.configs.output import ReportConfig
@@ -84,14 +85,19 @@ def _rankings(run: Path) -> list[str]:
         t = t[t["selection"] == "all"] if "selection" in t.columns else t
         shown = pd.DataFrame({
             "region": t["region"], "n": t["n"],
-            "drop of true-class probability [95% CI]": [
+            "drop of true-class probability [simultaneous 95% CI]": [
                 _interval(e, -h, -lo) for e, lo, h in
                 zip(t["effect"], t["prob_change_low"], t["prob_change_high"], strict=True)],
-            "interval excludes 0": t["excludes_zero"], "p (Holm)": t["p_holm"].map("{:.3g}".format),
+            "interval excludes 0": t["excludes_zero"],
         })  # fmt: skip
+        if "p_fw" in t.columns:  # rankings written before the family-wise rule have none
+            shown["p (max-t, adjusted)"] = t["p_fw"].map("{:.3g}".format).to_numpy()
         fill, mode = f.stem.split("_")[1:3]
+        how = (f"<p>{_esc(describe(int(t['family'].max())))}: a region leads only when its "
+               "interval excludes 0 for the whole family.</p>" if "family" in t.columns and len(t)
+               else "")  # fmt: skip
         parts.append(
-            f"<h3>{_esc(mode)} with {_esc(fill)} fill, all test images</h3>" + _table(shown)
+            f"<h3>{_esc(mode)} with {_esc(fill)} fill, all test images</h3>" + _table(shown) + how
         )
     return parts
 
