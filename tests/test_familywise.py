@@ -82,3 +82,57 @@ def test_effects_without_spread_are_points_and_nan_columns_are_left_out():
     assert fw.low[2] == fw.high[2] == pytest.approx(0.02) and fw.p[2] == 1 / 1000
     assert fw.estimate[3] == pytest.approx(np.nanmean(x[:, 3]))  # NaN images left out
     assert fw.p[0] == 1 / 1000 and fw.low[0] > 0
+
+
+def _shares(rng, n, lead=None, boost=0.0):
+    """A per-image share table (``image``, ``share_<r>``, ``area_<r>``): Dirichlet shares,
+    ``lead``'s share raised by ``boost`` before renormalizing."""
+    import pandas as pd
+
+    s = rng.dirichlet(np.full(len(REGIONS), 5.0), size=n)
+    if lead is not None:
+        s[:, REGIONS.index(lead)] += boost
+        s /= s.sum(1, keepdims=True)
+    area = np.tile([0.02, 0.02, 0.03, 0.03, 0.5, 0.2], (n, 1))
+    cols = {f"share_{r}": s[:, k] for k, r in enumerate(REGIONS)}
+    cols |= {f"area_{r}": area[:, k] for k, r in enumerate(REGIONS)}
+    return pd.DataFrame({"image": [f"{i}.png" for i in range(n)], **cols})
+
+
+def test_a_null_with_a_small_real_association_withholds_the_verdict_with_the_reason():
+    """The model's evidence names the brows (ablation and lift over the null); a null whose
+    shuffled labels left a small real association with the brows (a drop of 0.02, a share
+    raised over the floor's) names the brows too, so the model's verdict is withheld and the
+    row says why; a null without it leaves the verdict standing."""
+    import pandas as pd
+
+    from saliency.analysis.validation import drop_evidence, method_verdict, paired_lift, withhold
+
+    rng = np.random.default_rng(5)
+    n, brows = 120, np.zeros(len(SD))
+    brows[REGIONS.index("brows")] = 0.02
+
+    def drops(mean):
+        x = _drops(rng, n=n, mean=mean)
+        return drop_evidence(pd.DataFrame({f"drop_{r}": x[:, k] for k, r in enumerate(REGIONS)}),
+                             REGIONS, 500, 0)  # fmt: skip
+
+    model = _shares(rng, n, "brows", 0.6)
+    floor = _shares(rng, n)
+    judged = (True, "")
+    verdicts = {}
+    for name, null_mean, null_boost in (("associated", brows, 0.25), ("silent", 0 * brows, 0.0)):
+        null = _shares(rng, n, "brows", null_boost)
+        lifted, _ = paired_lift(model, null, REGIONS, 500, 0)
+        row = method_verdict("ig", REGIONS, drops(brows * 5), model, lifted, judged, ["brows"],
+                             500, 0)  # fmt: skip
+        assert row["recovered"] == "brows", row
+        null_lift, _ = paired_lift(null, floor, REGIONS, 500, 0)
+        nrow = method_verdict("ig", REGIONS, drops(null_mean), null, null_lift, judged, None,
+                              500, 0)  # fmt: skip
+        verdicts[name] = withhold(row, nrow["recovered"])
+    held = verdicts["associated"]
+    assert held["null_recovered"] == "brows" and held["recovered"] == "" and held["correct"] is None
+    assert held["withheld"] == "brows" and held["verdict"].startswith("withheld: the null model")
+    kept = verdicts["silent"]
+    assert kept["null_recovered"] == "" and kept["recovered"] == "brows" and kept["withheld"] == ""

@@ -1,21 +1,25 @@
 """What "recovered" means: one statistical definition, used by every command.
 
-Method M *recovers* region R (DESIGN.md, "What recovered means"; issue 19) when
+The words of DESIGN.md, "What recovered means":
 
-1. ablation: deleting R lowers the true class's probability the most of all regions, and
-   that drop's 95% bootstrap interval excludes zero; and
-2. lift: R leads M's lift over its null model. With ``s_R`` the mean over images of M's
-   share of positive attribution inside R, ``lambda_R = logit s_R(model) - logit
-   s_R(null)``; R has the largest lambda, and the 95% lower bound of ``lambda_R`` minus the
-   largest other lambda (a paired bootstrap: images resampled jointly for both models) is
-   above zero.
-
-The null is the run's recipe trained on shuffled labels (``saliency null``), explained by
-the same method, settings, images and target classes. Without a null no verdict is made;
-shares and enrichment are reported as description only. Re-initialized weights give a
-floor that is reported beside the null, never used for the verdict. Ablation effects come
-from ``delete`` mode. Where a method's maps live on a coarse grid (CAM, Grad-CAM below
-6x6 cells, DESIGN.md "Map resolution") nothing is judged.
+One definition, in `analysis/recovered.py`, used by every command. Method M recovers region
+R when (1) deleting R gives the largest drop of the true class's probability and its
+simultaneous 95% interval over the regions compared (bootstrap max-t: images resampled
+jointly for every region; the interval and the adjusted p-value come from the same draws)
+excludes zero; (2) R leads M's lift over its null: with s_R the mean share of M's positive
+attribution in R, lambda_R = logit s_R(model) - logit s_R(null), R has the largest lambda
+and the 95% lower bound of lambda_R minus the largest other lambda (paired bootstrap over
+images) is above zero; and (3) the null's own verdict (1 and 2 on the null, its lift
+measured over the floor) is nothing: otherwise M's verdict is withheld, and says why
+(without the floor, `--no-floor`, the null's own verdict is not measured, and a note says
+so). The null is the run's recipe trained on shuffled labels (RUN/null/), explained with the same
+method, settings and images; re-initialized weights are reported beside it as a floor, never
+for M's verdict. Without a null, shares and enrichment are reported and no verdict is
+claimed. Why: enrichment (share / area) favours small high-contrast regions and share
+favours large ones; both assume a uniform null, and a method's own null is not uniform (IG
+with a blur baseline gives the eyes 4-7x their area on models at chance); and the largest of
+six effects judged at an unadjusted 95% level leads by chance far more often than 5% of the
+time. CAM-type maps on a grid under 6x6 are reported but not judged.
 
 The definition before issue 19 (ablation leader = enrichment leader, the enrichment's lower
 bound above the runner-up's estimate) is kept as :func:`enrichment_verdict`, for the

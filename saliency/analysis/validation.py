@@ -76,6 +76,23 @@ def lift_rows(
     ]  # fmt: skip
 
 
+def withhold(row: dict, null_recovered: str) -> dict:
+    """A method's verdict row (:func:`method_verdict`) given the null's own verdict: granted
+    only when the null recovers nothing. When the null, trained on shuffled labels,
+    "recovers" a region itself, the same evidence in the real model proves nothing: the
+    verdict is withheld (``recovered`` empty, the region it would have named in
+    ``withheld``) and ``verdict`` says why."""
+    out = dict(row, null_recovered=null_recovered, withheld="")
+    if null_recovered:
+        out["withheld"] = row["recovered"]
+        out["recovered"] = ""
+        out["correct"] = None
+        out["verdict"] = (f"withheld: the null model (shuffled labels) itself recovers "
+                          f"{null_recovered}; more nulls (`saliency null --seed K`) or more "
+                          "images can tell")  # fmt: skip
+    return out
+
+
 def method_verdict(
     method: str,
     regions: Sequence[str],

@@ -128,11 +128,13 @@ def _validation(run: Path) -> list[str]:
     if v.is_file():
         t = pd.read_csv(v, keep_default_na=False)
         parts.append(
-            "<p>Recovered: the region whose deletion costs the true class the most (95% "
-            "interval above 0) is also the leader of the method's lift over the null model "
-            "(shuffled labels), with the lift's margin over the runner-up above 0 (95% paired "
-            "bootstrap). The old definition (ablation leader = enrichment leader) is shown "
-            "beside it for comparison only.</p>" + _table(t)
+            "<p>Recovered: the region whose deletion costs the true class the most (its "
+            "simultaneous 95% interval over the regions, bootstrap max-t, above 0) is also the "
+            "leader of the method's lift over the null model (shuffled labels), with the "
+            "lift's margin over the runner-up above 0 (95% paired bootstrap), and the null's "
+            "own verdict is nothing; when the null itself recovers a region the verdict is "
+            "withheld and the row says why. The old definition (ablation leader = enrichment "
+            "leader) is shown beside it for comparison only.</p>" + _table(t)
         )
     for name, title in (
         ("randomization_verdicts", "Cascading model-parameter randomization"),

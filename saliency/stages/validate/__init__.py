@@ -98,7 +98,7 @@ def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null,
                 nl, _ = tables.paired_lift(null_per, floor_per, regions, b, seed)
                 nrow = tables.method_verdict(m, regions, null_drop, null_per, nl, judged(meta),
                                              None, b, seed)  # fmt: skip
-                row["null_recovered"] = nrow["recovered"]
+                row = tables.withhold(row, nrow["recovered"])  # the null must be silent
                 row["null_ablation_leader"] = nrow["ablation_leader"]
         verdicts.append(row)
         if planted and "rank_accuracy" in per.columns:
@@ -236,6 +236,8 @@ def verdict_lines(verdicts: pd.DataFrame, randomization: pd.DataFrame | None) ->
             )
             if "null_recovered" in r:
                 line += f"; null recovers {r['null_recovered'] or 'nothing'}"
+            if r.get("withheld"):
+                line += f" -> {r['withheld']} withheld"
             out.append(line)
     for r in [] if randomization is None else randomization.to_dict("records"):
         out.append(
