@@ -41,7 +41,9 @@ def shares(folder: Path, workers: int, world: World, parts: Path) -> pd.DataFram
 def floor_maps(
     run: Path, cfg: ValidateConfig, model, ckpt: Checkpoint, device, methods, world: World
 ) -> Path:
-    """Explain the re-initialized copy of ``model`` (``RUN/validation/floor``) like the run."""
+    """Explain the re-initialized copy of ``model`` (``RUN/validation/floor``) like the run.
+    The floor's maps follow the run's: when the run was explained again with other settings
+    (another IG baseline), the floor's old maps are replaced, not refused."""
     floor = validation_dir(run) / "floor"
     if world.main and not best_checkpoint(floor).is_file():
         state = {k: v.cpu() for k, v in reinitialized(model, cfg.seed).state_dict().items()}
@@ -50,7 +52,7 @@ def floor_maps(
     same = Run(run).same_images(cfg.split, ecfg, methods)
     barrier()  # the floor's checkpoint is written
     ctx = StageContext(run=floor, device=str(device), workers=cfg.workers, rank=world.rank,
-                       world_size=world.size)  # fmt: skip
+                       world_size=world.size, overwrite=True)  # fmt: skip
     registry.get("explain").run_in(same, ctx)
     return floor
 
