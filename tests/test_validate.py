@@ -163,6 +163,24 @@ def test_the_written_tables_are_the_results(validated):
     assert info["planted"] == ["brows"] and info["fill"] == "blur"
 
 
+def test_validate_again_after_the_run_is_explained_with_another_baseline(validated, tmp_path):
+    """The floor's maps follow the run's: explained again with another IG baseline, the run
+    validates again (the floor's old maps are replaced, not refused), and the floor's ig
+    maps then carry the new baseline."""
+    run = tmp_path / "reader"
+    shutil.copytree(validated[0], run)
+    r = ["--run", str(run), "--workers", "0"]
+    assert main(["explain", *r, "--methods", "ig", "--ig-baseline", "mean", "--overwrite"]) == 0
+    analyse_null(NullConfig(run, workers=0, device="cpu"))
+    cfg = ValidateConfig(run, methods=["ig"], randomization_images=2, curve_images=4,
+                         curve_steps=4, bootstrap=100, device="cpu", workers=0)  # fmt: skip
+    res = validate_run(cfg)
+    assert list(res.verdicts["method"]) == ["ig"]
+    floor_meta = json.loads((run / "validation" / "floor" / "saliency" / "test" / "ig"
+                             / "meta.json").read_text())  # fmt: skip
+    assert floor_meta["ig"]["baseline"] == "mean"
+
+
 # -- model-parameter randomization ------------------------------------------------------
 def test_cascade_blocks_run_from_the_head_down_and_only_they_change():
     model = build_model(ModelSpec("resnet18", 1, "bce", 16, False, 0.0))

@@ -45,7 +45,12 @@ class IGConfig:
     method: str = setting(
         "gausslegendre", help="quadrature rule of a fixed --ig-n-steps", choices=IG_METHODS
     )
-    baseline: str = setting("black", help="the path's starting image", choices=BASELINES)
+    baseline: str = setting(
+        "mean",
+        help="the path's starting image: the training split's mean face by default (the "
+        "best of the four on planted cues; README, 'The IG baseline')",
+        choices=BASELINES,
+    )
     seed: int = setting(0, help="seed of the noise baseline", aliases=("--seed",))
     internal_batch: int = setting(
         128, help="path points per model call (memory and speed; the maps are the same)"
