@@ -248,7 +248,7 @@ def test_onnx_ending_in_softmax_is_explained_on_its_logits(tmp_path, faces, imag
     by_ort = sess.run(None, {"input": images.numpy()})[0]
     np.testing.assert_allclose(_predictions(run)[["prob_female", "prob_male"]], by_ort, atol=1e-5)
     assert main(["explain", "--run", str(run), "--methods", "ig", "--ig-steps", "64",
-                 "--limit", "4", "--workers", "0"]) == 0  # fmt: skip
+                 "--ig-baseline", "black", "--limit", "4", "--workers", "0"]) == 0  # fmt: skip
     index = pd.read_csv(run / "saliency/test/ig/index.csv")
     meta = json.loads((run / "saliency/test/ig/meta.json").read_text())
     assert meta["explained_output"] == "logits, before the model's trailing softmax"

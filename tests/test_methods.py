@@ -258,7 +258,7 @@ def test_the_fused_pass_gives_exactly_the_standalone_maps(resnet):
     x, t = normalize(unit, pre), torch.tensor([1, 0, 1])
     geometry = grid_geometry(resnet, 32)
     names = ["cam", "gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "ig"]
-    cfg = IGConfig(n_steps=4)
+    cfg = IGConfig(n_steps=4, baseline="black")
     res, target = explain_batch(
         resnet, unit, pre, names, lambda z: t, {"ig": cfg}, geometry=geometry
     )
@@ -284,7 +284,7 @@ def test_explain_batch_runs_ig_on_the_folded_copy(resnet):
     folded = fold_batchnorm(resnet)
     rows = []
     hook = folded.register_forward_pre_hook(lambda m, args: rows.append(len(args[0])))
-    cfg = IGConfig(n_steps=8)
+    cfg = IGConfig(n_steps=8, baseline="black")
     pick = lambda z: torch.tensor([1, 0])  # noqa: E731
     res, _ = explain_batch(resnet, unit, pre, ["ig"], pick, {"ig": cfg}, prepared={"ig": folded})
     hook.remove()
@@ -346,9 +346,12 @@ def test_settings_are_checked_against_the_method_and_default_when_missing(resnet
         explain_batch(resnet, unit, pre, ["ig"], pick, {"ig": {"n_steps": 4}})
     cfg = IGConfig(n_steps=4)
     assert method_settings(cfg, 3, "x") == {"ig": cfg}
-    small, _ = explain_batch(resnet, unit, pre, ["ig"], pick, {"ig": cfg})
-    default, _ = explain_batch(resnet, unit, pre, ["ig"], pick)  # IGConfig(): 32 steps
+    face = {"mean_face": torch.full((3, 32, 32), 0.5)}  # the default baseline's image
+    small, _ = explain_batch(resnet, unit, pre, ["ig"], pick, {"ig": cfg}, data=face)
+    default, _ = explain_batch(resnet, unit, pre, ["ig"], pick, data=face)  # IGConfig()
     assert not torch.equal(small.maps["ig"], default.maps["ig"])
+    with pytest.raises(ValueError, match="mean face"):  # the default needs it
+        explain_batch(resnet, unit, pre, ["ig"], pick)
 
 
 def test_ig_settings_import_without_torch():

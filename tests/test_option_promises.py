@@ -172,7 +172,8 @@ def test_ig_tolerance_warns_exactly_above_it(tmp_path, brows_world, monkeypatch,
     error = gauss_legendre_2_error(u)
     assert (error < 0.05).any() and (error > 0.05).any()  # the default 5% splits the faces
     assert np.abs(error - 0.05).min() > 2e-4  # and no face sits on the line
-    argv = ["explain", "--run", str(run), "--methods", "ig", "--ig-steps", "2", "--workers", "0"]
+    argv = ["explain", "--run", str(run), "--methods", "ig", "--ig-steps", "2", "--workers", "0",
+            "--ig-baseline", "black"]  # fmt: skip
     for extra, over in (([], (error > 0.05).sum()), (["--ig-tolerance", "0.1"], 0),
                         (["--ig-tolerance", "0.01"], len(error))):  # fmt: skip
         capsys.readouterr()  # --overwrite: the tolerance is part of explain's resume key

@@ -35,7 +35,11 @@ def make_baseline(
         return normalize(gaussian_blur(unit, [k, k], [sigma, sigma]), pre)
     if kind == "mean":
         if mean_face is None:
-            raise ValueError("the 'mean' baseline needs the training split's mean face")
+            raise ValueError(
+                "the 'mean' baseline (IG's default) needs the training split's mean face: "
+                "pass data={'mean_face': ...} (saliency.runs.mean_face) or choose another "
+                "baseline"
+            )
         return normalize(mean_face.to(unit.device, unit.dtype).unsqueeze(0), pre)
     if kind == "noise":
         gen = torch.Generator().manual_seed(seed)
