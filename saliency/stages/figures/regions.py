@@ -62,7 +62,9 @@ def ablation_effects(run: Path, cells: list[str], width: float) -> FigureSpec | 
     n = int(t.loc[t["selection"] == "all", "n"].max()) if "all" in series else int(t["n"].max())
     caption = (f"Change of accuracy and of the true class's probability (percentage points) "
                f"when each region is deleted with a {fill} fill, for all test images and each "
-               f"cell; bars are 95% bootstrap intervals.")  # fmt: skip
+               f"cell; bars are 95% bootstrap intervals, those of the probability "
+               f"simultaneous over the regions of each selection (bootstrap max-t), the test "
+               f"that names the leading region.")  # fmt: skip
     return FigureSpec("ablation_effects", fig, caption, n)
 
 
