@@ -23,9 +23,12 @@ smallest possible otherwise.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from saliency.analysis.stats import bootstrap_draws
 
 ADJUSTMENT = "max-t"
 
@@ -63,15 +66,10 @@ def max_t(
     if len(values) == 0 or k == 0:
         nan = np.full(k, np.nan)
         return FamilyWise(nan, nan.copy(), nan.copy(), nan.copy(), float("nan"), 0)
-    with np.errstate(invalid="ignore"), _quiet():
+    with warnings.catch_warnings():  # all-NaN columns: an effect no (resampled) image has
+        warnings.simplefilter("ignore", RuntimeWarning)
         estimate = np.nanmean(values, axis=0)
-        rng = np.random.default_rng(seed)
-        draws = []
-        chunk = max(1, 4_000_000 // max(1, values.size))
-        for start in range(0, n_boot, chunk):
-            idx = rng.integers(0, len(values), size=(min(chunk, n_boot - start), len(values)))
-            draws.append(np.nanmean(values[idx], axis=1))
-        draws = np.concatenate(draws)  # [B, K]
+        draws = bootstrap_draws(values, lambda x: np.nanmean(x, axis=1), n_boot, seed)  # [B, K]
         se = np.nanstd(draws, axis=0, ddof=1)
         spread = np.isfinite(se) & (se > 1e-12 * np.maximum(1.0, np.abs(estimate)))
         if spread.any():
@@ -93,17 +91,3 @@ def max_t(
             p[j] = 1 / (1 + n_boot)
     low[~np.isfinite(estimate)] = high[~np.isfinite(estimate)] = np.nan
     return FamilyWise(estimate, low, high, p, critical, int(spread.sum()))
-
-
-class _quiet:
-    """Silence numpy's warnings about all-NaN columns (an effect no image has)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)

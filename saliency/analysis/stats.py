@@ -53,16 +53,26 @@ def bootstrap(
         nan = np.full(values.shape[1:], np.nan)
         return nan, nan.copy(), nan.copy()
     estimate = stat(values[None])[0]
+    draws = bootstrap_draws(values, stat, n_boot, seed)
+    alpha = (1 - confidence) / 2
+    low, high = np.nanquantile(draws, [alpha, 1 - alpha], axis=0)
+    return estimate, low, high
+
+
+def bootstrap_draws(
+    values: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], n_boot: int, seed: int
+) -> np.ndarray:
+    """``statistic`` of ``n_boot`` resamples of the rows of ``values [n, ...]`` (with
+    replacement, from ``seed``): ``[n_boot, ...]``. Resamples are drawn in chunks that bound
+    the memory of one batch; :func:`bootstrap` and the max-t of
+    :mod:`saliency.analysis.familywise` read the same draws for the same seed."""
     rng = np.random.default_rng(seed)
     draws = []
     chunk = max(1, 4_000_000 // max(1, values.size))  # bound the memory of one resample batch
     for start in range(0, n_boot, chunk):
         idx = rng.integers(0, len(values), size=(min(chunk, n_boot - start), len(values)))
-        draws.append(stat(values[idx]))
-    draws = np.concatenate(draws)
-    alpha = (1 - confidence) / 2
-    low, high = np.nanquantile(draws, [alpha, 1 - alpha], axis=0)
-    return estimate, low, high
+        draws.append(statistic(values[idx]))
+    return np.concatenate(draws)
 
 
 def mcnemar_exact(b: int, c: int) -> float:
