@@ -46,13 +46,11 @@ def test_the_planted_region_is_still_the_leader():
     rng = np.random.default_rng(2)
     mean = np.zeros(len(SD))
     mean[REGIONS.index("brows")] = 0.02
-    found = [ablation_leader(REGIONS, *_est_low(max_t(_drops(rng, mean=mean), 500, i)))
-             for i in range(200)]  # fmt: skip
+    found = []
+    for i in range(200):
+        fw = max_t(_drops(rng, mean=mean), 500, i)
+        found.append(ablation_leader(REGIONS, fw.estimate, fw.low))
     assert found.count("brows") >= 195 and set(found) <= {"brows", None}, found  # 199
-
-
-def _est_low(fw):
-    return fw.estimate, fw.low
 
 
 def test_interval_and_adjusted_p_are_one_test():
