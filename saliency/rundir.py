@@ -71,8 +71,27 @@ def agreement_dir(run: str | os.PathLike) -> Path:
     return Path(run) / "agreement"
 
 
-def null_dir(run: str | os.PathLike) -> Path:
-    return Path(run) / "null"
+def null_dir(run: str | os.PathLike, seed: int | None = None, first: int = 0) -> Path:
+    """``RUN/null/``, the null model of the first permutation seed (``first``, ``saliency
+    null --seed``); for another ``seed`` (``saliency null --seeds K``), ``RUN/nulls/seed<S>/``."""
+    if seed is None or seed == first:
+        return Path(run) / "null"
+    return Path(run) / "nulls" / f"seed{seed}"
+
+
+def null_dirs(
+    run: str | os.PathLike, seed: int | None = None, seeds: int | None = None
+) -> list[Path]:
+    """The folders of the K null models, seeds ``seed .. seed + K - 1`` (by default as
+    ``saliency null`` recorded them in ``config.json``; ``RUN/null/`` alone without a
+    record): the first is ``RUN/null/``."""
+    if seed is None or seeds is None:
+        path = Path(run) / CONFIG
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        rec = data.get("commands", {}).get("null", {}).get("config", {})
+        seed = int(rec.get("seed", 0)) if seed is None else seed
+        seeds = int(rec.get("seeds", 1)) if seeds is None else seeds
+    return [null_dir(run, seed + k, seed) for k in range(seeds)]
 
 
 def validation_dir(run: str | os.PathLike) -> Path:

@@ -134,3 +134,43 @@ def test_a_null_with_a_small_real_association_withholds_the_verdict_with_the_rea
     assert held["withheld"] == "brows" and held["verdict"].startswith("withheld: the null model")
     kept = verdicts["silent"]
     assert kept["null_recovered"] == "" and kept["recovered"] == "brows" and kept["withheld"] == ""
+
+
+def test_k_nulls_pool_one_permutations_association_away_and_keep_the_recipes():
+    """`saliency null --seeds K`: the nulls' own verdict is the pooled nulls' (per image,
+    their mean drop and share). An association left by one permutation (one null of five
+    drops the brows by 0.02 and raises their share) is diluted to a fifth and the pooled
+    nulls recover nothing, while that null's own verdict, reported beside, still names the
+    brows; an association every null learns (the recipe's, not a permutation's) stays, and
+    the model's verdict is withheld."""
+    import pandas as pd
+
+    from saliency.analysis.validation import null_verdict, withhold
+
+    rng = np.random.default_rng(6)
+    n, k = 120, 5
+    brows = np.zeros(len(SD))
+    brows[REGIONS.index("brows")] = 0.02
+    paths = [f"{i}.png" for i in range(n)]
+
+    def drop_table(mean):
+        x = _drops(rng, n=n, mean=mean)
+        return pd.DataFrame(
+            {"path": paths, **{f"drop_{r}": x[:, j] for j, r in enumerate(REGIONS)}}
+        )
+
+    floor = _shares(rng, n)
+    judged = (True, "")
+    one = [(drop_table(brows), _shares(rng, n, "brows", 0.25))]
+    one += [(drop_table(0 * brows), _shares(rng, n)) for _ in range(k - 1)]
+    drops, shares = zip(*one, strict=True)
+    row, each = null_verdict("ig", REGIONS, drops, shares, floor, judged, 500, 0)
+    assert each == ["brows"] + ["nothing"] * (k - 1), each
+    assert row["recovered"] == "", row
+    model = {"method": "ig", "recovered": "brows", "correct": True, "verdict": "judged"}
+    assert withhold(model, row["recovered"])["recovered"] == "brows"
+    every = [(drop_table(brows), _shares(rng, n, "brows", 0.25)) for _ in range(k)]
+    drops, shares = zip(*every, strict=True)
+    row, each = null_verdict("ig", REGIONS, drops, shares, floor, judged, 500, 0)
+    assert each == ["brows"] * k and row["recovered"] == "brows", (row, each)
+    assert withhold(model, row["recovered"])["withheld"] == "brows"

@@ -129,6 +129,46 @@ def test_null_manifest_is_seeded_and_is_the_permutation_replayed_by_hand(shuffle
     assert list(first["label"]) != list(second["label"])
 
 
+# -- K nulls: `saliency null --seeds K` ---------------------------------------------------
+def test_seeds_k_trains_k_nulls_of_consecutive_permutation_seeds_and_the_record_lists_them(
+    tiny_run, tmp_path, capsys
+):
+    """``--seed 3 --seeds 2``: ``RUN/null/`` is permutation seed 3 and ``RUN/nulls/seed4/``
+    seed 4, each its own shuffle of the run's labels (replayed as in the test above) and
+    its own training; ``config.json`` records both settings, so readers list the two
+    folders; a later ``--seeds 1`` makes them list ``RUN/null/`` alone again."""
+    from saliency.cli import main
+    from saliency.rundir import null_dirs
+    from saliency.runs import Run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("saliency", "ablation", "share"))
+    w = ["--run", str(run), "--workers", "0", "--device", "cpu", "--epochs", "1"]
+    assert main(["null", *w, "--seed", "3", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "null model (seed 3)" in out and "null model (seed 4)" in out
+    folders = [run / "null", run / "nulls" / "seed4"]
+    assert null_dirs(run) == folders and [r.path for r in Run(run).nulls] == folders
+    src = read(json.loads((run / "null" / "null.json").read_text())["source_manifest"])
+    labelled = []
+    for folder, seed in zip(folders, (3, 4), strict=True):
+        assert json.loads((folder / "null.json").read_text())["seed"] == seed
+        assert (folder / "checkpoints" / "best.pt").is_file()
+        labels = src["label"].to_numpy(dtype=object).copy()
+        rng = np.random.default_rng(seed)
+        for split in ("train", "val"):
+            idx = np.flatnonzero(src["split"].to_numpy() == split)
+            labels[idx] = labels[rng.permutation(idx)]
+        got = list(read(folder / "manifest.csv")["label"])
+        assert got == list(labels), seed
+        labelled.append(got)
+    assert labelled[0] != labelled[1]
+    cfg = json.loads((run / "config.json").read_text())["commands"]["null"]["config"]
+    assert cfg["seed"] == 3 and cfg["seeds"] == 2 and len(cfg["stopped"]) == 2
+    assert main(["null", *w, "--seed", "3"]) == 0  # resumes RUN/null/; K back to 1
+    assert null_dirs(run) == [run / "null"]
+
+
 # -- item 3: adopted runs ---------------------------------------------------------------
 NETS = """
 import torch

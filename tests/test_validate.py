@@ -33,6 +33,7 @@ from saliency.models.randomize import cascade_blocks, randomized
 from saliency.models.reader_run import reader_checkpoint
 from saliency.models.zoo import ModelSpec, build_model
 from saliency.perturb.curves import area, curves, pixel_order
+from saliency.rundir import record
 from saliency.stages.null import NullConfig, analyse_null
 from saliency.stages.validate import ValidateConfig, passes, validate_run
 
@@ -179,6 +180,51 @@ def test_validate_again_after_the_run_is_explained_with_another_baseline(validat
     floor_meta = json.loads((run / "validation" / "floor" / "saliency" / "test" / "ig"
                              / "meta.json").read_text())  # fmt: skip
     assert floor_meta["ig"]["baseline"] == "mean"
+
+
+@pytest.fixture(scope="module")
+def two_nulls(validated, tmp_path_factory):
+    """The run with K = 2 nulls (``saliency null --seeds 2``'s layout): ``RUN/null/`` the
+    whole-face reader as before, ``RUN/nulls/seed1/`` a null that learned the brows (a
+    brows reader: a permutation that left the whole cue behind, the extreme case)."""
+    run = tmp_path_factory.mktemp("two") / "reader"
+    shutil.copytree(validated[0], run)
+    second = run / "nulls" / "seed1"
+    save_checkpoint(second / "checkpoints" / "best.pt",
+                    reader_checkpoint(world_manifest(run), torch.from_numpy(BROWS).float(), PRE,
+                                      W))  # fmt: skip
+    record(run, "null", {"seed": 0, "seeds": 2})
+    analyse_null(NullConfig(run, workers=0, device="cpu"), out=second)
+    cfg = ValidateConfig(run, randomization_images=2, curve_images=4, curve_steps=4,
+                         bootstrap=300, device="cpu", workers=0)  # fmt: skip
+    return run, validate_run(cfg)
+
+
+def world_manifest(run) -> str:
+    return json.loads((run / "saliency" / "test" / "cam" / "meta.json").read_text())["manifest"]
+
+
+def test_k_nulls_lift_is_over_their_average_share_and_validate_reads_every_null(two_nulls, world):
+    run, res = two_nulls
+    _, index, _ = read_maps(run / "saliency" / "test" / "cam")
+    sign = np.where(index["target"] == "male", 1.0, -1.0)[:, None, None]
+    pos = np.clip(W * (darkness(world, index["path"]) - D0) * sign, 0, None)
+    whole = np.stack(
+        [(pos * (LABELS == REGION_CODES[r])).sum((1, 2)) / pos.sum((1, 2)) for r in REGIONS], 1
+    ).mean(0)
+    brows = np.array([1.0 if r == "brows" else 0.0 for r in REGIONS])  # the brows reader's
+    expected = logit(brows) - logit((whole + brows) / 2)  # the run is a brows reader too
+    got = res.lift[(res.lift["method"] == "cam") & (res.lift["reference"] == "null")]
+    np.testing.assert_allclose(got.set_index("region").loc[list(REGIONS), "lambda"], expected,
+                               rtol=1e-5)  # fmt: skip
+    assert (res.verdicts["nulls"] == 2).all()
+    # a null that learned the cue as well as the model did leaves the model no lift to
+    # claim: the brows' lambda is still the largest, but no longer clear of the runner-up
+    # across the two nulls (each draw resamples them: half the draws see only the brows
+    # reader, where the brows' lift is 0)
+    assert (res.verdicts["lift_leader"] == "").all() and (res.verdicts["recovered"] == "").all()
+    cam = got.set_index("region")
+    assert cam["lambda"].idxmax() == "brows" and cam.loc["brows", "margin_low"] <= 0
 
 
 # -- model-parameter randomization ------------------------------------------------------

@@ -10,6 +10,7 @@ rank correlation across regions between drops and enrichments (joint bootstrap,
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from saliency.analysis.familywise import max_t
@@ -17,7 +18,7 @@ from saliency.analysis.recovered import (
     ablation_leader,
     lift,
     lift_leader,
-    paired_rows,
+    paired_all,
     share_leader,
     verdict,
 )
@@ -35,14 +36,16 @@ def agreement_table(
     judged: tuple[bool, str] = (True, ""),
     n_boot: int = 2000,
     seed: int = 0,
-    null: pd.DataFrame | None = None,
+    null: pd.DataFrame | list[pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """One row per selection and fill: ``per`` is a method's per-image share table,
     ``drops`` maps a fill to per-image drops (``path``, ``drop_<region>``, from
     :meth:`saliency.runs.Run.ablation_drops`); ``judged`` says whether the method's share
     can carry a claim; ``null`` is the null model's per-image share table for the same
-    method (both with an ``image`` column). Without it, ``recovered`` is empty: no
-    verdict is made."""
+    method, or one table per null (``saliency null --seeds K``: the lift is judged against
+    their average and spread), all with an ``image`` column. Without it, ``recovered`` is
+    empty: no verdict is made."""
+    nulls = [] if null is None else [null] if isinstance(null, pd.DataFrame) else list(null)
     rows = []
     for sel in selections:
         s = per[select(per, sel, classes)]
@@ -62,13 +65,15 @@ def agreement_table(
             fw = max_t(dr, n_boot=n_boot, seed=seed)  # the leader needs the whole family
             by_ablation = ablation_leader(regions, fw.estimate, fw.low)
             by_lift, n_null = None, 0
-            if null is not None:
-                i, j = paired_rows(list(joined["image"]), list(null["image"]))
+            if nulls:
+                i, js = paired_all(list(joined["image"]), [list(t["image"]) for t in nulls])
                 n_null = len(i)
                 if n_null >= 2:
                     cols = [f"share_{r}" for r in regions]
-                    lifted = lift(joined[cols].to_numpy(float)[i],
-                                  null[cols].to_numpy(float)[j], n_boot, seed)  # fmt: skip
+                    ref = np.stack(
+                        [t[cols].to_numpy(float)[j] for t, j in zip(nulls, js, strict=True)]
+                    )
+                    lifted = lift(joined[cols].to_numpy(float)[i], ref, n_boot, seed)
                     by_lift = lift_leader(regions, lifted)
             rows.append({
                 **where, "fill": fill, "n": len(joined),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from saliency.analysis.stats import bootstrap_draws
+from saliency.analysis.stats import bootstrap_draws, models_mean, side_by_side
 
 ADJUSTMENT = "max-t"
 
@@ -60,16 +60,20 @@ def max_t(
     values: np.ndarray, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> FamilyWise:
     """Simultaneous inference on the column means of ``values [n, K]`` (NaN: the image has
-    no value for that effect, left out of its mean). See the module docstring."""
-    values = np.asarray(values, dtype=np.float64)
-    k = values.shape[1]
-    if len(values) == 0 or k == 0:
+    no value for that effect, left out of its mean). See the module docstring.
+
+    ``values [M, n, K]``: M models' values for the same images (e.g. the drops of M null
+    models); the effect is their average, and each draw resamples the images and then the
+    M models (:func:`saliency.analysis.stats.models_mean`), so the intervals carry the
+    spread between the models too. ``M = 1`` gives the two-dimensional answer exactly."""
+    rows, m, k = side_by_side(values)
+    if len(rows) == 0 or k == 0:
         nan = np.full(k, np.nan)
         return FamilyWise(nan, nan.copy(), nan.copy(), nan.copy(), float("nan"), 0)
     with warnings.catch_warnings():  # all-NaN columns: an effect no (resampled) image has
         warnings.simplefilter("ignore", RuntimeWarning)
-        estimate = np.nanmean(values, axis=0)
-        draws = bootstrap_draws(values, lambda x: np.nanmean(x, axis=1), n_boot, seed)  # [B, K]
+        estimate = np.nanmean(rows, axis=0).reshape(m, k).mean(axis=0)
+        draws = bootstrap_draws(rows, models_mean(m, k, seed), n_boot, seed)  # [B, K]
         se = np.nanstd(draws, axis=0, ddof=1)
         spread = np.isfinite(se) & (se > 1e-12 * np.maximum(1.0, np.abs(estimate)))
         if spread.any():

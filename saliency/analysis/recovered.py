@@ -12,14 +12,19 @@ and the 95% lower bound of lambda_R minus the largest other lambda (paired boots
 images) is above zero; and (3) the null's own verdict (1 and 2 on the null, its lift
 measured over the floor) is nothing: otherwise M's verdict is withheld, and says why
 (without the floor, `--no-floor`, the null's own verdict is not measured, and a note says
-so). The null is the run's recipe trained on shuffled labels (RUN/null/), explained with the same
-method, settings and images; re-initialized weights are reported beside it as a floor, never
-for M's verdict. Without a null, shares and enrichment are reported and no verdict is
-claimed. Why: enrichment (share / area) favours small high-contrast regions and share
-favours large ones; both assume a uniform null, and a method's own null is not uniform (IG
-with a blur baseline gives the eyes 4-7x their area on models at chance); and the largest of
-six effects judged at an unadjusted 95% level leads by chance far more often than 5% of the
-time. CAM-type maps on a grid under 6x6 are reported but not judged.
+so). The null is the run's recipe trained on shuffled labels (RUN/null/), explained with the
+same method, settings and images; re-initialized weights are reported beside it as a floor,
+never for M's verdict. With K nulls (`saliency null --seeds K`: permutation seeds, the others
+in RUN/nulls/), s_R(null) and the null's drops are the K nulls' averages, and each bootstrap
+draw resamples the images and then the K nulls, so (2) and (3) are judged against the spread
+between nulls as well as between images. Without a null, shares and enrichment are reported
+and no verdict is claimed. Why: enrichment (share / area) favours small high-contrast
+regions and share favours large ones; both assume a uniform null, and a method's own null is
+not uniform (IG with a blur baseline gives the eyes 4-7x their area on models at chance); the
+largest of six effects judged at an unadjusted 95% level leads by chance far more often than
+5% of the time; and a finite label permutation leaves some real association that a
+memorizing net can learn, different for each permutation. CAM-type maps on a grid under 6x6
+are reported but not judged.
 
 The definition before issue 19 (ablation leader = enrichment leader, the enrichment's lower
 bound above the runner-up's estimate) is kept as :func:`enrichment_verdict`, for the
@@ -96,12 +101,26 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def _lift_stat(n_regions: int):
-    def stat(x: np.ndarray) -> np.ndarray:  # [B, n, 2R] -> [B, 2R]: lambda, margin
-        mean = np.nanmean(x, axis=1)
-        lam = logit(mean[:, :n_regions]) - logit(mean[:, n_regions:])
-        others = np.stack([np.delete(lam, k, axis=1).max(axis=1) for k in range(n_regions)], 1)
-        return np.concatenate([lam, lam - others], axis=1)
+def _lift(model: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """``model [B, R]``, ``null [B, R]`` mean shares -> ``[B, 2R]``: lambda and margin."""
+    r = model.shape[1]
+    lam = logit(model) - logit(null)
+    others = np.stack([np.delete(lam, k, axis=1).max(axis=1) for k in range(r)], 1)
+    return np.concatenate([lam, lam - others], axis=1)
+
+
+def _lift_stat(n_regions: int, n_models: int, n_nulls: int, seed: int):
+    """The statistic of one bootstrap batch ``[B, n, R (M + K)]`` (the M models' shares, then
+    the K nulls'): images were resampled by the caller; each side's models are resampled
+    here (:func:`saliency.analysis.stats.models_mean`) and averaged."""
+    from saliency.analysis.stats import models_mean
+
+    models = models_mean(n_models, n_regions, seed)
+    nulls = models_mean(n_nulls, n_regions, seed + 7919)
+    cut = n_models * n_regions
+
+    def stat(x: np.ndarray) -> np.ndarray:
+        return _lift(models(x[:, :, :cut]), nulls(x[:, :, cut:]))
 
     return stat
 
@@ -112,19 +131,30 @@ def lift(
     """The lift of each region over the null, ``lambda_R = logit s_R(f) - logit s_R(f0)``,
     with ``s_R`` the mean over images of the share of positive attribution in R.
 
-    ``shares``, ``null_shares``: ``[n, R]`` for the same images in the same order (the
-    model's and the null model's maps, same method and settings). The bootstrap is paired:
-    each resample draws images once, for both models. Returns ``lambda`` and ``margin``
-    (``lambda_R`` minus the largest other lambda), each ``[3, R]``: estimate, low, high."""
-    from saliency.analysis.stats import bootstrap
+    ``shares`` and ``null_shares``: ``[n, R]`` for one model, or ``[K, n, R]`` for K (K
+    nulls: shuffled-label models of other permutation seeds; or K nulls on the left, for
+    the nulls' own lift over the floor), for the same images in the same order (same method
+    and settings). With K models a side's ``s_R`` is their average, and each bootstrap draw
+    resamples the images (paired: once for every model) and then that side's K models, so
+    the interval carries the spread between nulls as well as between images; with one null
+    the nulls' spread is unknown and the interval has the images' alone.
+    Returns ``lambda`` and ``margin`` (``lambda_R`` minus the largest other lambda), each
+    ``[3, R]``: estimate, low, high (95% percentile intervals)."""
+    from saliency.analysis.stats import bootstrap_draws, side_by_side
 
-    shares, null_shares = np.asarray(shares, float), np.asarray(null_shares, float)
-    if shares.shape != null_shares.shape or shares.ndim != 2:
-        raise ValueError(f"shares {shares.shape} and null shares {null_shares.shape} differ")
-    r = shares.shape[1]
-    est, lo, hi = bootstrap(
-        np.concatenate([shares, null_shares], 1), _lift_stat(r), n_boot=n_boot, seed=seed
-    )
+    a, m, r = side_by_side(shares)
+    b, k, r0 = side_by_side(null_shares)
+    if a.shape[0] != b.shape[0] or r != r0:
+        raise ValueError(
+            f"shares {np.shape(shares)} and null shares {np.shape(null_shares)} differ"
+        )
+    if len(a) == 0:
+        nan = np.full(r, np.nan)
+        return {"lambda": np.stack([nan] * 3), "margin": np.stack([nan] * 3)}
+    mean = lambda v, j: np.nanmean(v, 0).reshape(j, r).mean(0)[None]  # noqa: E731
+    est = _lift(mean(a, m), mean(b, k))[0]
+    draws = bootstrap_draws(np.concatenate([a, b], 1), _lift_stat(r, m, k, seed), n_boot, seed)
+    lo, hi = np.nanquantile(draws, [0.025, 0.975], axis=0)
     both = np.stack([est, lo, hi])
     return {"lambda": both[:, :r], "margin": both[:, r:]}
 
@@ -132,10 +162,18 @@ def lift(
 def paired_rows(images: Sequence[str], null_images: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``(i, j)`` of the images present in both lists, in the first list's order,
     so that ``a[i]`` and ``b[j]`` are the same images (keys: absolute paths)."""
-    where = {p: k for k, p in enumerate(null_images)}
-    i = np.array([k for k, p in enumerate(images) if p in where], dtype=np.int64)
-    j = np.array([where[images[k]] for k in i], dtype=np.int64)
+    i, (j,) = paired_all(images, [null_images])
     return i, j
+
+
+def paired_all(
+    images: Sequence[str], others: Sequence[Sequence[str]]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Positions ``i`` in ``images`` and ``j_k`` in each of ``others`` of the images present
+    in every list, in the first list's order (keys: absolute paths)."""
+    where = [{p: k for k, p in enumerate(o)} for o in others]
+    i = np.array([k for k, p in enumerate(images) if all(p in w for w in where)], np.int64)
+    return i, [np.array([w[images[k]] for k in i], dtype=np.int64) for w in where]
 
 
 def lift_leader(regions: Sequence[str], lifted: dict[str, np.ndarray]) -> str | None:

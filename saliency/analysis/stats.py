@@ -7,6 +7,8 @@
 - McNemar's exact test for paired binary outcomes (a two-sided binomial test on the
   discordant pairs).
 - Holm's step-down adjustment of p-values for family-wise error (Holm 1979).
+- A two-level bootstrap for K models of the same images (several null models): images
+  resampled, then models, per draw.
 """
 
 from __future__ import annotations
@@ -73,6 +75,34 @@ def bootstrap_draws(
         idx = rng.integers(0, len(values), size=(min(chunk, n_boot - start), len(values)))
         draws.append(statistic(values[idx]))
     return np.concatenate(draws)
+
+
+def models_mean(n_models: int, width: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A :func:`bootstrap_draws` statistic for rows that hold K models' values side by side
+    (``[B, n, K * W]`` -> ``[B, W]``): the mean over the resampled images (NaN-aware), then
+    the mean over K models drawn with replacement, once per draw (``seed``), so that the
+    draws carry the spread between models as well as between images. With one model it is
+    the plain mean over images, draw for draw."""
+    rng = np.random.default_rng([seed, 1])
+
+    def stat(x: np.ndarray) -> np.ndarray:
+        mean = np.nanmean(x, axis=1).reshape(len(x), n_models, width)
+        if n_models > 1:
+            pick = rng.integers(0, n_models, size=(len(x), n_models))
+            mean = np.take_along_axis(mean, pick[:, :, None], axis=1)
+        return mean.mean(axis=1)
+
+    return stat
+
+
+def side_by_side(values: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """``[n, W]`` or ``[K, n, W]`` (K models' values for the same n images) -> the rows
+    ``[n, K * W]`` that :func:`models_mean` reads, K and W."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 2:
+        return values, 1, values.shape[1]
+    k, n, w = values.shape
+    return values.transpose(1, 0, 2).reshape(n, k * w), k, w
 
 
 def mcnemar_exact(b: int, c: int) -> float:

@@ -5,7 +5,8 @@
 - :func:`lift_rows`: lambda per region over a reference model (the null, or the
   re-initialized floor), with intervals and the margin over the runner-up.
 - :func:`method_verdict`: one method's verdict under the definition of
-  :mod:`saliency.analysis.recovered`, and under the enrichment definition it replaced.
+  :mod:`saliency.analysis.recovered`, and under the enrichment definition it replaced;
+  :func:`null_verdict`, the K nulls' own (pooled), and :func:`withhold`.
 - :func:`curve_summary`: areas under the deletion and insertion curves per method against a
   random order, with paired bootstrap intervals of the differences.
 - :func:`summarize_steps`: the cascading randomization's per-image similarities averaged per
@@ -25,7 +26,7 @@ from saliency.analysis.recovered import (
     enrichment_verdict,
     lift,
     lift_leader,
-    paired_rows,
+    paired_all,
     share_leader,
     verdict,
 )
@@ -35,13 +36,22 @@ from saliency.analysis.stats import bootstrap
 
 
 def drop_evidence(
-    drops: pd.DataFrame, regions: Sequence[str], n_boot: int = 2000, seed: int = 0
+    drops: pd.DataFrame | Sequence[pd.DataFrame],
+    regions: Sequence[str],
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> np.ndarray:
     """``[3, R]`` (estimate, low, high) of the mean drop per region from per-image drops
     (columns ``drop_<region>``, NaN where the region had no area); the intervals are
-    simultaneous over the regions (bootstrap max-t, :mod:`saliency.analysis.familywise`)."""
-    values = drops[[f"drop_{r}" for r in regions]].to_numpy(float)
-    return max_t(values, n_boot=n_boot, seed=seed).stacked()
+    simultaneous over the regions (bootstrap max-t, :mod:`saliency.analysis.familywise`).
+    A list of K tables (K nulls' drops, with ``path``) gives the K models' average for the
+    images in all of them, its draws resampling the models too."""
+    cols = [f"drop_{r}" for r in regions]
+    if isinstance(drops, pd.DataFrame):
+        return max_t(drops[cols].to_numpy(float), n_boot=n_boot, seed=seed).stacked()
+    _, js = paired_all(list(drops[0]["path"]), [list(d["path"]) for d in drops])
+    stack = np.stack([d[cols].to_numpy(float)[j] for d, j in zip(drops, js, strict=True)])
+    return max_t(stack, n_boot=n_boot, seed=seed).stacked()
 
 
 def shares_of(per: pd.DataFrame, regions: Sequence[str]) -> np.ndarray:
@@ -49,18 +59,40 @@ def shares_of(per: pd.DataFrame, regions: Sequence[str]) -> np.ndarray:
 
 
 def paired_lift(
-    per: pd.DataFrame,
-    reference: pd.DataFrame,
+    per: pd.DataFrame | Sequence[pd.DataFrame],
+    reference: pd.DataFrame | Sequence[pd.DataFrame],
     regions: Sequence[str],
     n_boot: int = 2000,
     seed: int = 0,
 ) -> tuple[dict[str, np.ndarray] | None, int]:
-    """Lift of ``per``'s shares over ``reference``'s for the images in both (``image``
+    """Lift of ``per``'s shares over ``reference``'s, each one table or one per model (K
+    nulls: their average, with their spread in the interval,
+    :func:`saliency.analysis.recovered.lift`), for the images in all of them (``image``
     columns); ``(None, n)`` when fewer than two images pair up."""
-    i, j = paired_rows(list(per["image"]), list(reference["image"]))
+    left = [per] if isinstance(per, pd.DataFrame) else list(per)
+    right = [reference] if isinstance(reference, pd.DataFrame) else list(reference)
+    if not left or not right:
+        return None, 0
+    i, js = paired_all(list(left[0]["image"]), [list(t["image"]) for t in left[1:] + right])
     if len(i) < 2:
         return None, len(i)
-    return lift(shares_of(per, regions)[i], shares_of(reference, regions)[j], n_boot, seed), len(i)
+    at = [i, *js]
+    stacks = [shares_of(t, regions)[j] for t, j in zip(left + right, at, strict=True)]
+    a, b = np.stack(stacks[: len(left)]), np.stack(stacks[len(left) :])
+    return lift(a[0] if len(a) == 1 else a, b[0] if len(b) == 1 else b, n_boot, seed), len(i)
+
+
+def pooled(tables: Sequence[pd.DataFrame], key: str, columns: Sequence[str]) -> pd.DataFrame:
+    """The K nulls as one: per ``key`` (image) present in every table, the mean of
+    ``columns`` over the tables, the other columns from the first table (its order)."""
+    first = tables[0]
+    i, js = paired_all(list(first[key]), [list(t[key]) for t in tables])
+    out = first.iloc[i].reset_index(drop=True).copy()
+    cols = list(columns)
+    out[cols] = np.mean(
+        [t[cols].to_numpy(float)[j] for t, j in zip(tables, js, strict=True)], axis=0
+    )
+    return out
 
 
 def lift_rows(
@@ -88,9 +120,42 @@ def withhold(row: dict, null_recovered: str) -> dict:
         out["recovered"] = ""
         out["correct"] = None
         out["verdict"] = (f"withheld: the null model (shuffled labels) itself recovers "
-                          f"{null_recovered}; more nulls (`saliency null --seed K`) or more "
+                          f"{null_recovered}; more nulls (`saliency null --seeds K`) or more "
                           "images can tell")  # fmt: skip
     return out
+
+
+def null_verdict(
+    method: str,
+    regions: Sequence[str],
+    drops: Sequence[pd.DataFrame],
+    shares: Sequence[pd.DataFrame],
+    floor: pd.DataFrame,
+    judged: tuple[bool, str],
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[dict, list[str]]:
+    """The K nulls' own verdict (:func:`method_verdict`, no planted region) from each null's
+    per-image drops (``path``, ``drop_<region>``) and shares (``image``, ``share_<region>``,
+    ``area_<region>``) and the floor's shares: the nulls' average drop and their average
+    share's lift over the floor, each draw resampling the images and then the nulls, so an
+    association that one permutation left behind is judged against the nulls' spread and
+    one that every permutation leaves (the recipe's) is not. This is the verdict the model's
+    must not share (:func:`withhold`). With K > 1, also each null's own verdict (reported,
+    not used): ``(row, ["nothing", "brows", ...])``."""
+    drops, shares = list(drops), list(shares)
+    drop = drop_evidence(drops if len(drops) > 1 else drops[0], regions, n_boot, seed)
+    lifted, _ = paired_lift(shares, floor, regions, n_boot, seed)
+    per = pooled(shares, "image", [f"share_{r}" for r in regions])  # for the enrichment
+    row = method_verdict(method, regions, drop, per, lifted, judged, None, n_boot, seed)
+    each = []
+    if len(shares) == len(drops) > 1:
+        for d, s in zip(drops, shares, strict=True):
+            one, _ = paired_lift(s, floor, regions, n_boot, seed)
+            v = method_verdict(method, regions, drop_evidence(d, regions, n_boot, seed), s, one,
+                               judged, None, n_boot, seed)  # fmt: skip
+            each.append(v["recovered"] or "nothing")
+    return row, each
 
 
 def method_verdict(

@@ -130,6 +130,13 @@ class ExportConfig:
 class NullConfig:
     run: Path = setting(help="the run folder", context=True)
     seed: int = setting(0, help="seed of the label permutation (training keeps the run's own seed)")
+    seeds: int = setting(
+        1,
+        help="null models to train, permutation seeds SEED..SEED+K-1 (the first in RUN/null/, "
+        "the others in RUN/nulls/seed<S>/): verdicts judge the lift against their average "
+        "and spread",
+        minimum=1,
+    )
     epochs: int | None = setting(
         None, help="epochs (default: the recipe's; fewer is recorded and reported)", minimum=1
     )

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from saliency.methods.store import absolute_paths, read_index
-from saliency.rundir import CONFIG, null_dir, saliency_dir, share_dir
+from saliency.rundir import CONFIG, null_dirs, saliency_dir, share_dir
 
 
 class Recorded(Protocol):
@@ -85,14 +85,17 @@ def fixed_targets(
     return np.array([classes.index(of[str(Path(p).resolve())]) for p in paths], dtype=np.int64)
 
 
-def null_shares(run: str | os.PathLike, method: str, split: str) -> pd.DataFrame | None:
-    """The null model's per-image shares for ``method`` (``RUN/null/share/``, written by
-    ``saliency null``) with an ``image`` column, or None when there are none."""
-    null = null_dir(run)
-    per_file = share_dir(null, method, split) / "per_image.csv"
-    meta_file = saliency_dir(null, split, method) / "meta.json"
-    if not per_file.is_file() or not meta_file.is_file():
-        return None
-    per = pd.read_csv(per_file, keep_default_na=False)
-    per["image"] = absolute_paths(per, json.loads(meta_file.read_text()))
-    return per
+def null_shares(run: str | os.PathLike, method: str, split: str) -> list[pd.DataFrame]:
+    """The null models' per-image shares for ``method`` (``share/`` in each of
+    :func:`saliency.rundir.null_dirs`, written by ``saliency null``), each with an ``image``
+    column; the nulls with none are left out (an empty list without a null)."""
+    out = []
+    for null in null_dirs(run):
+        per_file = share_dir(null, method, split) / "per_image.csv"
+        meta_file = saliency_dir(null, split, method) / "meta.json"
+        if not per_file.is_file() or not meta_file.is_file():
+            continue
+        per = pd.read_csv(per_file, keep_default_na=False)
+        per["image"] = absolute_paths(per, json.loads(meta_file.read_text()))
+        out.append(per)
+    return out

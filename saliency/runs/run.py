@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from saliency.data.regions import REGIONS
-from saliency.rundir import best_checkpoint, last_checkpoint, null_dir, require_run
+from saliency.rundir import best_checkpoint, last_checkpoint, null_dir, null_dirs, require_run
 from saliency.runs import ablation, evals, maps, model
 
 if TYPE_CHECKING:
@@ -113,8 +113,15 @@ class Run:
         """The null model's run (``RUN/null/``, written by ``saliency null``)."""
         return Run(null_dir(self.path))
 
-    def null_shares(self, method: str, split: str) -> pd.DataFrame | None:
-        """The null model's per-image shares of ``method`` on ``split`` (with ``image``)."""
+    @property
+    def nulls(self) -> list[Run]:
+        """Every null model's run: ``RUN/null/`` and, after ``saliency null --seeds K``,
+        ``RUN/nulls/seed<S>/`` (as recorded in ``config.json``)."""
+        return [Run(p) for p in null_dirs(self.path)]
+
+    def null_shares(self, method: str, split: str) -> list[pd.DataFrame]:
+        """The null models' per-image shares of ``method`` on ``split`` (with ``image``),
+        one table per null that has them (``saliency null --seeds K``)."""
         return maps.null_shares(self.path, method, split)
 
     def ablation_drops(

@@ -69,7 +69,7 @@ def run(cfg: AgreementConfig) -> AgreementResult:
         per = pd.read_csv(per_file, keep_default_na=False)
         per["image"] = absolute_paths(per, meta)
         null = run.null_shares(method, cfg.maps_split)
-        if null is None:
+        if not null:
             result.notes.append(f"{method}: " + NO_NULL.format(run=cfg.run))
         sels = region_selections(per, meta["classes"], None, cfg.groups)
         table = agreement_table(

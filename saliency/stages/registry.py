@@ -109,7 +109,7 @@ BUILTIN: tuple[Stage, ...] = (
           sharded=True),
     Stage("null", NullConfig, S + "null:run_stage",
           "train and explain the null model (shuffled labels) for verdicts", ("train", "explain"),
-          _in_run("null/checkpoints/best.pt"), _in_run("null"), RUN_CONTEXT, sharded=True),
+          _in_run("null/checkpoints/best.pt"), _in_run("null", "nulls"), RUN_CONTEXT, sharded=True),
     Stage("agreement", AgreementConfig, S + "agreement:run_stage",
           "ablation vs attribution share: rank agreement and the recovered verdict",
           ("share", "ablate", "null"), _in_run("agreement"), _in_run("agreement")),

@@ -133,8 +133,11 @@ def _validation(run: Path) -> list[str]:
             "leader of the method's lift over the null model (shuffled labels), with the "
             "lift's margin over the runner-up above 0 (95% paired bootstrap), and the null's "
             "own verdict is nothing; when the null itself recovers a region the verdict is "
-            "withheld and the row says why. The old definition (ablation leader = enrichment "
-            "leader) is shown beside it for comparison only.</p>" + _table(t)
+            "withheld and the row says why. With several nulls (<code>nulls</code>), the lift "
+            "is over their average and its interval carries their spread; "
+            "<code>null_each</code> gives each null's own verdict. The old definition "
+            "(ablation leader = enrichment leader) is shown beside it for comparison "
+            "only.</p>" + _table(t)
         )
     for name, title in (
         ("randomization_verdicts", "Cascading model-parameter randomization"),

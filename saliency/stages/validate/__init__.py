@@ -43,7 +43,7 @@ from saliency.methods.registry import REGISTRY, method_settings
 from saliency.methods.store import explained_methods, read_maps
 from saliency.models.checkpoint import load_model
 from saliency.models.preprocess import to_unit
-from saliency.rundir import best_checkpoint, null_dir, record, saliency_dir, validation_dir
+from saliency.rundir import best_checkpoint, null_dirs, record, saliency_dir, validation_dir
 from saliency.runs import Run, ground_truth, mean_face
 from saliency.runtime import full_float32, resolve_device
 from saliency.stages.contract import Result, StageContext
@@ -61,31 +61,32 @@ class ValidateResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null, notes, world):
-    """Per method: the verdict row, lift rows (over the null and the floor) and truth rows."""
+def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, nulls, notes, world):
+    """Per method: the verdict row, lift rows (over the nulls and the floor) and truth rows;
+    ``nulls``: the folders of the null models with maps of every method."""
     from saliency.analysis.selection import Selection
     from saliency.analysis.share.summary import summarize_shares
 
     regions, b, seed = list(REGIONS), cfg.bootstrap, cfg.seed
     drop = tables.drop_evidence(inputs.ablations(run, fill, cfg, world), regions, b, seed)
     parts = validation_dir(run)  # where the ranks' shares of the shares meet
-    null = null_dir(run)
-    null_drop = None  # the null's own ablation, for its verdict (data randomization)
-    if has_null and floor is not None:
-        null_drop = tables.drop_evidence(inputs.ablations(null, fill, cfg, world), regions, b, seed)
-    elif has_null:  # the null's verdict is its lift over the floor: none without one
+    null_drops = []  # the nulls' own ablations, for their verdict (data randomization)
+    if nulls and floor is not None:
+        null_drops = [inputs.null_ablations(null, fill, cfg, world) for null in nulls]
+    elif nulls:  # the null's verdict is its lift over the floor: none without one
         notes.append("no verdict of the null itself without the floor (--no-floor): its "
                      "lift is measured over the floor's maps")  # fmt: skip
     verdicts, lifts, truth = [], [], []
     for m in methods:
         meta = read_maps(saliency_dir(run, cfg.split, m))[2]
         per = inputs.shares(saliency_dir(run, cfg.split, m), cfg.workers, world, parts)
-        null_per = Run(run).null_shares(m, cfg.split) if has_null else None  # `saliency null`
+        null_per = Run(run).null_shares(m, cfg.split) if nulls else []  # `saliency null`
         lifted = None
-        if null_per is not None:
+        if null_per:
             lifted, n = tables.paired_lift(per, null_per, regions, b, seed)
             lifts += tables.lift_rows(m, "null", regions, lifted, n) if lifted else []
         row = tables.method_verdict(m, regions, drop, per, lifted, judged(meta), planted, b, seed)
+        row["nulls"] = len(null_per)
         if floor is not None:
             floor_per = inputs.shares(saliency_dir(floor, cfg.split, m), cfg.workers, world, parts)
             fl, n = tables.paired_lift(per, floor_per, regions, b, seed)
@@ -94,12 +95,13 @@ def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, has_null,
             else:
                 notes.append(f"{m}: the floor's maps pair with {n} image(s) that have "
                              "positive attribution; no lift over the floor")  # fmt: skip
-            if null_per is not None and null_drop is not None:
-                nl, _ = tables.paired_lift(null_per, floor_per, regions, b, seed)
-                nrow = tables.method_verdict(m, regions, null_drop, null_per, nl, judged(meta),
-                                             None, b, seed)  # fmt: skip
+            if null_per and null_drops:
+                nrow, each = tables.null_verdict(m, regions, null_drops, null_per, floor_per,
+                                                 judged(meta), b, seed)  # fmt: skip
                 row = tables.withhold(row, nrow["recovered"])  # the null must be silent
                 row["null_ablation_leader"] = nrow["ablation_leader"]
+                if each:
+                    row["null_each"] = ";".join(each)
         verdicts.append(row)
         if planted and "rank_accuracy" in per.columns:
             t = summarize_shares(per, classes, [Selection()], planted, b, seed)
@@ -132,8 +134,14 @@ def validate_run(
     fill = cfg.fill or next(iter(reader.ablation_fills()), "blur")
     masks = first_meta.get("mask_manifest")  # masks made after the model (explain --manifest)
     has_masks = "mask" in pd.read_csv(masks or manifest, nrows=1).columns
-    null = null_dir(run)
-    has_null = all((saliency_dir(null, cfg.split, m) / "meta.json").is_file() for m in methods)
+    listed = null_dirs(run)
+    nulls = [n for n in listed if all((saliency_dir(n, cfg.split, m) / "meta.json").is_file()
+                                      for m in methods)]  # fmt: skip
+    has_null = bool(nulls)
+    if has_null and len(nulls) < len(listed):
+        notes.append(f"{len(nulls)} of the {len(listed)} null models have maps of every "
+                     f"method (`saliency null --run {cfg.run} --seeds {len(listed)}` finishes "
+                     "them)")  # fmt: skip
     if not has_null and ckpt.adopted:
         notes.append(
             "no verdict without a null model, and an adopted model has none (no training "
@@ -147,7 +155,7 @@ def validate_run(
             inputs.floor_maps(run, cfg, model, ckpt, device, methods, world) if cfg.floor else None
         )
         verdicts, lifts, truth = _region_verdicts(
-            run, cfg, methods, classes, planted, fill, floor, has_null, notes, world
+            run, cfg, methods, classes, planted, fill, floor, nulls, notes, world
         )
     else:
         notes.append(f"{manifest} has no 'mask' column: no verdicts (run `saliency regions` on it)")

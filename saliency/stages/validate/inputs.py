@@ -70,6 +70,15 @@ def ablations(run: Path, fill: str, cfg: ValidateConfig, world: World) -> pd.Dat
     return drops
 
 
+def null_ablations(null: Path, fill: str, cfg: ValidateConfig, world: World) -> pd.DataFrame:
+    """A null model's per-image drops (:func:`ablations`) with absolute image paths, so that
+    the K nulls' drops pair by image: a null's rows come from its own ``manifest.csv``
+    (written by ``saliency null`` in its folder), whose paths are relative to that folder."""
+    drops = ablations(null, fill, cfg, world).copy()
+    drops["path"] = [str((null / p).resolve()) for p in drops["path"]]
+    return drops
+
+
 def subset(run: Path, split: str, method: str, n: int, pre):
     """The first ``n`` explained images ``uint8 [n, h, w, 3]`` and their targets ``[n]``."""
     _, index, meta = read_maps(saliency_dir(run, split, method))
