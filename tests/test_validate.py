@@ -164,6 +164,44 @@ def test_the_written_tables_are_the_results(validated):
     assert info["planted"] == ["brows"] and info["fill"] == "blur"
 
 
+def test_per_cell_validation_recombines_to_the_all_images_numbers(validated):
+    """``cells.csv``: the images are taken from the cells in turn (the first four are the
+    four cells), each cell's mean is the mean of its images' areas in
+    ``curves_per_image.csv``, the cells' means weighted by their counts give the all-images
+    mean, which is ``curves_summary.csv``'s (and the randomization's last step's); and the
+    hard cell B_F (a third of its women have dark brows: the reader gets them wrong) is
+    named where its simultaneous interval excludes zero."""
+    run, res, _, _ = validated
+    out = run / "validation"
+    cells = res.cells  # exact; cells.csv holds it to 6 digits
+    written = pd.read_csv(out / "cells.csv", keep_default_na=False)
+    np.testing.assert_allclose(written["mean"], cells["mean"], rtol=1e-5)
+    per = pd.read_csv(out / "curves_per_image.csv", keep_default_na=False)
+    assert sorted(per.loc[per["method"] == "cam", "cell"].head(4)) == ["A_F", "A_M", "B_F", "B_M"]
+    summary = res.curves.set_index("method")
+    steps = pd.read_csv(out / "randomization_steps.csv")
+    for (method, measure), t in cells.groupby(["method", "measure"]):
+        t = t.set_index("cell")
+        parts = t.drop(index="all")
+        recombined = (parts["n"] * parts["mean"]).sum() / parts["n"].sum()
+        assert recombined == pytest.approx(t.loc["all", "mean"], rel=1e-9), (method, measure)
+        assert parts["n"].sum() == t.loc["all", "n"]
+        if measure in ("deletion_auc", "insertion_auc"):
+            mine = per[per["method"] == method]
+            for cell, row in parts.iterrows():
+                got = mine.loc[mine["cell"] == cell, measure]
+                assert row["n"] == len(got) and row["mean"] == pytest.approx(got.mean(), 1e-5)
+            assert t.loc["all", "mean"] == pytest.approx(summary.loc[method, measure], 1e-12)
+        else:
+            last = steps[(steps["method"] == method)].sort_values("step").iloc[-1]
+            assert t.loc["all", "mean"] == pytest.approx(last[measure], rel=1e-6)
+        assert (parts["vs_rest_low"] <= parts["vs_rest"]).all()
+        assert (
+            parts["differs"] == ((parts["vs_rest_low"] > 0) | (parts["vs_rest_high"] < 0))
+        ).all()
+    assert cells["adjustment"].str.contains("max-t over 4 cells").all()
+
+
 def test_validate_again_after_the_run_is_explained_with_another_baseline(validated, tmp_path):
     """The floor's maps follow the run's: explained again with another IG baseline, the run
     validates again (the floor's old maps are replaced, not refused), and the floor's ig

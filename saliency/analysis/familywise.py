@@ -74,6 +74,18 @@ def max_t(
         warnings.simplefilter("ignore", RuntimeWarning)
         estimate = np.nanmean(rows, axis=0).reshape(m, k).mean(axis=0)
         draws = bootstrap_draws(rows, models_mean(m, k, seed), n_boot, seed)  # [B, K]
+    return from_draws(estimate, draws, confidence)
+
+
+def from_draws(estimate: np.ndarray, draws: np.ndarray, confidence: float = 0.95) -> FamilyWise:
+    """The max-t of the module docstring from any bootstrap: ``estimate [K]`` and ``draws
+    [B, K]`` of the same K effects, resampled jointly (NaN: an effect a draw could not
+    measure). :func:`max_t` is this on column means; other effects (a cell's mean minus the
+    rest's) give their own draws."""
+    estimate, draws = np.asarray(estimate, float), np.asarray(draws, float)
+    k, n_boot = len(estimate), len(draws)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         se = np.nanstd(draws, axis=0, ddof=1)
         spread = np.isfinite(se) & (se > 1e-12 * np.maximum(1.0, np.abs(estimate)))
         if spread.any():

@@ -13,7 +13,12 @@ Writes ``RUN/validation/``:
   levels;
 - ``randomization.csv`` (per image), ``randomization_steps.csv`` and
   ``randomization_verdicts.csv``: the cascading model-parameter randomization;
-- ``curves.csv`` (mean curves) and ``curves_summary.csv``: deletion and insertion;
+- ``curves.csv`` (mean curves), ``curves_summary.csv`` and ``curves_per_image.csv``:
+  deletion and insertion;
+- ``cells.csv``: per method and measure (deletion and insertion areas, the randomization's
+  similarities with every block re-initialized), the mean over all images and per cell,
+  and each cell against the rest with simultaneous intervals over the cells
+  (:mod:`saliency.analysis.cells_validation`); the images are taken from the cells in turn;
 - ``validation.json``: the settings and what was not possible (and which command makes it).
 
 Missing delete-mode ablations of the run (and of the null) are made here with the run's
@@ -31,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from saliency.analysis import validation as tables
+from saliency.analysis.cells_validation import validation_by_cell
 from saliency.analysis.recovered import NO_NULL, judged
 from saliency.analysis.similarity import randomization_verdicts
 from saliency.atomic import atomic_write_json, atomic_write_text
@@ -59,6 +65,7 @@ class ValidateResult:
     randomization: pd.DataFrame  # per method: passed, last step's similarities
     curves: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # per cell, cell vs rest
 
 
 def _region_verdicts(run, cfg, methods, classes, planted, fill, floor, nulls, notes, world):
@@ -160,7 +167,8 @@ def validate_run(
     else:
         notes.append(f"{manifest} has no 'mask' column: no verdicts (run `saliency regions` on it)")
     n = max(cfg.randomization_images, cfg.curve_images)
-    images, target = inputs.subset(run, cfg.split, methods[0], n, pre)  # read once, for both passes
+    # read once, for both passes; the cells in turn
+    images, target, positions, cells = inputs.subset(run, cfg.split, methods[0], n, pre)
     k = min(cfg.randomization_images, len(target))
     ecfg, _ = reader.recorded_configs(ExplainConfig, notes.append)[cfg.split]
     own = method_settings(*(getattr(ecfg, f.name) for f in fields(ecfg)))  # as explained
@@ -174,7 +182,8 @@ def validate_run(
     rand = randomization_verdicts(steps, cfg.threshold)
     n = min(cfg.curve_images, len(target))
     images, target = images[:n], target[:n]
-    maps = {m: np.asarray(read_maps(saliency_dir(run, cfg.split, m))[0][:n]) for m in methods}
+    at = positions[:n]
+    maps = {m: np.asarray(read_maps(saliency_dir(run, cfg.split, m))[0][at]) for m in methods}
     step = progress("curves", len(methods) + 1) if progress is not None else None
     curve, areas = passes.spread_curves(
         model, images, pre, target, maps, cfg.curve_steps, fill, cfg.seed, step, world
@@ -182,6 +191,9 @@ def validate_run(
     if not world.main:
         return None
     summary = tables.curve_summary(areas, cfg.bootstrap, cfg.seed)
+    per_image = per_image.assign(cell=[cells[i] for i in per_image["image"]])
+    by_cell, curve_images = validation_by_cell(per_image, areas, cells, positions, cfg.bootstrap,
+                                               cfg.seed)  # fmt: skip
     frac = np.linspace(0, 1, cfg.curve_steps + 1)
     mean_curves = pd.DataFrame([
         {"method": m, "curve": kind, "fraction": f, "probability": v}
@@ -189,7 +201,7 @@ def validate_run(
         for f, v in zip(frac, c.mean(0), strict=True)
     ])  # fmt: skip
     res = ValidateResult(out, pd.DataFrame(verdicts), pd.DataFrame(lifts), pd.DataFrame(truth),
-                         rand, summary, notes)  # fmt: skip
+                         rand, summary, notes, by_cell)  # fmt: skip
     if len(res.verdicts):
         res.verdicts = res.verdicts.merge(
             rand[["method", "passed"]].rename(columns={"passed": "randomization_passed"}),
@@ -198,17 +210,17 @@ def validate_run(
             summary[["method", "passed"]].rename(columns={"passed": "curves_passed"}),
             on="method", how="left",
         )  # fmt: skip
-    _write(out, res, per_image, steps, mean_curves, cfg, fill, planted)
+    _write(out, res, per_image, steps, mean_curves, curve_images, cfg, fill, planted)
     return res
 
 
-def _write(out, res, per_image, steps, mean_curves, cfg, fill, planted) -> None:
+def _write(out, res, per_image, steps, mean_curves, curve_images, cfg, fill, planted) -> None:
     out.mkdir(parents=True, exist_ok=True)
     named = {
         "verdicts": res.verdicts, "lift": res.lift, "truth": res.truth,
         "randomization": per_image, "randomization_steps": steps,
         "randomization_verdicts": res.randomization, "curves": mean_curves,
-        "curves_summary": res.curves,
+        "curves_summary": res.curves, "curves_per_image": curve_images, "cells": res.cells,
     }  # fmt: skip
     for name, t in named.items():
         atomic_write_text(out / f"{name}.csv", t.to_csv(index=False, float_format="%.6g"))

@@ -80,12 +80,21 @@ def null_ablations(null: Path, fill: str, cfg: ValidateConfig, world: World) -> 
 
 
 def subset(run: Path, split: str, method: str, n: int, pre):
-    """The first ``n`` explained images ``uint8 [n, h, w, 3]`` and their targets ``[n]``."""
+    """``n`` explained images, taken from the cells in turn (each cell's images in the maps'
+    order: the first of every cell, then the second, ...), so that every cell is in the
+    per-cell tables however the split is ordered: ``uint8 [n, h, w, 3]`` images, their
+    targets ``[n]``, their positions in the maps ``[n]`` and their cells."""
+    from saliency.data.cells import cell_column
+
     _, index, meta = read_maps(saliency_dir(run, split, method))
-    n = min(n, len(index))
-    paths = absolute_paths(index.head(n), meta)
-    source = ImageSource(paths, pre, cache_bytes=0, workers=0)
-    images = torch.cat([b for b, _ in source.batches(np.arange(n), 64)]) if n else None
     classes = meta["classes"]
-    target = torch.tensor([classes.index(t) for t in index["target"].head(n)])
-    return images, target
+    labelled = index.assign(group=index["group"] if "group" in index.columns else "")
+    cells = cell_column(labelled.fillna({"group": ""}), classes)
+    turn = pd.Series(cells).groupby(cells).cumcount().to_numpy()  # k-th image of its cell
+    positions = np.lexsort((np.arange(len(index)), turn))[: min(n, len(index))]
+    paths = absolute_paths(index.iloc[positions], meta)
+    source = ImageSource(paths, pre, cache_bytes=0, workers=0)
+    n = len(positions)
+    images = torch.cat([b for b, _ in source.batches(np.arange(n), 64)]) if n else None
+    target = torch.tensor([classes.index(t) for t in index["target"].iloc[positions]])
+    return images, target, positions, [str(c) for c in cells[positions]]
