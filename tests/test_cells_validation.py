@@ -52,10 +52,10 @@ def _sim(shift: float, reps: int, n: int) -> tuple[float, float]:
 
 
 def test_cells_that_do_not_differ_are_called_different_near_the_nominal_family_wise_rate():
-    # Measured: with no true difference, some cell is called different in 5.0% of 300 data
-    # sets of 40 images per cell (7.2% of 600 at 20 per cell: the bootstrap is a little
-    # liberal for small cells); with B_F 0.1 above the others (0.77 SD), B_F is found in 95%
-    # of 100.
+    # Measured: with no true difference, some cell is called different in 4.0% of 300 data
+    # sets of 40 images per cell (3.3% of 600 at 20 per cell; 5.0% and 7.2% before the
+    # max-t was studentized within each draw); with B_F 0.1 above the others (0.77 SD),
+    # B_F is found in 95 of 100.
     rate, _ = _sim(0.0, 300, 40)
     assert rate <= 0.075, rate
     _, found = _sim(0.1, 100, 40)

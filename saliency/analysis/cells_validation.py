@@ -40,23 +40,29 @@ def adjustment(n_cells: int) -> str:
 
 
 def _cell_stat(n_cells: int):
-    """``[B, n, 2]`` (cell code, value) -> ``[B, 1 + 2C]``: the all-images mean, each cell's
-    mean and each cell's mean minus the others' (NaN values left out)."""
+    """``[B, n, 2]`` (cell code, value) -> ``[B, 1 + 3C]``: the all-images mean, each cell's
+    mean, each cell's mean minus the others', and that difference's standard error
+    (``sqrt(s_c^2 / n_c + s_r^2 / n_r)``, for the studentized max-t; NaN values left out)."""
 
     def stat(x: np.ndarray) -> np.ndarray:
         code, v = x[:, :, 0], x[:, :, 1]
         ok = np.isfinite(v)
         v0 = np.where(ok, v, 0.0)
-        total_n, total_s = ok.sum(1), v0.sum(1)
+        total_n, total_s, total_q = ok.sum(1), v0.sum(1), (v0 * v0).sum(1)
         out = [total_s / np.where(total_n > 0, total_n, np.nan)]
-        means, rests = [], []
+        means, rests, ses = [], [], []
         for c in range(n_cells):
             m = (code == c) & ok
-            n_c, s_c = m.sum(1), (v0 * m).sum(1)
-            means.append(s_c / np.where(n_c > 0, n_c, np.nan))
-            n_r = total_n - n_c
-            rests.append(means[-1] - (total_s - s_c) / np.where(n_r > 0, n_r, np.nan))
-        return np.stack(out + means + rests, axis=1)
+            n_c, s_c, q_c = m.sum(1), (v0 * m).sum(1), (v0 * v0 * m).sum(1)
+            n_r, s_r, q_r = total_n - n_c, total_s - s_c, total_q - q_c
+            mean_c = s_c / np.where(n_c > 0, n_c, np.nan)
+            mean_r = s_r / np.where(n_r > 0, n_r, np.nan)
+            var_c = (q_c - n_c * mean_c**2) / np.where(n_c > 1, n_c - 1, np.nan)
+            var_r = (q_r - n_r * mean_r**2) / np.where(n_r > 1, n_r - 1, np.nan)
+            means.append(mean_c)
+            rests.append(mean_c - mean_r)
+            ses.append(np.sqrt(np.maximum(var_c, 0) / n_c + np.maximum(var_r, 0) / n_r))
+        return np.stack(out + means + rests + ses, axis=1)
 
     return stat
 
@@ -95,8 +101,12 @@ def cell_summary(
     ok = np.isfinite(values)
     counts = np.array([int((ok & (cells == name)).sum()) for name in order])
     judged = np.flatnonzero(counts >= min_images)
-    diffs = draws[:, 1 + c :][:, judged] if len(draws) else np.zeros((0, len(judged)))
-    fw = from_draws(estimate[1 + c :][judged], diffs, confidence)
+    diffs, ses = (slice(1 + c, 1 + 2 * c), slice(1 + 2 * c, 1 + 3 * c))
+    if len(draws):
+        d, d_se = draws[:, diffs][:, judged], draws[:, ses][:, judged]
+    else:
+        d = d_se = np.zeros((0, len(judged)))
+    fw = from_draws(estimate[diffs][judged], d, confidence, estimate[ses][judged], d_se)
     out = [{"cell": "all", "n": int(ok.sum()), "mean": estimate[0], "low": low[0],
             "high": high[0]}]  # fmt: skip
     for j, name in enumerate(order):
