@@ -94,6 +94,12 @@ def null_dirs(
     return [null_dir(run, seed + k, seed) for k in range(seeds)]
 
 
+def attributes_dir(run: str | os.PathLike) -> Path:
+    """``RUN/attributes/``: per_image.csv, skipped.csv, summary.csv, bins.csv, gaps.csv and
+    attributes.png (``saliency attributes``)."""
+    return Path(run) / "attributes"
+
+
 def validation_dir(run: str | os.PathLike) -> Path:
     return Path(run) / "validation"
 

@@ -22,7 +22,7 @@ from hand_models import AgeGender
 from saliency.cli import ORDER, main
 
 DERIVED = ("saliency", "ablation", "share", "averages", "agreement", "figures", "eval", "null",
-           "validation", "report.html", "config.json", "images.json")  # fmt: skip
+           "validation", "report.html", "config.json", "images.json", "attributes")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +148,7 @@ CASES = [
     ("null-missing-run", "null --run {root}/absent", "absent"),
     ("agreement-unknown-method", "agreement --run {run} --methods cam,nonsense", "nonsense"),
     ("validate-unknown-method", "validate --run {run} --methods nonsense", "nonsense"),
+    ("attributes-no-evaluation", "attributes --run {run} --split val", "evaluate"),
     ("validate-corrupt-checkpoint", "validate --run {broken_run}", "best.pt"),
     ("figures-negative-dpi", "figures --run {run} --dpi -5", "--dpi"),
     ("figures-missing-run", "figures --run {root}/absent", "absent"),

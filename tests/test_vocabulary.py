@@ -69,6 +69,7 @@ SPECIAL = {  # fields whose values must make sense to the config's own checks
     ("align", "size"): ("64", 64),
     ("synth", "cues"): ("brows=1", {"brows": 1.0}),
     ("synth", "cue_cells"): ("B_F=0.5", {"B_F": 0.5}),
+    ("synth", "fringe"): ("A_F=0.8", {"A_F": 0.8}),
     ("synth", "groups"): ("A=0:0.4,B=0.5:1", {"A": (0.0, 0.4), "B": (0.5, 1.0)}),
     ("synth", "split_fractions"): ("0.5,0.25,0.25", [0.5, 0.25, 0.25]),
     ("adopt", "mean"): ("0.5,0.5,0.5", (0.5, 0.5, 0.5)),

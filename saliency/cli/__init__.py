@@ -21,8 +21,8 @@ from saliency.cli.stage_command import register_stage
 HAND_WRITTEN = {"demo": demo, "run": run, "synth": synth, "data": data, "train": train,
                 "compare": compare, "predict": predict, "launch": launch}  # fmt: skip
 ORDER = ("demo", "run", "launch", "synth", "data", "align", "regions", "train", "adopt", "evaluate",
-         "compare", "explain", "average", "predict", "share", "ablate", "null", "agreement",
-         "validate", "figures", "report", "export")  # fmt: skip
+         "compare", "attributes", "explain", "average", "predict", "share", "ablate", "null",
+         "agreement", "validate", "figures", "report", "export")  # fmt: skip
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

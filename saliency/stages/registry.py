@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from saliency import rundir
+from saliency.configs.attributes import AttributesConfig
 from saliency.configs.checks import AblationConfig, AgreementConfig, ValidateConfig
 from saliency.configs.data import DataConfig
 from saliency.configs.maps import AverageConfig, ExplainConfig, ShareConfig
@@ -88,6 +89,15 @@ BUILTIN: tuple[Stage, ...] = (
     Stage("evaluate", EvaluateConfig, S + "evaluate:run_stage",
           "predictions and metrics per class, subgroup and cell", ("train", "adopt"),
           _evaluated, _in_run("eval"), RUN_CONTEXT, sharded=True),
+    Stage("attributes", AttributesConfig, S + "attributes:run_stage",
+          "per-image brightness, hair over the face, face area; their relation to errors per "
+          "cell", ("evaluate", "regions"), _in_run("attributes/gaps.csv"),
+          _in_run("attributes"), ("run", "workers"),
+          description="Skin brightness (mean L*), hair over the face (share of the face oval "
+          "and forehead labelled hair) and visible face area from the evaluated images and "
+          "their region masks; per cell their distributions, accuracy per quantile bin, and "
+          "the cell's gap as a penalized logistic regression's AME without and with them, "
+          "and on a subset matched on them."),
     Stage("explain", ExplainConfig, S + "explain:run_stage",
           "per-image maps (cam, gradcam family, ig)", ("train", "adopt"), _explained,
           _in_run("saliency"), RUN_CONTEXT + ("overwrite",),
@@ -119,7 +129,8 @@ BUILTIN: tuple[Stage, ...] = (
           _in_run("validation"), RUN_CONTEXT, sharded=True),
     Stage("figures", FiguresConfig, S + "figures:run_stage",
           "publication figures (PDF and PNG) and tables from a run's files",
-          ("evaluate", "explain", "average", "share", "ablate", "validate"), _in_run("figures"),
+          ("evaluate", "explain", "average", "share", "ablate", "validate", "attributes"),
+          _in_run("figures"),
           _in_run("figures")),
     Stage("report", ReportConfig, S + "report:run_stage",
           "RUN/report.html: one self-contained file (images inline, no network)", ("figures",),

@@ -9,31 +9,36 @@ stage skipped with their reasons. It reads the files of the stages before it onl
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from saliency.analysis.familywise import describe
 from saliency.analysis.metrics import run_chance_warning
 from saliency.atomic import atomic_write_text
 from saliency.configs.output import ReportConfig
 from saliency.rundir import (
     CONFIG,
     ablation_dir,
-    agreement_dir,
     figures_dir,
     record,
     report_path,
     require_run,
     share_dir,
-    validation_dir,
 )
 from saliency.stages.contract import Result, StageContext
+from saliency.stages.report_sections import (
+    agreement,
+    attributes,
+    esc,
+    image,
+    rankings,
+    table,
+    validation,
+    validation_cells,
+)
 
 STYLE = """
 body { font-family: 'DejaVu Sans', Helvetica, Arial, sans-serif; max-width: 60em;
@@ -56,103 +61,6 @@ class ReportResult:
     tables: int
 
 
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in r) + "</tr>"
-        for r in df.itertuples(index=False)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-def _image(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{_esc(path.stem)}" src="data:image/png;base64,{data}">'
-
-
-def _interval(v, lo, hi, scale: float = 1.0, fmt: str = "+.3f") -> str:
-    return f"{v * scale:{fmt}} [{lo * scale:{fmt}}, {hi * scale:{fmt}}]"
-
-
-def _rankings(run: Path) -> list[str]:
-    parts = []
-    for f in sorted(ablation_dir(run).glob("ranking_*_*.csv")):
-        t = pd.read_csv(f, keep_default_na=False)
-        t = t[t["selection"] == "all"] if "selection" in t.columns else t
-        shown = pd.DataFrame({
-            "region": t["region"], "n": t["n"],
-            "drop of true-class probability [simultaneous 95% CI]": [
-                _interval(e, -h, -lo) for e, lo, h in
-                zip(t["effect"], t["prob_change_low"], t["prob_change_high"], strict=True)],
-            "interval excludes 0": t["excludes_zero"],
-        })  # fmt: skip
-        if "p_fw" in t.columns:  # rankings written before the family-wise rule have none
-            shown["p (max-t, adjusted)"] = t["p_fw"].map("{:.3g}".format).to_numpy()
-        fill, mode = f.stem.split("_")[1:3]
-        how = (f"<p>{_esc(describe(int(t['family'].max())))}: a region leads only when its "
-               "interval excludes 0 for the whole family.</p>" if "family" in t.columns and len(t)
-               else "")  # fmt: skip
-        parts.append(
-            f"<h3>{_esc(mode)} with {_esc(fill)} fill, all test images</h3>" + _table(shown) + how
-        )
-    return parts
-
-
-def _agreement(run: Path) -> list[str]:
-    parts = []
-    for f in sorted(agreement_dir(run).glob("*.csv")):
-        t = pd.read_csv(f, keep_default_na=False)
-        t = t[t["split"] == "all"]
-        if not len(t):
-            continue
-        cols = ["selection", "fill", "n", "ablation_leader", "share_leader", "lift_leader",
-                "recovered", "judged"]  # fmt: skip
-        shown = t[[c for c in cols if c in t.columns]].copy()
-        shown = shown.rename(columns={"share_leader": "enrichment_leader", "judged": "verdict"})
-        shown.insert(3, "Spearman [95% CI]", [
-            _interval(v, lo, h, fmt=".2f") for v, lo, h in
-            zip(t["spearman"], t["spearman_low"], t["spearman_high"], strict=True)])  # fmt: skip
-        parts.append(f"<h3>{_esc(f.stem)}</h3>" + _table(shown))
-    return parts
-
-
-def _validation(run: Path) -> list[str]:
-    """``saliency validate``'s verdicts, randomization and curve tables, when it has run."""
-    out = validation_dir(run)
-    parts = []
-    v = out / "verdicts.csv"
-    if v.is_file():
-        t = pd.read_csv(v, keep_default_na=False)
-        parts.append(
-            "<p>Recovered: the region whose deletion costs the true class the most (its "
-            "simultaneous 95% interval over the regions, bootstrap max-t, above 0) is also the "
-            "leader of the method's lift over the null model (shuffled labels), with the "
-            "lift's margin over the runner-up above 0 (95% paired bootstrap), and the null's "
-            "own verdict is nothing; when the null itself recovers a region the verdict is "
-            "withheld and the row says why. With several nulls (<code>nulls</code>), the lift "
-            "is over their average and its interval carries their spread; "
-            "<code>null_each</code> gives each null's own verdict. The old definition "
-            "(ablation leader = enrichment leader) is shown beside it for comparison "
-            "only.</p>" + _table(t)
-        )
-    for name, title in (
-        ("randomization_verdicts", "Cascading model-parameter randomization"),
-        ("curves_summary", "Deletion and insertion, against a random order"),
-    ):
-        f = out / f"{name}.csv"
-        if f.is_file():
-            parts.append(f"<h3>{title}</h3>" + _table(pd.read_csv(f, keep_default_na=False)))
-    info = out / "validation.json"
-    if info.is_file():
-        for note in json.loads(info.read_text()).get("notes", []):
-            parts.append(f'<p class="warning">{_esc(note)}</p>')
-    return parts
-
-
 def _skipped(run: Path) -> str:
     rows = []
     places = sorted(ablation_dir(run).glob("*/skipped.csv")) + sorted(
@@ -166,7 +74,7 @@ def _skipped(run: Path) -> str:
                          "reason": reason, "which": ", ".join(paths[:10]) + more})  # fmt: skip
     if not rows:
         return "<p>No stage skipped an image.</p>"
-    return _table(pd.DataFrame(rows))
+    return table(pd.DataFrame(rows))
 
 
 def _model(run: Path) -> str:
@@ -196,7 +104,7 @@ def _model(run: Path) -> str:
         if "onnxruntime_max_abs_difference" in rec:
             diff = rec["onnxruntime_max_abs_difference"]
             rows.append(("onnx2torch vs onnxruntime", f"max abs difference {diff:.2g}"))
-    return _table(pd.DataFrame(rows, columns=["", "model"]))
+    return table(pd.DataFrame(rows, columns=["", "model"]))
 
 
 def _output(rec: dict) -> str:
@@ -220,8 +128,8 @@ def _provenance(run: Path) -> str:
     for name, entry in commands.items():
         config = json.dumps(entry.get("config", {}), indent=1, sort_keys=True)
         items.append(
-            f"<details><summary>{_esc(name)}: {_esc(entry.get('time', ''))}, saliency "
-            f"{_esc(entry.get('saliency_version', ''))}</summary><pre>{_esc(config)}</pre>"
+            f"<details><summary>{esc(name)}: {esc(entry.get('time', ''))}, saliency "
+            f"{esc(entry.get('saliency_version', ''))}</summary><pre>{esc(config)}</pre>"
             "</details>"
         )
     return "".join(items)
@@ -239,51 +147,64 @@ def run(run_dir: str | Path) -> ReportResult:
         )
     listing = json.loads(manifest.read_text())
     record(run_dir, "report", {"figures_json": str(manifest)})  # so the page shows this run
-    body = [f"<h1>saliency report: {_esc(run_dir.name)}</h1>",
-            f"<p>Run folder <code>{_esc(run_dir.resolve())}</code>; written "
+    body = [f"<h1>saliency report: {esc(run_dir.name)}</h1>",
+            f"<p>Run folder <code>{esc(run_dir.resolve())}</code>; written "
             f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by saliency "
-            f"{_esc(__version__)}.</p>"]  # fmt: skip
+            f"{esc(__version__)}.</p>"]  # fmt: skip
     warning = run_chance_warning(run_dir)
     if warning:
-        body.append(f'<p class="warning">Warning: {_esc(warning)}</p>')
+        body.append(f'<p class="warning">Warning: {esc(warning)}</p>')
     n_fig = n_tab = 0
-    tables = [f for f in listing["figures"] if f["name"] == "group_accuracy"]
-    for t in tables:
+    figures = [f for f in listing["figures"] if f["name"] != "group_accuracy"]
+    first = [f for f in figures if f["name"] == "region_cell_matrix"]
+    for f in first:  # the question at a glance, before anything else
+        body.append("<h2>At a glance: which region matters, for which cell</h2>")
+        body.append(_figure(run_dir, f, "Figure 1"))
+        n_fig += 1
+    for t in [f for f in listing["figures"] if f["name"] == "group_accuracy"]:
         body.append("<h2>Accuracy per class, subgroup and cell</h2>")
         df = pd.read_csv(figures_dir(run_dir) / "group_accuracy.csv", keep_default_na=False)
-        body.append(_table(df) + f"<p>{_esc(t['caption'])} n = {t['n']}.</p>")
+        body.append(table(df) + f"<p>{esc(t['caption'])} n = {t['n']}.</p>")
         n_tab += 1
     body.append("<h2>Model</h2>" + _model(run_dir))
     body.append("<h2>Figures</h2>")
-    for k, f in enumerate(x for x in listing["figures"] if x["name"] != "group_accuracy"):
+    for f in [f for f in figures if f["name"] != "region_cell_matrix"]:
         png = next((figures_dir(run_dir) / p for p in f["files"] if p.endswith(".png")), None)
         if png is None or not png.is_file():
             continue
-        body.append(f"<figure>{_image(png)}<figcaption>Figure {k + 1}. {_esc(f['caption'])} "
-                    f"Rests on {f['n']} images.</figcaption></figure>")  # fmt: skip
+        body.append(_figure(run_dir, f, f"Figure {n_fig + 1}"))
         n_fig += 1
     if listing.get("skipped"):
-        body.append("<h3>Figures not made</h3>" + _table(pd.DataFrame(listing["skipped"])))
-    rankings = _rankings(run_dir)
-    if rankings:
-        body.append("<h2>Region rankings (ablation)</h2>" + "".join(rankings))
-        n_tab += len(rankings)
-    agreement = _agreement(run_dir)
-    if agreement:
-        body.append("<h2>Ablation and attribution share: agreement</h2>" + "".join(agreement))
-        n_tab += len(agreement)
-    validation = _validation(run_dir)
-    if validation:
-        body.append("<h2>Validation: are the explanations right?</h2>" + "".join(validation))
-        n_tab += len(validation)
+        body.append("<h3>Figures not made</h3>" + table(pd.DataFrame(listing["skipped"])))
+    sections = (
+        ("Region rankings (ablation)", rankings),
+        ("Ablation and attribution share: agreement", agreement),
+        ("Validation: are the explanations right?", validation),
+        ("Explanation quality per cell", validation_cells),
+        ("Image attributes and errors per cell", attributes),
+    )
+    for title, section in sections:
+        parts = section(run_dir)
+        if parts:
+            body.append(f"<h2>{esc(title)}</h2>" + "".join(parts))
+            n_tab += sum(part.count("<table>") for part in parts)
     body.append("<h2>Skipped images</h2>" + _skipped(run_dir))
     body.append("<h2>Configuration and provenance</h2>" + _provenance(run_dir))
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>saliency report: {_esc(run_dir.name)}</title><style>{STYLE}</style>"
+            f"<title>saliency report: {esc(run_dir.name)}</title><style>{STYLE}</style>"
             "</head><body>" + "\n".join(body) + "</body></html>\n")  # fmt: skip
     path = report_path(run_dir)
     atomic_write_text(path, page)
     return ReportResult(path, n_fig, n_tab)
+
+
+def _figure(run_dir: Path, f: dict, label: str) -> str:
+    """One figure of ``figures.json`` with its caption and image count."""
+    png = next((figures_dir(run_dir) / p for p in f["files"] if p.endswith(".png")), None)
+    if png is None or not png.is_file():
+        return ""
+    return (f"<figure>{image(png)}<figcaption>{label}. {esc(f['caption'])} Rests on "
+            f"{f['n']} images.</figcaption></figure>")  # fmt: skip
 
 
 def run_stage(cfg: ReportConfig, ctx: StageContext) -> Result:

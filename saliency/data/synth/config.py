@@ -58,6 +58,11 @@ def parse_cue_cell(text: str) -> tuple[str, float]:
     return _unit_assignment(text, "CELL=P, e.g. B_F=0.5", "probability")
 
 
+def parse_fringe(text: str) -> tuple[str, float]:
+    """``"A_F=0.8"`` -> ``("A_F", 0.8)``: probability of a long fringe over the face."""
+    return _unit_assignment(text, "CELL=P, e.g. A_F=0.8", "fringe probability")
+
+
 def parse_group_tone(text: str) -> tuple[str, tuple[float, float]]:
     """``"A=0:0.45"`` -> ``("A", (0.0, 0.45))``; a bare name takes an even share of tones."""
     name, sep, value = text.partition("=")
@@ -100,6 +105,12 @@ class SynthConfig:
         factory=dict, parse=parse_cue_cell, aliases=("--cue-cell",),
         metavar="CELL=P",
     )  # fmt: skip
+    fringe: dict[str, float] = setting(
+        help="in this cell a face has a long fringe with probability P: bangs from the hairline "
+        "down over the forehead and brows, reaching 70-100% of the way from the face's top to "
+        "the eye line, labelled hair (e.g. A_F=0.8); repeatable; other cells: none",
+        factory=dict, parse=parse_fringe, metavar="CELL=P",
+    )  # fmt: skip
     groups: dict[str, tuple[float, float]] = setting(
         help="subgroups, optionally with skin-tone ranges on a 0 (light) to 1 (dark) scale: "
         "A=0:0.45,B=0.55:1; a bare name takes an even share of tones",
@@ -138,11 +149,16 @@ class SynthConfig:
                 for i, g in enumerate(names)
             }
         valid_cells = {f"{g}_{c[0].upper()}" for g in names for c in CLASSES}
-        for cell in self.cue_cells:
-            if cell not in valid_cells:
-                raise ValueError(
-                    f"unknown cue cell {cell!r}; valid cells: {', '.join(sorted(valid_cells))}"
-                )
+        for what, cells in (("cue cell", self.cue_cells), ("fringe cell", self.fringe)):
+            for cell in cells:
+                if cell not in valid_cells:
+                    raise ValueError(
+                        f"unknown {what} {cell!r}; valid cells: {', '.join(sorted(valid_cells))}"
+                    )
+        for cell, p in self.fringe.items():  # a TOML table's values skip the flag's parser
+            if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+                raise ValueError(f"fringe probability of {cell} must lie in [0, 1], not {p!r}")
+        self.fringe = {cell: float(p) for cell, p in self.fringe.items()}
         if abs(sum(self.split_fractions) - 1.0) > 1e-6:
             raise ValueError("split fractions must sum to 1")
         if self.image_format not in ("png", "jpg"):
@@ -163,6 +179,7 @@ class SynthConfig:
             "cued_regions": [r for r, s in ranked if s > 0],
             "uncued_regions": [r for r in REGIONS if self.cues.get(r, 0.0) == 0.0],
             "cue_cells": dict(self.cue_cells),
+            "fringe_cells": dict(self.fringe),
             "cue_parameters": {
                 r: {**CUE_PARAMETERS[r], "strength": self.cues.get(r, 0.0)} for r in REGIONS
             },
@@ -170,6 +187,7 @@ class SynthConfig:
                 "An image's cue class equals its label, except in cue cells where it equals "
                 "the label with probability P. Cue parameter = base + sign * strength * shift "
                 "+ sd * z, sign +1 for a male cue class, -1 for female; skin: stubble = "
-                "strength for a male cue class, 0 for female."
+                "strength for a male cue class, 0 for female. A face in a fringe cell has a "
+                "long fringe (manifest: long_fringe, long_fringe_reach) with probability P."
             ),
         }

@@ -31,6 +31,9 @@ LIP_COLORS = np.array(
 HAIR_STYLES = ("straight", "wavy", "volume")
 FRINGES = ("none", "bangs", "side")
 CANON = 128.0
+LONG_FRINGE_REACH = (0.7, 1.0)  # the long fringe's lower edge, face top (0) to eye line (1)
+LONG_FRINGE_TIPS = 15  # strand tips along its lower edge
+LONG_FRINGE_STREAM = 0xF41  # its own random stream: drawing it changes nothing else
 
 
 @dataclass
@@ -78,6 +81,10 @@ class Face:
     light: tuple[float, float]  # (gradient strength, direction in radians)
     gain: float
     hair_angle: float  # strand direction, degrees from vertical (the hair cue)
+    # a long fringe over the face (SynthConfig.fringe): its lower edge lies this fraction of
+    # the way from the face's top to the eye line (0: none), with these tips (canonical px)
+    long_fringe_reach: float = 0.0
+    long_fringe_tips: tuple[float, ...] = ()
 
 
 def _cue_value(region: str, strength: float, sign: float, rng: np.random.Generator) -> float:
@@ -158,6 +165,22 @@ def sample_face(
         gain=rng.uniform(0.85, 1.12),
         hair_angle=float(np.clip(_cue_value("hair", cues.get("hair", 0.0), sign, rng), -10, 100)),
     )
+
+
+def with_long_fringe(face: Face, p: float, seed: int, index: int) -> Face:
+    """``face`` with a long fringe with probability ``p`` (the cell's ``SynthConfig.fringe``).
+
+    The draws come from their own stream, seeded by ``(seed, index, LONG_FRINGE_STREAM)``,
+    and only when ``p > 0``: the face's other parameters, its pixels outside the fringe and
+    every face of a cell without fringes are those of the same seed without the knob."""
+    if p <= 0.0:
+        return face
+    rng = np.random.default_rng([seed, index, LONG_FRINGE_STREAM])
+    if rng.random() >= p:
+        return face
+    face.long_fringe_reach = float(rng.uniform(*LONG_FRINGE_REACH))
+    face.long_fringe_tips = tuple(float(v) for v in rng.uniform(-1.5, 1.5, LONG_FRINGE_TIPS))
+    return face
 
 
 @dataclass

@@ -6,7 +6,9 @@ depend on the number of worker processes. Layout under ``out``::
     images/000000.png   RGB face
     masks/000000.png    region label map (0 background, 1 skin, 2 brows, 3 eyes, 4 nose,
                         5 mouth, 6 hair), exact and exclusive
-    manifest.csv        path, label, group, split, x0..y67, mask, cue_class, cue parameters
+    manifest.csv        path, label, group, split, x0..y67, mask, cue_class, tone, hair
+                        style, fringe style, hairline height, long fringe (present and reach), cue
+                        parameters, pose
     synth.json          generator config and ground truth
 """
 
@@ -28,7 +30,7 @@ from saliency.data.imageio import write_rgb
 from saliency.data.manifest import landmark_frame, write_manifest
 from saliency.data.regions import CODE_NAMES
 from saliency.data.synth.config import CUE_PARAMETERS, SynthConfig
-from saliency.data.synth.face import sample_face
+from saliency.data.synth.face import sample_face, with_long_fringe
 from saliency.data.synth.render import render_face
 from saliency.imsize import InputSize, hw
 
@@ -80,6 +82,8 @@ def render_slot(cfg: SynthConfig, slot: Slot) -> tuple[np.ndarray, np.ndarray, d
     rng = np.random.default_rng([cfg.seed, slot.index])
     cue_class = cue_class_of(cfg, slot, rng)
     face = sample_face(cfg, rng, slot.label, slot.group, cue_class)
+    p_fringe = cfg.fringe.get(cell_name(slot.group, slot.label, list(cfg.classes)), 0.0)
+    face = with_long_fringe(face, p_fringe, cfg.seed, slot.index)
     image, labels, landmarks = _middle(*render_face(face, max(hw(cfg.size)), rng), cfg.size)
     row = {
         "path": f"images/{slot.index:06d}.{cfg.image_format}",
@@ -91,6 +95,10 @@ def render_slot(cfg: SynthConfig, slot: Slot) -> tuple[np.ndarray, np.ndarray, d
         "tone": round(face.tone, 4),
         "hair_style": face.hair_style,
         "fringe": face.fringe,
+        # how far the hairline lies above the eye line, canonical 128 px units
+        "hairline_height": round(face.eye_y - face.top_y - face.hairline, 4),
+        "long_fringe": face.long_fringe_reach > 0,
+        "long_fringe_reach": round(face.long_fringe_reach, 4),
         **{
             str(p["param"]): round(float(getattr(face, str(p["param"]))), 4)
             for p in CUE_PARAMETERS.values()

@@ -137,6 +137,19 @@ def _fringe_outline(f: Face, rng: np.random.Generator) -> np.ndarray | None:
     return np.concatenate([np.stack([x, bottom], 1), top])
 
 
+def _long_fringe_outline(f: Face) -> np.ndarray | None:
+    """Bangs from above the head down to ``long_fringe_reach`` of the way from the face's top
+    to the eye line, a little shorter towards the temples, with uneven strand tips."""
+    if f.long_fringe_reach <= 0.0:
+        return None
+    tips = np.asarray(f.long_fringe_tips, np.float64)
+    x = np.linspace(64.0 - f.face_width - 2, 64.0 + f.face_width + 2, tips.size)
+    edge = f.top_y + f.long_fringe_reach * (f.eye_y - f.top_y)
+    bottom = edge - 3.0 * ((x - 64.0) / f.face_width) ** 2 + tips
+    top = np.stack([x[::-1], np.full(x.size, f.top_y - 10)], 1)
+    return np.concatenate([np.stack([x, bottom], 1), top])
+
+
 def _textured(
     c: Canvas, color: np.ndarray, rng: np.random.Generator, period: float, angle: float
 ) -> np.ndarray:
@@ -203,6 +216,9 @@ def render_face(
     fringe = _fringe_outline(f, rng)
     if fringe is not None:
         c.paint(np.minimum(c.coverage(fringe), c.coverage(_head(g))), hair, code["hair"])
+    long_fringe = _long_fringe_outline(f)  # draws nothing from rng: other pixels unchanged
+    if long_fringe is not None:
+        c.paint(np.minimum(c.coverage(long_fringe), c.coverage(_head(g))), hair, code["hair"])
     if f.stubble > 0:
         _stubble(c, f, rng)
     _light_and_noise(c, f, rng)

@@ -1,8 +1,9 @@
 """The figures stage: publication figures and tables from a run's files only.
 
 Writes ``RUN/figures/<name>.pdf`` and ``.png`` for every figure whose inputs exist (the
-average-face grid, difference maps, ablation effects, share and enrichment, score
-distributions, evaluation), the group accuracy table as ``group_accuracy.{csv,md,tex}``,
+region x cell matrix, the average-face grid, difference maps, ablation effects, share and
+enrichment, score distributions, evaluation, validation overall and per cell, image
+attributes), the group accuracy table as ``group_accuracy.{csv,md,tex}``,
 and ``figures.json``: each figure's files, caption and image count, and each skipped
 figure with the command that makes its inputs (the report reads it).
 """
@@ -83,16 +84,20 @@ def _tables(run: Path, out: Path, split: str) -> list[dict]:
 
 def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, object]]:
     """``(name, build)`` for every figure; ``build()`` returns a FigureSpec or a reason."""
+    from saliency.stages.figures import attributes as figure_attributes
     from saliency.stages.figures import evaluation as figure_eval
     from saliency.stages.figures import maps as figure_maps
+    from saliency.stages.figures import matrix as figure_matrix
     from saliency.stages.figures import regions as figure_regions
     from saliency.stages.figures import validation as figure_validation
+    from saliency.stages.figures import validation_cells as figure_validation_cells
     from saliency.viz.style import WIDTHS
 
     # grids of faces and of histograms need a page's width; bars fit either
     run, w, n = cfg.run, WIDTHS["double"], cfg.min_n
     bars = WIDTHS[cfg.width]
     return [
+        ("region_cell_matrix", lambda: figure_matrix.region_cell_matrix(run, w)),
         ("average_grid", lambda: figure_maps.average_grid(run, methods, cells, w, n)),
         ("difference_incorrect_minus_correct",
          lambda: figure_maps.incorrect_minus_correct(run, methods, cells, w, n)),
@@ -103,6 +108,8 @@ def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, obj
         ("score_distributions", lambda: figure_regions.score_distributions(run, classes, w)),
         ("evaluation", lambda: figure_eval.evaluation(run, cfg.split, w)),
         ("validation", lambda: figure_validation.validation(run, w)),
+        ("validation_cells", lambda: figure_validation_cells.validation_cells(run, w)),
+        ("attributes", lambda: figure_attributes.attributes(run, w)),
     ]  # fmt: skip
 
 

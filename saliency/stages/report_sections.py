@@ -1,0 +1,175 @@
+"""The report's sections: HTML tables of the stages' result files (ablation rankings,
+agreement, validation overall and per cell, image attributes), and the escaping, table and
+image helpers the page is built with. Each section reads its stage's files only and is
+empty when they do not exist."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from saliency.analysis.familywise import describe
+from saliency.rundir import ablation_dir, agreement_dir, attributes_dir, validation_dir
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>"
+        for r in df.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{esc(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def interval(v, lo, hi, scale: float = 1.0, fmt: str = "+.3f") -> str:
+    return f"{v * scale:{fmt}} [{lo * scale:{fmt}}, {hi * scale:{fmt}}]"
+
+
+def rankings(run: Path) -> list[str]:
+    parts = []
+    for f in sorted(ablation_dir(run).glob("ranking_*_*.csv")):
+        t = pd.read_csv(f, keep_default_na=False)
+        t = t[t["selection"] == "all"] if "selection" in t.columns else t
+        shown = pd.DataFrame({
+            "region": t["region"], "n": t["n"],
+            "drop of true-class probability [simultaneous 95% CI]": [
+                interval(e, -h, -lo) for e, lo, h in
+                zip(t["effect"], t["prob_change_low"], t["prob_change_high"], strict=True)],
+            "interval excludes 0": t["excludes_zero"],
+        })  # fmt: skip
+        if "p_fw" in t.columns:  # rankings written before the family-wise rule have none
+            shown["p (max-t, adjusted)"] = t["p_fw"].map("{:.3g}".format).to_numpy()
+        fill, mode = f.stem.split("_")[1:3]
+        how = (f"<p>{esc(describe(int(t['family'].max())))}: a region leads only when its "
+               "interval excludes 0 for the whole family.</p>" if "family" in t.columns and len(t)
+               else "")  # fmt: skip
+        parts.append(
+            f"<h3>{esc(mode)} with {esc(fill)} fill, all test images</h3>" + table(shown) + how
+        )
+    return parts
+
+
+def agreement(run: Path) -> list[str]:
+    parts = []
+    for f in sorted(agreement_dir(run).glob("*.csv")):
+        t = pd.read_csv(f, keep_default_na=False)
+        t = t[t["split"] == "all"]
+        if not len(t):
+            continue
+        cols = ["selection", "fill", "n", "ablation_leader", "share_leader", "lift_leader",
+                "recovered", "judged"]  # fmt: skip
+        shown = t[[c for c in cols if c in t.columns]].copy()
+        shown = shown.rename(columns={"share_leader": "enrichment_leader", "judged": "verdict"})
+        shown.insert(3, "Spearman [95% CI]", [
+            interval(v, lo, h, fmt=".2f") for v, lo, h in
+            zip(t["spearman"], t["spearman_low"], t["spearman_high"], strict=True)])  # fmt: skip
+        parts.append(f"<h3>{esc(f.stem)}</h3>" + table(shown))
+    return parts
+
+
+def validation(run: Path) -> list[str]:
+    """``saliency validate``'s verdicts, randomization and curve tables, when it has run."""
+    out = validation_dir(run)
+    parts = []
+    v = out / "verdicts.csv"
+    if v.is_file():
+        t = pd.read_csv(v, keep_default_na=False)
+        parts.append(
+            "<p>Recovered: the region whose deletion costs the true class the most (its "
+            "simultaneous 95% interval over the regions, bootstrap max-t, above 0) is also the "
+            "leader of the method's lift over the null model (shuffled labels), with the "
+            "lift's margin over the runner-up above 0 (95% paired bootstrap), and the null's "
+            "own verdict is nothing; when the null itself recovers a region the verdict is "
+            "withheld and the row says why. With several nulls (<code>nulls</code>), the lift "
+            "is over their average and its interval carries their spread; "
+            "<code>null_each</code> gives each null's own verdict. The old definition "
+            "(ablation leader = enrichment leader) is shown beside it for comparison "
+            "only.</p>" + table(t)
+        )
+    for name, title in (
+        ("randomization_verdicts", "Cascading model-parameter randomization"),
+        ("curves_summary", "Deletion and insertion, against a random order"),
+    ):
+        f = out / f"{name}.csv"
+        if f.is_file():
+            parts.append(f"<h3>{title}</h3>" + table(pd.read_csv(f, keep_default_na=False)))
+    info = out / "validation.json"
+    if info.is_file():
+        for note in json.loads(info.read_text()).get("notes", []):
+            parts.append(f'<p class="warning">{esc(note)}</p>')
+    return parts
+
+
+def validation_cells(run: Path) -> list[str]:
+    """``validate``'s per-cell table (``validation/cells.csv``): per method and measure, the
+    mean per cell with its interval and each cell against the rest."""
+    path = validation_dir(run) / "cells.csv"
+    if not path.is_file():
+        return []
+    t = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if not len(t):
+        return []
+    cells = t[t["cell"] != "all"]
+    shown = pd.DataFrame({
+        "method": cells["method"], "measure": cells["measure"], "cell": cells["cell"],
+        "n": cells["n"],
+        "mean [95% CI]": [interval(v, lo, h, fmt=".3f") for v, lo, h in
+                          zip(cells["mean"], cells["low"], cells["high"], strict=True)],
+        "cell - rest [simultaneous 95% CI]": [
+            "not judged" if v != v else interval(v, lo, h) for v, lo, h in
+            zip(cells["vs_rest"], cells["vs_rest_low"], cells["vs_rest_high"], strict=True)],
+        "differs": cells["differs"].fillna("-"),
+    })  # fmt: skip
+    note = (
+        "<p>Deletion and insertion areas (lower deletion and higher insertion: more faithful) "
+        "and the randomization check's Spearman correlations with every block re-initialized "
+        "(lower: the maps depend on the weights), per cell of the validation subset. "
+        f"{esc(str(t['adjustment'].iloc[0]))}; a cell with fewer than 8 images is not judged."
+        "</p>"
+    )
+    return [note + table(shown)]
+
+
+def attributes(run: Path) -> list[str]:
+    """``attributes``'s gap table (``attributes/gaps.csv``): each cell's accuracy gap with
+    and without the image attributes, and on a matched subset."""
+    path = attributes_dir(run) / "gaps.csv"
+    if not path.is_file():
+        return []
+    t = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    note = (
+        "<p>Each cell's accuracy minus the rest's: raw; as an average marginal effect from a "
+        "penalized logistic regression of correctness on the cells (unadjusted) and on the "
+        "cells and the standardized attributes (adjusted: skin brightness, hair over the face, "
+        "face area), with the change and its paired bootstrap interval; and on a subset "
+        "matched on the attributes' bins. A change whose interval excludes zero means the "
+        "attributes explain part of the cell's gap.</p>"
+    )
+    pts = 100.0
+    shown = pd.DataFrame({
+        "cell": t["cell"], "n": t["n"],
+        "gap, points [95% CI]": [interval(v, lo, h, pts, "+.1f") for v, lo, h in
+                                 zip(t["gap"], t["gap_low"], t["gap_high"], strict=True)],
+        "AME unadjusted -> adjusted": [f"{a * pts:+.1f} -> {b * pts:+.1f}" for a, b in
+                                       zip(t["ame"], t["ame_adjusted"], strict=True)],
+        "change [95% CI]": [interval(v, lo, h, pts, "+.1f") for v, lo, h in
+                            zip(t["change"], t["change_low"], t["change_high"], strict=True)],
+        "matched gap [95% CI] (n)": [
+            f"{interval(v, lo, h, pts, '+.1f')} ({int(m)} + {int(m)})" for v, lo, h, m in
+            zip(t["matched_gap"], t["matched_gap_low"], t["matched_gap_high"], t["matched_n"],
+                strict=True)],
+    })  # fmt: skip
+    return [note + table(shown)]
