@@ -27,8 +27,9 @@ from PIL import Image
 from saliency.cli import main
 
 FIGURES = (
-    "average_grid", "difference_incorrect_minus_correct", "difference_cell_minus_all",
-    "ablation_effects", "share_enrichment", "score_distributions", "evaluation", "validation",
+    "region_cell_matrix", "average_grid", "difference_incorrect_minus_correct",
+    "difference_cell_minus_all", "ablation_effects", "share_enrichment", "score_distributions",
+    "evaluation", "threshold_errors", "validation", "validation_cells", "attributes",
 )  # fmt: skip
 
 
@@ -59,6 +60,7 @@ def study(brows_reader_run, tmp_path_factory):
     assert main(["ablate", "--run", r, *quiet]) == 0
     assert main(["agreement", "--run", r, "--bootstrap", "100"]) == 0
     _null_and_validate(run)
+    assert main(["attributes", "--run", r, "--bootstrap", "100", *quiet]) == 0
     assert main(["figures", "--run", r, "--dpi", "120", "--min-n", "3"]) == 0
     return run
 
@@ -133,7 +135,10 @@ def test_every_figure_is_written_as_pdf_and_png_and_none_is_blank(study):
         assert abs(pixels.shape[1] - width * 120) <= 1, name  # the page width, exactly
         assert (pixels < 128).mean() > 0.005, name  # some ink: text, lines, maps
     for f in listing["figures"]:
-        assert f["n"] == 48 and f["caption"].endswith("."), f
+        # every figure rests on the 48 test images, but the per-cell validation on the
+        # validation subset (the 8 curve images, taken from the cells in turn)
+        assert f["n"] == (8 if f["name"] == "validation_cells" else 48), f
+        assert f["caption"].endswith("."), f
 
 
 def test_the_group_table_in_three_formats(study):

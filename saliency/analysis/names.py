@@ -8,3 +8,4 @@ OUTCOMES: tuple[str, ...] = (
     "correct",
     "incorrect",
 )  # the outcome selections (--outcomes, alias --split)
+PENALTIES: tuple[str, ...] = ("firth", "ridge")  # of the attributes' logistic regression

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from saliency.analysis.attributes.logistic import PENALTIES
+from saliency.analysis.names import PENALTIES
 from saliency.settings import setting
 
 

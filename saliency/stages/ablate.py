@@ -1,7 +1,9 @@
 """The ablate stage: fill a region (``delete``) or everything but it (``keep``), re-classify.
 
 Writes ``RUN/ablation/<region>_<fill>_<mode>/`` (per_image.csv, settings.json, summary.csv,
-skipped.csv, distributions.png) and ``RUN/ablation/ranking_<fill>_<mode>.csv``.
+skipped.csv, distributions.png), ``RUN/ablation/ranking_<fill>_<mode>.csv`` and, with three
+or more regions, ``RUN/ablation/cells_<fill>_<mode>.csv`` (region x cell effects judged
+together, :mod:`saliency.analysis.ablation.cells`).
 
 Each image is read at its own (aligned) size, where its region masks live. Every region's
 dilated, feathered fill mask (:mod:`saliency.perturb.fill`) blends the fill into it; the
@@ -64,7 +66,8 @@ def ablate_run(
     """Per-image results (one row per image and region) and skipped rows, plus classes.
 
     Columns: path, label, group, region, region_area, score_before/after (the true class's
-    score, logit units), prob_before/after (its probability), pred_before/after. Under
+    score, logit units), prob_before/after (its probability), pred_before/after,
+    logit_before/after (the log-odds of ``classes[1]``: one logit, or ``z_1 - z_0``). Under
     torchrun (``world``) the ranks share the images and rank 0 merges (``None`` elsewhere).
     """
     world = world or World()
@@ -158,7 +161,7 @@ def _per_variant(
     """Batches' logits ``[b * (R + 1), C]`` (per image: original, then each region), row
     indices ``[b]`` and region areas ``[b, R]`` -> one row per (image, region), image-major."""
     cols = ["row", "region", "region_area", "score_before", "score_after", "prob_before",
-            "prob_after", "pred_before", "pred_after"]  # fmt: skip
+            "prob_after", "pred_before", "pred_after", "logit_before", "logit_after"]  # fmt: skip
     if not logits:
         return pd.DataFrame(columns=cols)
     n_reg = len(regions)
@@ -168,6 +171,8 @@ def _per_variant(
     scores = outputs.class_scores(out).view(len(idx), n_reg + 1, -1).gather(2, t)[..., 0]
     probs = outputs.probabilities(out).view(len(idx), n_reg + 1, -1).gather(2, t)[..., 0]
     preds = outputs.predicted(out).view(len(idx), n_reg + 1)
+    # the log-odds of classes[1]: the one logit z, or z_1 - z_0
+    odds = (out[:, 0] if out.shape[1] == 1 else out[:, 1] - out[:, 0]).view(len(idx), -1)
     return pd.DataFrame({
         "row": idx.repeat_interleave(n_reg).numpy(),
         "region": np.tile(regions, len(idx)),
@@ -178,6 +183,8 @@ def _per_variant(
         "prob_after": probs[:, 1:].flatten().numpy(),
         "pred_before": preds[:, :1].expand(-1, n_reg).flatten().numpy(),
         "pred_after": preds[:, 1:].flatten().numpy(),
+        "logit_before": odds[:, :1].expand(-1, n_reg).flatten().numpy(),
+        "logit_after": odds[:, 1:].flatten().numpy(),
     })[cols]  # fmt: skip
 
 
@@ -201,6 +208,7 @@ def run(
 ) -> AblateResult | None:
     """Ablate, merge with stored results of the same settings, summarize and write (rank 0
     under torchrun; ``None`` on the other ranks)."""
+    from saliency.analysis.ablation.cells import per_cell
     from saliency.analysis.ablation.store import merged, result_dir, store
     from saliency.analysis.ablation.summary import ranking, summarize
     from saliency.atomic import atomic_write_text
@@ -245,6 +253,10 @@ def run(
         ablation_dir(run_dir) / f"ranking_{cfg.fill}_{cfg.mode}.csv",
         table.to_csv(index=False, float_format="%.5g"),
     )
+    cells = per_cell(per, classes, cfg.regions, seed=cfg.seed)  # the matrix figure's
+    if cells is not None:
+        atomic_write_text(ablation_dir(run_dir) / f"cells_{cfg.fill}_{cfg.mode}.csv",
+                          cells.to_csv(index=False, float_format="%.5g"))  # fmt: skip
     record(run_dir, f"ablate:{cfg.split}", cfg.to_dict())
     return AblateResult(per, new, skipped, rankings, empty, classes)
 

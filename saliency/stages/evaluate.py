@@ -1,8 +1,10 @@
 """The evaluate stage: predictions and metrics per class, subgroup and cell.
 
 Reads ``RUN/checkpoints/best.pt`` and the run's images; writes ``RUN/eval/<split>/``
-(predictions.csv, metrics.json, group_accuracy.csv and the confusion, ROC, reliability and
-training-curve figures). A run that names no images (an adopted model without
+(predictions.csv, metrics.json, group_accuracy.csv, separability.csv: d' per subgroup,
+threshold_errors.csv: each class's error rate per subgroup at the operating threshold and
+the gaps between subgroups, and the confusion, ROC, reliability and training-curve
+figures). A run that names no images (an adopted model without
 ``--manifest``) takes ``--manifest`` as its images, recorded in ``RUN/images.json``. Another
 data set (train on one, test on another) is a named set: ``--manifest OTHER --name NAME``
 writes the same files to ``RUN/eval/NAME/`` from the ``--split`` rows of OTHER (rows without
@@ -46,6 +48,8 @@ class EvaluateResult:
     metrics: dict
     table: pd.DataFrame  # accuracy per selection with Wilson intervals
     chance_warning: str | None
+    separability: pd.DataFrame | None = None  # d' per subgroup and overall (two classes)
+    threshold_errors: pd.DataFrame | None = None  # error rates and gaps at the threshold
 
 
 def _figures(out: Path, pred: pd.DataFrame, metrics: dict, classes: list[str], run: Path) -> None:
@@ -187,13 +191,59 @@ def _evaluate(
     atomic_write_json(out / "metrics.json", metrics)
     table = group_table(pred, classes)
     atomic_write_text(out / "group_accuracy.csv", table.to_csv(index=False))
+    sep, thr = score_tables(pred, classes)
+    if sep is not None:
+        atomic_write_text(out / "separability.csv", sep.to_csv(index=False))
+        atomic_write_text(out / "threshold_errors.csv", thr.to_csv(index=False))
     _figures(out, pred, metrics, classes, run_dir)
     config = {"split": split, "manifest": str(manifest.absolute()), "batch_size": cfg.batch_size}
     if folder != split:
         config = {"name": folder, **config, "sha256": file_sha256(manifest)}
     record(run_dir, f"evaluate:{folder}", config)
     got.clear()
-    return EvaluateResult(out, pred, metrics, table, chance_message(metrics, folder))
+    return EvaluateResult(out, pred, metrics, table, chance_message(metrics, folder), sep, thr)
+
+
+def score_tables(
+    pred: pd.DataFrame, classes: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame] | tuple[None, None]:
+    """``separability.csv`` (d' of the log-odds of ``classes[1]`` per subgroup and overall,
+    stratified bootstrap intervals) and ``threshold_errors.csv`` (each class's error rate per
+    subgroup at the operating threshold, Wilson intervals, and the gaps between subgroups,
+    Newcombe intervals) of a predictions frame; ``(None, None)`` unless two classes."""
+    from saliency.analysis.separability import class1_log_odds, separability_rows
+    from saliency.analysis.thresholds import threshold_rows
+    from saliency.data.cells import cell_name
+
+    if len(classes) != 2:
+        return None, None
+    scores = class1_log_odds(pred, classes)
+    positive = (pred["label"] == classes[1]).to_numpy()
+    groups = pred["group"].fillna("").astype(str).to_numpy()
+    cells = {(g, k): cell_name(g, c, classes) for g in set(groups) - {""}
+             for k, c in enumerate(classes)}  # fmt: skip
+    sep = pd.DataFrame(separability_rows(scores, positive, groups, classes))
+    thr = pd.DataFrame(threshold_rows(scores, positive, groups, classes, cells))
+    return sep, thr.astype({"n_versus": "Int64", "errors_versus": "Int64"})
+
+
+def score_lines(sep: pd.DataFrame, thr: pd.DataFrame) -> list[str]:
+    """One line per selection (all, each subgroup): d' with its interval and each class's
+    error rate at the operating threshold."""
+    rates = thr[thr["kind"] == "error_rate"]
+    t = float(rates["threshold"].iloc[0]) if len(rates) else 0.0
+    out = [f"d' of the {sep['class_1'].iloc[0]} logit between the classes and each class's "
+           f"error rate at logit {t:g} (95% intervals):"]  # fmt: skip
+    for r in sep.itertuples():
+        d = "-" if pd.isna(r.dprime) else f"{r.dprime:.2f}"
+        ci = "" if pd.isna(r.ci_low) else f" [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+        errs = [
+            f"{e.selection} {e.value:.1%} [{e.ci_low:.1%}, {e.ci_high:.1%}]"
+            for e in rates[rates["group"] == r.selection].itertuples()
+            if e.n
+        ]
+        out.append(f"{r.selection:>14s} d' {d}{ci}; errors: {', '.join(errs)}")
+    return out
 
 
 def table_lines(table: pd.DataFrame, metrics: dict) -> list[str]:
@@ -227,6 +277,8 @@ def lines(res: EvaluateResult, split: str) -> list[str]:
         f"-> {res.out}"
     ]
     out += table_lines(res.table, m)
+    if res.separability is not None:
+        out += score_lines(res.separability, res.threshold_errors)
     return out + ([f"warning: {res.chance_warning}"] if res.chance_warning else [])
 
 

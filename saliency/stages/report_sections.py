@@ -131,7 +131,7 @@ def validation_cells(run: Path) -> list[str]:
         "cell - rest [simultaneous 95% CI]": [
             "not judged" if v != v else interval(v, lo, h) for v, lo, h in
             zip(cells["vs_rest"], cells["vs_rest_low"], cells["vs_rest_high"], strict=True)],
-        "differs": cells["differs"].fillna("-"),
+        "differs": ["-" if v != v or v is None else v for v in cells["differs"]],
     })  # fmt: skip
     note = (
         "<p>Deletion and insertion areas (lower deletion and higher insertion: more faithful) "

@@ -90,6 +90,8 @@ def bins_panel(
     fmt = _number_format(edges[["low", "high"]].to_numpy(float))
     labels = [f"{fmt(lo)}\N{EN DASH}{fmt(hi)}" for lo, hi in
               zip(edges["low"], edges["high"], strict=True)]  # fmt: skip
+    if max(len(t) for t in labels) > 9:  # long ranges: one edge per line, so they fit
+        labels = [t.replace("\N{EN DASH}", "\n\N{EN DASH}") for t in labels]
     ax.set_xticks(edges["bin"].to_numpy(), labels, fontsize=5.5)
     ax.set_xlabel(f"{LABELS.get(attribute, attribute)}: quantile bins")
     ax.set_ylim(top=min(105.0, ax.get_ylim()[1]))
@@ -122,9 +124,11 @@ def gap_panel(ax: Axes, gaps: pd.DataFrame, colors: dict[str, str]) -> Axes:
                            float(r[f"{key}_high"]) * 100)  # fmt: skip
             if not np.isfinite(est):
                 continue
-            ax.errorbar(est, y, xerr=[[est - lo], [hi - est]], fmt=marker,
-                        color=colors.get(c, "grey"), markersize=3, capsize=1.2,
-                        linewidth=0.8)  # fmt: skip
+            # the interval as a line of its own: a percentile interval need not hold its
+            # estimate (a penalized fit, a cell that is always right), and error bars can't
+            color = colors.get(c, "grey")
+            ax.plot([lo, hi], [y, y], color=color, linewidth=0.8, marker="|", markersize=3)
+            ax.plot([est], [y], marker=marker, color=color, markersize=3, linestyle="none")
     ax.axvline(0, color="black", linewidth=0.5)
     centre = [i * (rows + 1) + (rows - 1) / 2 for i in range(len(cells))]
     ax.set_yticks(centre, [f"{c} (n = {int(g.loc[c, 'n'])})" for c in cells])

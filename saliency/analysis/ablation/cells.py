@@ -58,3 +58,34 @@ def _row(region: str, selection: str, n: int, fw, k: int, adjustment: str) -> di
             "low": low, "high": high, "p_fw": fw.p[k],
             "marked": bool(low > 0 or high < 0), "family": fw.size,
             "adjustment": adjustment}  # fmt: skip
+
+
+def drops_by_cell(per: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Long per-image ablation rows (``path``, ``label``, ``group``, ``region``,
+    ``region_area``, ``prob_before``, ``prob_after``) -> one row per image with its
+    ``cell`` and ``drop_<region>`` (NaN where the region had no area)."""
+    from saliency.data.cells import cell_column
+
+    drop = (per["prob_before"] - per["prob_after"]).where(per["region_area"] > 0)
+    wide = per.assign(drop=drop).pivot_table(index="path", columns="region", values="drop",
+                                             aggfunc="first", dropna=False)  # fmt: skip
+    wide.columns = [f"drop_{r}" for r in wide.columns]
+    who = per.drop_duplicates("path").set_index("path")[["label", "group"]]
+    who = who.assign(cell=cell_column(who.fillna({"group": ""}), classes))
+    return wide.join(who["cell"]).reset_index()
+
+
+def per_cell(
+    per: pd.DataFrame, classes: list[str], regions: Sequence[str], n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame | None:
+    """:func:`region_cell_table` of long per-image ablation rows (:func:`drops_by_cell`) for
+    the ``regions`` present, every cell in order; ``None`` with fewer than three regions."""
+    from saliency.data.cells import cell_column
+
+    present = [r for r in regions if r in set(per["region"])]
+    if len(present) < 3:
+        return None
+    cells = sorted(
+        set(cell_column(per.fillna({"group": ""}), classes)), key=lambda c: ("_" in c, c)
+    )
+    return region_cell_table(drops_by_cell(per, classes), present, cells, n_boot, seed)

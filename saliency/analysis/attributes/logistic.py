@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-PENALTIES = ("firth", "ridge")
+from saliency.analysis.names import PENALTIES
+
 MAX_STEP = 5.0
 
 

@@ -89,6 +89,7 @@ def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, obj
     from saliency.stages.figures import maps as figure_maps
     from saliency.stages.figures import matrix as figure_matrix
     from saliency.stages.figures import regions as figure_regions
+    from saliency.stages.figures import thresholds as figure_thresholds
     from saliency.stages.figures import validation as figure_validation
     from saliency.stages.figures import validation_cells as figure_validation_cells
     from saliency.viz.style import WIDTHS
@@ -107,6 +108,7 @@ def builders(cfg: FiguresConfig, methods, cells, classes) -> list[tuple[str, obj
         ("share_enrichment", lambda: figure_regions.share_enrichment(run, methods, cells, w)),
         ("score_distributions", lambda: figure_regions.score_distributions(run, classes, w)),
         ("evaluation", lambda: figure_eval.evaluation(run, cfg.split, w)),
+        ("threshold_errors", lambda: figure_thresholds.threshold_errors(run, cfg.split, w)),
         ("validation", lambda: figure_validation.validation(run, w)),
         ("validation_cells", lambda: figure_validation_cells.validation_cells(run, w)),
         ("attributes", lambda: figure_attributes.attributes(run, w)),

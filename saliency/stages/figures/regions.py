@@ -106,7 +106,11 @@ def share_enrichment(
 
 def score_distributions(run: Path, classes: list[str], width: float) -> FigureSpec | str:
     """Histograms of the true class's score before and after deleting each region (rows),
-    for all images and each cell (columns), on one score axis per region."""
+    for all images and each cell (columns), on one score axis per region; beside them (from
+    each region's summary.csv, when it has them) d' before and after per subgroup and for
+    all images, with 95% intervals: how far apart each group's two cells' scores lie."""
+    from saliency.viz.thresholds import dprime_panel
+
     fill = _fill(run)
     if fill is None:
         return "no delete-mode ablation: run `saliency ablate --region all`"
@@ -116,8 +120,18 @@ def score_distributions(run: Path, classes: list[str], width: float) -> FigureSp
     cells = [cell_name(g, c, classes) for g, c in zip(any_rows["group"], any_rows["label"],
                                                         strict=True) if g]  # fmt: skip
     cols = selection_order(["all", *set(cells)])
+    groups = selection_order(["all", *(set(any_rows["group"].astype(str)) - {""})])
+    dprimes = {}
+    for region in per:
+        f = ablation_result_dir(run, region, fill, "delete") / "summary.csv"
+        t = pd.read_csv(f, keep_default_na=False) if f.is_file() else None
+        if t is not None and "dprime_before" in t.columns:
+            t = t.set_index("selection").loc[lambda d: d.index.isin(groups)]
+            dprimes[region] = t.apply(pd.to_numeric, errors="coerce")
+    extra = int(len(dprimes) == len(per))  # a d' column only when every region has it
     fig = paper_figure(width, 1.05 * len(per) + 0.6)
-    axes = fig.subplots(len(per), len(cols), squeeze=False, sharex="row")
+    axes = fig.subplots(len(per), len(cols) + extra, squeeze=False,
+                        width_ratios=[1] * len(cols) + [1.25] * extra)  # fmt: skip
     for i, (region, rows) in enumerate(per.items()):
         rows = rows.assign(cell=[cell_name(g, c, classes) if g else "" for g, c in
                                  zip(rows["group"], rows["label"], strict=True)])  # fmt: skip
@@ -125,16 +139,35 @@ def score_distributions(run: Path, classes: list[str], width: float) -> FigureSp
         for j, c in enumerate(cols):
             sub = rows if c == "all" else rows[rows["cell"] == c]
             ax = axes[i, j]
+            if j:
+                ax.sharex(axes[i, 0])
             scores_panel(ax, sub, bins, f"{c} (n = {len(sub)})" if i == 0 else f"n = {len(sub)}")
-            ax.set_xlabel("true-class score (logit)" if i == len(per) - 1 else "")
+            # (the title names the score: a long label would run into the next column's)
+            ax.set_xlabel(("score (logit)" if extra else "true-class score (logit)")
+                          if i == len(per) - 1 else "")  # fmt: skip
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
             ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
             if j == 0:
                 ax.set_ylabel(f"{region}\nimages")
+        if extra:
+            ax = axes[i, -1]
+            if i:
+                ax.sharex(axes[0, -1])
+            dprime_panel(ax, dprimes[region], groups)
+            ax.set_xlabel(f"d\u2032 of the {classes[1]} logit" if i == len(per) - 1 else "")
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+            if i == 0:
+                ax.set_title("d\u2032 before\u2192after")
     fig.suptitle(f"True-class score before and after deleting each region ({fill} fill)")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), ncol=2, loc="outside lower center",
                frameon=False)  # fmt: skip
     n = int(np.max([len(r) for r in per.values()]))
     caption = (f"Histograms of the true class's score (logit) before and after deleting each "
                f"region with a {fill} fill, for all test images and each cell.")  # fmt: skip
+    if extra:
+        caption += (f" Right: decidability d\u2032 = (mean_1 - mean_0) / sqrt((var_0 + var_1) "
+                    f"/ 2) of the log-odds of {classes[1]}, between a subgroup's two cells "
+                    f"(and over all images), before (open) and after (filled) the deletion, "
+                    f"with 95% bootstrap intervals resampling images within each class; its "
+                    f"change has a paired interval in the ablation's summary.")  # fmt: skip
     return FigureSpec("score_distributions", fig, caption, n)
