@@ -11,8 +11,9 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
 .PHONY: setup demo figures test test-slow lint clean docs
-README_FIGURES := average_grid difference_incorrect_minus_correct ablation_effects \
-	share_enrichment score_distributions evaluation validation
+README_FIGURES := region_cell_matrix average_grid difference_incorrect_minus_correct \
+	ablation_effects share_enrichment score_distributions evaluation threshold_errors \
+	validation validation_cells attributes
 
 setup: $(STAMP)
 

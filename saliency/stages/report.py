@@ -35,6 +35,7 @@ from saliency.stages.report_sections import (
     esc,
     image,
     rankings,
+    separability,
     table,
     validation,
     validation_cells,
@@ -177,6 +178,7 @@ def run(run_dir: str | Path) -> ReportResult:
     if listing.get("skipped"):
         body.append("<h3>Figures not made</h3>" + table(pd.DataFrame(listing["skipped"])))
     sections = (
+        ("Decidability and error rates at the threshold, per group", separability),
         ("Region rankings (ablation)", rankings),
         ("Ablation and attribution share: agreement", agreement),
         ("Validation: are the explanations right?", validation),

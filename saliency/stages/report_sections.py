@@ -13,7 +13,13 @@ from pathlib import Path
 import pandas as pd
 
 from saliency.analysis.familywise import describe
-from saliency.rundir import ablation_dir, agreement_dir, attributes_dir, validation_dir
+from saliency.rundir import (
+    ablation_dir,
+    agreement_dir,
+    attributes_dir,
+    eval_dir,
+    validation_dir,
+)
 
 
 def esc(text: object) -> str:
@@ -52,6 +58,11 @@ def rankings(run: Path) -> list[str]:
         })  # fmt: skip
         if "p_fw" in t.columns:  # rankings written before the family-wise rule have none
             shown["p (max-t, adjusted)"] = t["p_fw"].map("{:.3g}".format).to_numpy()
+        if "dprime_change" in t.columns:  # d' of the class-1 logit, before -> after
+            shown["d' before -> after, change [95% CI]"] = [
+                f"{b:.2f} -> {a:.2f}, {interval(c, lo, h, fmt='+.2f')}" for b, a, c, lo, h in
+                zip(t["dprime_before"], t["dprime_after"], t["dprime_change"],
+                    t["dprime_change_low"], t["dprime_change_high"], strict=True)]  # fmt: skip
         fill, mode = f.stem.split("_")[1:3]
         how = (f"<p>{esc(describe(int(t['family'].max())))}: a region leads only when its "
                "interval excludes 0 for the whole family.</p>" if "family" in t.columns and len(t)
@@ -173,3 +184,52 @@ def attributes(run: Path) -> list[str]:
                 strict=True)],
     })  # fmt: skip
     return [note + table(shown)]
+
+
+def separability(run: Path, split: str = "test") -> list[str]:
+    """``evaluate``'s d' per group and overall, and each class's error rate per group at the
+    operating threshold with the gaps between groups (``eval/<split>/``)."""
+    folder = eval_dir(run, split)
+    parts = []
+    sep = folder / "separability.csv"
+    if sep.is_file():
+        t = pd.read_csv(sep, keep_default_na=False, na_values=[""])
+        shown = pd.DataFrame({
+            "selection": t["selection"], "n": [f"{a} + {b}" for a, b in
+                                               zip(t["n_0"], t["n_1"], strict=True)],
+            f"mean logit, {t['class_0'].iloc[0]}": t["mean_0"].map("{:+.2f}".format),
+            f"mean logit, {t['class_1'].iloc[0]}": t["mean_1"].map("{:+.2f}".format),
+            "d' [95% CI]": [interval(v, lo, h, fmt=".2f") for v, lo, h in
+                            zip(t["dprime"], t["ci_low"], t["ci_high"], strict=True)],
+        })  # fmt: skip
+        parts.append(
+            "<p>Decidability d' = (mean of class 1's logit - class 0's) / sqrt of their mean "
+            "variance, on the model's log-odds of the second class, for all images and within "
+            "each group (its two cells); 95% bootstrap intervals, images resampled within each "
+            "class. Larger: the classes' scores overlap less.</p>" + table(shown)
+        )
+    thr = folder / "threshold_errors.csv"
+    if thr.is_file():
+        t = pd.read_csv(thr, keep_default_na=False, na_values=[""])
+        rates, gaps = t[t["kind"] == "error_rate"], t[t["kind"] == "gap"]
+        shown = pd.DataFrame({
+            "selection": rates["selection"], "class": rates["class"],
+            "errors / n": [f"{int(e)} / {int(n)}" for e, n in
+                           zip(rates["errors"], rates["n"], strict=True)],
+            "error rate [Wilson 95% CI]": [interval(v, lo, h, 100, ".1f") for v, lo, h in
+                                           zip(rates["value"], rates["ci_low"],
+                                               rates["ci_high"], strict=True)],
+        })  # fmt: skip
+        parts.append(
+            f"<p>Each class's error rate within each group at the operating threshold (logit "
+            f"{float(rates['threshold'].iloc[0]):g}), in percent.</p>" + table(shown)
+        )
+        if len(gaps):
+            shown = pd.DataFrame({
+                "groups": gaps["selection"], "class": gaps["class"],
+                "difference of error rates, points [Newcombe 95% CI]": [
+                    interval(v, lo, h, 100, "+.1f") for v, lo, h in
+                    zip(gaps["value"], gaps["ci_low"], gaps["ci_high"], strict=True)],
+            })  # fmt: skip
+            parts.append("<p>The gaps between groups, class by class.</p>" + table(shown))
+    return parts
