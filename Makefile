@@ -47,7 +47,8 @@ PYTEST = PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q
 test: lint
 	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
 
-# the trained-model claims that take minutes (tests marked slow); CI runs them after `test`
+# the trained-model claims that take minutes and the multi-process (torchrun) tests, marked
+# slow; CI runs them after `test`, one process at a time (no xdist beside them)
 test-slow: setup
 	$(PYTEST) -m slow
 

@@ -101,6 +101,7 @@ def killed(synth_tiny, tmp_path_factory) -> tuple[Path, Path]:
     return run, grads
 
 
+@pytest.mark.slow  # several processes on 2 cores: `make test-slow` (CI runs it after `make test`)
 def test_two_rank_gradient_is_the_one_process_gradient_of_the_global_batch(
     killed, synth_tiny, tmp_path
 ):
@@ -118,6 +119,7 @@ def test_two_rank_gradient_is_the_one_process_gradient_of_the_global_batch(
             assert float((two[n][k] - g).abs().max()) <= 1e-5 * scale, (n, k)
 
 
+@pytest.mark.slow  # several processes on 2 cores: `make test-slow` (CI runs it after `make test`)
 def test_killed_two_process_run_resumes_to_one_set_of_files(killed):
     run = killed[0]
     last = run / "checkpoints" / "last.pt"

@@ -132,6 +132,7 @@ def _close(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 1e-5) -> None:
             assert list(a[c]) == list(b[c]), c  # paths, labels, rows: exactly, in order
 
 
+@pytest.mark.slow  # several processes on 2 cores: `make test-slow` (CI runs it after `make test`)
 def test_study_under_torchrun_gives_the_one_process_files(studies):
     one, two, out = studies
     assert out.count("study torchrun ->") == 1  # rank 0 alone prints
@@ -195,6 +196,7 @@ def _two_nodes(*args: str) -> None:
     assert sum(out.count(" images x 3 method(s)") for out, _ in outs) == 1  # rank 0 alone
 
 
+@pytest.mark.slow  # several processes on 2 cores: `make test-slow` (CI runs it after `make test`)
 def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(
     odd_reader_run, studies, tmp_path
 ):
@@ -227,6 +229,7 @@ def test_killed_explain_resumes_on_two_nodes_with_the_one_process_maps(
     assert not (run / "saliency/test/.parts").exists()
 
 
+@pytest.mark.slow  # several processes on 2 cores: `make test-slow` (CI runs it after `make test`)
 def test_a_run_another_command_holds_stops_every_rank_at_once(odd_reader_run, tmp_path):
     # rank 0 reads the lock and tells the others: both ranks stop with the one line, none
     # hangs waiting for the other, nothing is written (saliency.runlock)

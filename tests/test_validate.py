@@ -104,14 +104,20 @@ def test_null_maps_explain_the_runs_targets_by_the_null_formula(validated, world
     np.testing.assert_allclose(null, expected, atol=1e-4)
 
 
-def test_cam_lambda_is_the_logit_difference_of_mean_shares(validated, world):
-    run, res, _, _ = validated
+def whole_face_shares(run, world) -> np.ndarray:
+    """``[R]``: the whole-face reader's mean CAM share per region on the run's images, by
+    its formula: positive mass ``W (d - D0)`` signed for the target, per region."""
     _, index, _ = read_maps(run / "saliency" / "test" / "cam")
     sign = np.where(index["target"] == "male", 1.0, -1.0)[:, None, None]
     pos = np.clip(W * (darkness(world, index["path"]) - D0) * sign, 0, None)
-    null_share = np.stack(
+    return np.stack(
         [(pos * (LABELS == REGION_CODES[r])).sum((1, 2)) / pos.sum((1, 2)) for r in REGIONS], 1
     ).mean(0)
+
+
+def test_cam_lambda_is_the_logit_difference_of_mean_shares(validated, world):
+    run, res, _, _ = validated
+    null_share = whole_face_shares(run, world)
     run_share = np.array([1.0 if r == "brows" else 0.0 for r in REGIONS])  # all in the brows
     expected = logit(run_share) - logit(null_share)
     lift = pd.read_csv(run / "validation" / "lift.csv", keep_default_na=False)
@@ -244,12 +250,7 @@ def world_manifest(run) -> str:
 
 def test_k_nulls_lift_is_over_their_average_share_and_validate_reads_every_null(two_nulls, world):
     run, res = two_nulls
-    _, index, _ = read_maps(run / "saliency" / "test" / "cam")
-    sign = np.where(index["target"] == "male", 1.0, -1.0)[:, None, None]
-    pos = np.clip(W * (darkness(world, index["path"]) - D0) * sign, 0, None)
-    whole = np.stack(
-        [(pos * (LABELS == REGION_CODES[r])).sum((1, 2)) / pos.sum((1, 2)) for r in REGIONS], 1
-    ).mean(0)
+    whole = whole_face_shares(run, world)
     brows = np.array([1.0 if r == "brows" else 0.0 for r in REGIONS])  # the brows reader's
     expected = logit(brows) - logit((whole + brows) / 2)  # the run is a brows reader too
     got = res.lift[(res.lift["method"] == "cam") & (res.lift["reference"] == "null")]

@@ -125,33 +125,44 @@ def validation(run: Path) -> list[str]:
 
 
 def validation_cells(run: Path) -> list[str]:
-    """``validate``'s per-cell table (``validation/cells.csv``): per method and measure, the
-    mean per cell with its interval and each cell against the rest."""
+    """``validate``'s per-cell table (``validation/cells.csv``), one row per method and
+    measure the verdicts read (deletion, insertion, randomization of |maps|), one column per
+    cell: the mean with its interval, starred where the cell differs from the rest."""
     path = validation_dir(run) / "cells.csv"
     if not path.is_file():
         return []
     t = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    t = t[t["measure"].isin(["deletion_auc", "insertion_auc", "spearman_abs"])]
     if not len(t):
         return []
-    cells = t[t["cell"] != "all"]
-    shown = pd.DataFrame({
-        "method": cells["method"], "measure": cells["measure"], "cell": cells["cell"],
-        "n": cells["n"],
-        "mean [95% CI]": [interval(v, lo, h, fmt=".3f") for v, lo, h in
-                          zip(cells["mean"], cells["low"], cells["high"], strict=True)],
-        "cell - rest [simultaneous 95% CI]": [
-            "not judged" if v != v else interval(v, lo, h) for v, lo, h in
-            zip(cells["vs_rest"], cells["vs_rest_low"], cells["vs_rest_high"], strict=True)],
-        "differs": ["-" if v != v or v is None else v for v in cells["differs"]],
-    })  # fmt: skip
+    names = list(dict.fromkeys(t["cell"]))
+    rows = []
+    for (method, measure), g in t.groupby(["method", "measure"], sort=False):
+        g = g.set_index("cell")
+        row = {"method": method, "measure": measure}
+        for c in names:
+            if c in g.index:
+                r = g.loc[c]
+                star = " *" if str(r["differs"]).lower() == "true" else ""
+                row[c] = interval(r["mean"], r["low"], r["high"], fmt=".3f") + star
+        rows.append(row)
+    counts = "; ".join(
+        f"{what} on " + ", ".join(f"{c} {int(n)}" for c, n in zip(g["cell"], g["n"], strict=True))
+        for what, g in (("curves", t[t["measure"] == "deletion_auc"]),
+                        ("randomization", t[t["measure"] == "spearman_abs"]))
+        if len(g) for g in [g[g["method"] == g["method"].iloc[0]]]
+    )  # fmt: skip
     note = (
-        "<p>Deletion and insertion areas (lower deletion and higher insertion: more faithful) "
-        "and the randomization check's Spearman correlations with every block re-initialized "
-        "(lower: the maps depend on the weights), per cell of the validation subset. "
-        f"{esc(str(t['adjustment'].iloc[0]))}; a cell with fewer than 8 images is not judged."
-        "</p>"
+        f"<p>Images: {esc(counts)}. "
+        "Per cell of the validation subset (taken from the cells in turn): the areas under "
+        "the deletion curve (lower: more faithful) and the insertion curve (higher), and the "
+        "Spearman correlation of the absolute maps with every block re-initialized (lower: "
+        "the maps depend on the weights), with 95% bootstrap intervals. *: the cell minus the "
+        f"other images excludes zero ({esc(str(t['adjustment'].iloc[0]))}); a cell with fewer "
+        "than 8 images is not judged. Every measure, with the differences, is in "
+        "<code>validation/cells.csv</code>.</p>"
     )
-    return [note + table(shown)]
+    return [note + table(pd.DataFrame(rows).fillna("-"))]
 
 
 def attributes(run: Path) -> list[str]:
