@@ -24,12 +24,14 @@ from saliency.cli import main
 
 DERIVED = ("saliency", "ablation", "share", "averages", "agreement", "figures", "eval", "null",
            "validation", "report.html", "config.json")  # fmt: skip
-ORDER = ("average_grid", "difference_incorrect_minus_correct", "difference_cell_minus_all",
-         "ablation_effects", "share_enrichment", "score_distributions", "evaluation",
-         "validation")  # fmt: skip
+ORDER = ("region_cell_matrix", "average_grid", "difference_incorrect_minus_correct",
+         "difference_cell_minus_all", "ablation_effects", "share_enrichment",
+         "score_distributions", "evaluation", "threshold_errors", "validation",
+         "validation_cells", "attributes")  # fmt: skip
 # figure -> what its skip reason must name: the command that makes its inputs (README,
 # "Figures and report"; each is run below to prove it makes them)
 NAMED = {
+    "region_cell_matrix": ["`saliency ablate --run "],
     "average_grid": ["`saliency average --run RUN` (every outcome)"],
     "difference_incorrect_minus_correct": ["`saliency average --run RUN --contrast-incorrect`"],
     "difference_cell_minus_all": ["`saliency average`"],
@@ -37,6 +39,8 @@ NAMED = {
     "share_enrichment": ["`saliency share`"],
     "score_distributions": ["`saliency ablate --region all`"],
     "validation": ["`saliency validate --run "],
+    "validation_cells": ["`saliency validate --run "],
+    "attributes": ["`saliency attributes --run "],
 }
 QUIET = ["--workers", "0"]
 
@@ -116,15 +120,17 @@ def _built(run, names, min_n=5):
 
 
 def test_figures_without_inputs_are_skipped_naming_the_command(partial, tmp_path, capsys):
-    """Only evaluate and explain have run: the evaluation figure and the group table are
-    made; every other figure is skipped, in figures.json, on the console and in the report,
-    with a reason that names the command that makes its inputs; no file is written for it."""
+    """Only evaluate and explain have run: the evaluation and threshold figures and the
+    group table are made; every other figure is skipped, in figures.json, on the console
+    and in the report, with a reason that names the command that makes its inputs; no file
+    is written for it."""
     run = _private(partial, tmp_path)
     capsys.readouterr()
     assert main(["figures", "--run", str(run), "--format", "png", "--dpi", "40"]) == 0
     printed = capsys.readouterr().out
     listing = json.loads((run / "figures" / "figures.json").read_text())
-    assert [f["name"] for f in listing["figures"]] == ["evaluation", "group_accuracy"]
+    made = ["evaluation", "threshold_errors", "group_accuracy"]
+    assert [f["name"] for f in listing["figures"]] == made
     reasons = {s["name"]: s["reason"] for s in listing["skipped"]}
     assert list(reasons) == [n for n in ORDER if n in NAMED]  # the builders' order
     for name, commands in NAMED.items():
@@ -135,7 +141,7 @@ def test_figures_without_inputs_are_skipped_naming_the_command(partial, tmp_path
     assert f"`saliency validate --run {run}`" in reasons["validation"]  # this run, runnable
     assert main(["report", "--run", str(run)]) == 0
     page = (run / "report.html").read_text()
-    assert page.count("<img ") == 1  # the evaluation figure only
+    assert page.count("<img ") == 2  # the evaluation and threshold figures only
     (table,) = _report_tables(run)["Figures not made"]
     assert table[0] == ["name", "reason"]
     assert {name: reason for name, reason in table[1:]} == reasons
@@ -149,10 +155,12 @@ MAKERS = [
     (["average", "--split", "incorrect", "--contrast", "correct", "--permutations", "20",
       "--no-preview"], {"difference_incorrect_minus_correct"}),
     (["average", "--split", "all", "--no-preview"], {"difference_cell_minus_all"}),
-    (["ablate", "--region", "all"], {"ablation_effects", "score_distributions"}),
+    (["ablate", "--region", "all"],
+     {"ablation_effects", "score_distributions", "region_cell_matrix"}),
     (["share", "--bootstrap", "50"], {"share_enrichment"}),
+    (["attributes", "--bootstrap", "50"], {"attributes"}),
     (["validate", "--randomization-images", "4", "--curve-images", "8", "--curve-steps", "4",
-      "--bootstrap", "50", "--no-floor"], {"validation"}),
+      "--bootstrap", "50", "--no-floor"], {"validation", "validation_cells"}),
 ]  # fmt: skip
 
 

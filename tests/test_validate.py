@@ -20,6 +20,7 @@ from conftest import BROWS_SIZE, brows_world_labels
 from scipy.stats import spearmanr
 from torch import nn
 
+from saliency.analysis.cells_validation import MIN_IMAGES
 from saliency.analysis.recovered import logit
 from saliency.analysis.similarity import randomization_verdicts
 from saliency.cli import main
@@ -174,9 +175,8 @@ def test_per_cell_validation_recombines_to_the_all_images_numbers(validated):
     """``cells.csv``: the images are taken from the cells in turn (the first four are the
     four cells), each cell's mean is the mean of its images' areas in
     ``curves_per_image.csv``, the cells' means weighted by their counts give the all-images
-    mean, which is ``curves_summary.csv``'s (and the randomization's last step's); and the
-    hard cell B_F (a third of its women have dark brows: the reader gets them wrong) is
-    named where its simultaneous interval excludes zero."""
+    mean, which is ``curves_summary.csv``'s (and the randomization's last step's). The
+    cells are too small here to be judged (tests/test_cells_validation.py judges them)."""
     run, res, _, _ = validated
     out = run / "validation"
     cells = res.cells  # exact; cells.csv holds it to 6 digits
@@ -201,11 +201,11 @@ def test_per_cell_validation_recombines_to_the_all_images_numbers(validated):
         else:
             last = steps[(steps["method"] == method)].sort_values("step").iloc[-1]
             assert t.loc["all", "mean"] == pytest.approx(last[measure], rel=1e-6)
-        assert (parts["vs_rest_low"] <= parts["vs_rest"]).all()
-        assert (
-            parts["differs"] == ((parts["vs_rest_low"] > 0) | (parts["vs_rest_high"] < 0))
-        ).all()
-    assert cells["adjustment"].str.contains("max-t over 4 cells").all()
+        # 12 curve images and 4 randomization images: 3 and 1 per cell, under the 8 a cell
+        # needs to be judged against the rest, so none is (and the family is empty)
+        assert (parts["n"] < MIN_IMAGES).all() and parts["vs_rest"].isna().all()
+        assert parts["differs"].isna().all()
+    assert cells["adjustment"].str.startswith("cell vs rest: not judged").all()
 
 
 def test_validate_again_after_the_run_is_explained_with_another_baseline(validated, tmp_path):
