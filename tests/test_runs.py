@@ -95,4 +95,4 @@ def test_ablation_readers_need_three_regions_and_put_blur_first(tmp_path):
     assert list(drops.columns) == ["path", "drop_eyes", "drop_nose", "drop_mouth"]
     assert drops["drop_eyes"].iloc[0] == pytest.approx(0.5)
     assert pd.isna(drops["drop_eyes"].iloc[1])  # zero area: no drop
-    assert run.null_shares("cam", "test") is None and run.null.path == tmp_path / "null"
+    assert run.null_shares("cam", "test") == [] and run.null.path == tmp_path / "null"

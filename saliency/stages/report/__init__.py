@@ -29,7 +29,7 @@ from saliency.rundir import (
     share_dir,
 )
 from saliency.stages.contract import Result, StageContext
-from saliency.stages.report_sections import (
+from saliency.stages.report.sections import (
     agreement,
     attributes,
     esc,
