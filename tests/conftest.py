@@ -28,13 +28,16 @@ LONGEST_FIRST = (
     "test_planted_cue",
     "test_torchrun",
     "test_demo",
-    "test_ddp_train",
     "test_figures",
     "test_validate",
     "test_synth",
     "test_adopt",
+    "test_attributes",
+    "test_nonsquare",
+    "test_null_promises",
     "test_models",
     "test_explain_average",
+    "test_ddp_train",
 )
 
 

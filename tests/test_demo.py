@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from saliency.cli import main
 from saliency.study.config import stage_names
@@ -27,6 +28,7 @@ def _selected(pred: pd.DataFrame, selection: str, split: str) -> np.ndarray:
     return rows & {"all": True, "correct": correct, "incorrect": ~correct}[split]
 
 
+@pytest.mark.slow  # a whole study end to end (~30 s): `make test-slow`, run by CI
 def test_quick_demo_runs_every_stage_and_a_second_run_skips_them(tmp_path, capsys):
     # in-process loading and the CPU: the test shares two cores with another pytest worker
     # (the study's 2 loader processes are exercised by `make demo` and tests/test_ablation.py)

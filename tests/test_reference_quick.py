@@ -35,6 +35,7 @@ def folder(tmp_path_factory, synth_tiny):
     return shared(tmp_path_factory, "kaggle_folder", build)
 
 
+@pytest.mark.slow  # a whole study end to end (~12 s): `make test-slow`, run by CI
 def test_the_quick_profile_runs_the_recipe_end_to_end(folder, tmp_path):
     out = tmp_path / "study"
     argv = ["run", str(TEMPLATE), "--profile", "quick", "--data", str(folder),
