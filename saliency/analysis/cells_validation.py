@@ -160,7 +160,7 @@ def validation_by_cell(
     seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``saliency validate``'s per-cell tables from its per-image results: ``randomization``
-    (method, step, image, the similarity measures; ``image`` indexes ``cells``) at each
+    (method, step, image, cell, the similarity measures) at each
     method's last step (every block re-initialized, the step the verdict reads), and the
     deletion and insertion ``areas`` per method (``[n]`` each, the first n of ``cells``;
     the ``random`` order is left out). ``positions``: each image's row in the maps' index.
@@ -169,7 +169,7 @@ def validation_by_cell(
     cells = list(cells)
     order = sorted(set(cells), key=lambda c: ("_" in c, c))  # the figures' order
     last = randomization.groupby("method")["step"].transform("max") == randomization["step"]
-    rand = randomization[last].assign(cell=lambda t: [cells[i] for i in t["image"]])
+    rand = randomization[last]
     curves = pd.DataFrame([
         {"method": m, "image": j, "map_index": int(positions[j]), "cell": cells[j],
          "deletion_auc": d[j], "insertion_auc": i[j]}

@@ -159,13 +159,6 @@ def lift(
     return {"lambda": both[:, :r], "margin": both[:, r:]}
 
 
-def paired_rows(images: Sequence[str], null_images: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Positions ``(i, j)`` of the images present in both lists, in the first list's order,
-    so that ``a[i]`` and ``b[j]`` are the same images (keys: absolute paths)."""
-    i, (j,) = paired_all(images, [null_images])
-    return i, j
-
-
 def paired_all(
     images: Sequence[str], others: Sequence[Sequence[str]]
 ) -> tuple[np.ndarray, list[np.ndarray]]:

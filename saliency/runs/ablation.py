@@ -34,27 +34,6 @@ def ablation_drops(
     return pd.concat(frames, axis=1, join="inner").reset_index()
 
 
-def ablation_cells(
-    run: str | os.PathLike,
-    fill: str,
-    classes: list[str],
-    regions: tuple[str, ...] | list[str] = REGIONS,
-) -> pd.DataFrame | None:
-    """:func:`ablation_drops` with each image's ``cell`` (its group and class, ``AA_F``; the
-    class alone without a group), from the same per-image files; ``None`` as there."""
-    from saliency.data.cells import cell_column
-
-    drops = ablation_drops(run, fill, regions)
-    if drops is None:
-        return None
-    first = next(r for r in regions if (ablation_result_dir(run, r, fill, "delete") /
-                                         "per_image.csv").is_file())  # fmt: skip
-    who = pd.read_csv(ablation_result_dir(run, first, fill, "delete") / "per_image.csv",
-                      keep_default_na=False, usecols=["path", "label", "group"])  # fmt: skip
-    who = who.drop_duplicates("path").assign(cell=lambda t: cell_column(t, classes))
-    return drops.merge(who[["path", "cell"]], on="path", how="left")
-
-
 def ablation_fills(run: str | os.PathLike) -> list[str]:
     """Fills with delete-mode ablations under ``RUN/ablation`` (blur first)."""
     found = {p.name.split("_")[1] for p in ablation_dir(run).glob("*_*_delete")}

@@ -131,10 +131,6 @@ class Run:
         ``fill``; None with fewer than three regions ablated."""
         return ablation.ablation_drops(self.path, fill, regions)
 
-    def ablation_cells(self, fill: str, classes: list[str]) -> pd.DataFrame | None:
-        """:meth:`ablation_drops` with each image's ``cell`` (``AA_F``)."""
-        return ablation.ablation_cells(self.path, fill, classes)
-
     def ablation_fills(self) -> list[str]:
         """Fills with delete-mode ablations (blur first)."""
         return ablation.ablation_fills(self.path)

@@ -192,10 +192,11 @@ def run(
     from saliency.models.train import config_from_checkpoint
 
     world = world or World()
-    results = []
+    results, recipe_epochs = [], None
     for k, out in enumerate(null_dirs(cfg.run, cfg.seed, cfg.seeds)):
         trainer = train_null(cfg, on_epoch, step, world, out, cfg.seed + k)  # checks the run
-        recipe_epochs = config_from_checkpoint(cfg.run).epochs
+        if recipe_epochs is None:  # the run's recipe (read once the run is known to have one)
+            recipe_epochs = config_from_checkpoint(cfg.run).epochs
         acc, explained = analyse_null(cfg, progress, world, out)
         if world.main:
             info = json.loads((out / "null.json").read_text())
